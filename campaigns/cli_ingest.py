@@ -1,0 +1,1 @@
+"""`blast import`: a dry-run ingest report (built with the ingest module)."""

@@ -1,0 +1,164 @@
+"""The tables. The database is the truth: every campaign and every message with its state.
+
+All timestamps are timezone-aware UTC (`utcnow()`); SQLModel stores them as UTC on SQLite and Postgres.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
+from sqlmodel import Field, SQLModel
+
+from campaigns.states import CampaignStatus, MessageState
+
+# A 64-bit id on Postgres; SQLite only auto-increments a column declared exactly INTEGER.
+BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Account(SQLModel, table=True):
+    """A gateway account as last seen in blast.toml: no credentials are stored here."""
+
+    name: str = Field(primary_key=True, max_length=64)
+    provider: str = Field(max_length=16)
+    rate: float
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Campaign(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("schedule_id", "occurrence", name="uq_campaign_schedule_occurrence"),
+        Index("ix_campaign_account_status", "account_name", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    account_name: str = Field(foreign_key="account.name", max_length=64)
+    status: str = Field(default=CampaignStatus.DRAFT, max_length=16)
+    pause_reason: str | None = Field(default=None, max_length=16)
+    pause_detail: str | None = Field(default=None, sa_column=Column(Text))
+    template: str = Field(sa_column=Column(Text, nullable=False))
+    media_url: str | None = Field(default=None, sa_column=Column(Text))
+    # Message kind and its extras (buttons, list rows, template name, ...), as JSON text.
+    options: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
+    region: str = Field(default="UG", max_length=2)
+    source_file: str | None = Field(default=None, sa_column=Column(Text))
+    quiet_hours: str | None = Field(default=None, max_length=11)  # "21:00-08:00"
+    schedule_id: int | None = Field(default=None, foreign_key="schedule.id")
+    occurrence: str | None = Field(default=None, max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+    launch_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+class Message(SQLModel, table=True):
+    __table_args__ = (
+        # One live message per recipient and campaign; skipped rows (duplicates among them) are kept.
+        Index(
+            "uq_message_campaign_phone",
+            "campaign_id",
+            "phone",
+            unique=True,
+            sqlite_where=text("state != 'skipped'"),
+            postgresql_where=text("state != 'skipped'"),
+        ),
+        Index("ix_message_campaign_state", "campaign_id", "state", "next_attempt_at"),
+        Index("ix_message_provider_id", "provider_message_id"),
+        Index("ix_message_state_updated", "state", "updated_at"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    campaign_id: int = Field(foreign_key="campaign.id")
+    row_number: int | None = None  # 1-based data row of the source file (header not counted)
+    phone: str | None = Field(default=None, max_length=20)  # E.164, None when invalid
+    raw_phone: str | None = Field(default=None, max_length=64)
+    variables: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
+    body: str | None = Field(default=None, sa_column=Column(Text))
+    state: str = Field(default=MessageState.PENDING, max_length=16)
+    skip_reason: str | None = Field(default=None, max_length=200)
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    send_at: datetime | None = None  # earliest send time (relative reminders, quiet hours)
+    provider_message_id: str | None = Field(default=None, max_length=100)
+    cost: str | None = Field(default=None, max_length=32)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_reason: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    queued_at: datetime | None = None
+    submitted_at: datetime | None = None
+    sent_at: datetime | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    failed_at: datetime | None = None
+
+
+class Attempt(SQLModel, table=True):
+    """One call to a gateway for one message: when, what it meant, the gateway's code. Append-only."""
+
+    __table_args__ = (Index("ix_attempt_message", "message_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int = Field(sa_column=Column(BIG_ID, nullable=False))
+    at: datetime = Field(default_factory=utcnow)
+    outcome: str = Field(max_length=16)
+    code: str | None = Field(default=None, max_length=64)
+    detail: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class StatusEvent(SQLModel, table=True):
+    """A delivery report or webhook event, normalised, with the gateway's raw payload. Append-only."""
+
+    __table_args__ = (
+        Index("ix_status_event_provider_id", "account_name", "provider_message_id"),
+        Index("ix_status_event_message", "message_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, sa_column=Column(BIG_ID))
+    account_name: str = Field(max_length=64)
+    provider_message_id: str | None = Field(default=None, max_length=100)
+    kind: str = Field(max_length=16)
+    error_code: str | None = Field(default=None, max_length=64)
+    source: str = Field(default="webhook", max_length=16)  # webhook | poll
+    occurred_at: datetime | None = None
+    received_at: datetime = Field(default_factory=utcnow)
+    applied: bool = False
+    raw: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+
+
+class OptOut(SQLModel, table=True):
+    phone: str = Field(primary_key=True, max_length=20)  # E.164
+    reason: str = Field(default="opted out", max_length=200)
+    source: str = Field(default="manual", max_length=64)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Schedule(SQLModel, table=True):
+    """A reminder blast: cron in a time zone, one-off time, or relative to a date column."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=200)
+    account_name: str = Field(foreign_key="account.name", max_length=64)
+    kind: str = Field(max_length=16)  # cron | once | relative
+    cron: str | None = Field(default=None, max_length=120)
+    timezone: str = Field(default="UTC", max_length=64)
+    run_at: datetime | None = None
+    date_column: str | None = Field(default=None, max_length=120)
+    offset_seconds: int | None = None  # relative: send at date_column + offset (negative = before)
+    source_file: str = Field(sa_column=Column(Text, nullable=False))
+    template: str = Field(sa_column=Column(Text, nullable=False))
+    options: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
+    region: str = Field(default="UG", max_length=2)
+    quiet_hours: str | None = Field(default=None, max_length=11)
+    enabled: bool = True
+    next_fire_at: datetime | None = None
+    last_fired_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)

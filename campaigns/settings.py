@@ -1,0 +1,154 @@
+"""Process settings (environment) and gateway accounts (blast.toml).
+
+Settings come from `BLAST_*` environment variables. Accounts come from the TOML file named by
+`BLAST_CONFIG`; a value written `"${VAR}"` is read from the environment when the file is loaded, so
+secrets live in the environment, never in the file, and are held as `SecretStr` so they print as `****`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROVIDERS = ("socnet", "smsglobal", "devino", "httpapi")
+Provider = Literal["socnet", "smsglobal", "devino", "httpapi"]
+
+# Credentials each gateway needs (DESIGN.md, "Accounts"); secret ones are never shown anywhere.
+REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {
+    "socnet": ("api_key",),
+    "smsglobal": ("api_key", "api_secret"),
+    "devino": ("api_key", "sender"),
+    "httpapi": ("token",),
+}
+SECRET_KEYS = frozenset({"api_key", "api_secret", "token", "webhook_secret"})
+
+
+class ConfigError(Exception):
+    """A configuration problem, worded for the operator (names the account and key)."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BLAST_", extra="ignore")
+
+    home: Path = Path(".blast")
+    database_url: str = ""
+    broker_url: str = ""
+    redis_url: str | None = None
+    config: Path = Path("blast.toml")
+    public_url: str = "http://127.0.0.1:8000"
+    max_upload_bytes: int = 200 * 1024 * 1024
+    ingest_chunk_rows: int = 100_000
+
+    def model_post_init(self, __context) -> None:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{(self.home / 'blast.db').as_posix()}"
+        if not self.broker_url:
+            self.broker_url = "filesystem://"
+
+    @property
+    def broker_folder(self) -> Path:
+        """Where Celery's filesystem broker keeps its messages (embedded default only)."""
+        return self.home / "broker"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings and accounts (tests change the environment between cases)."""
+    get_settings.cache_clear()
+    load_accounts.cache_clear()
+
+
+class AccountConfig(BaseModel):
+    """One `[accounts.NAME]` table. `rate` is messages per second for all workers together."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    provider: Provider
+    base_url: str
+    rate: float = Field(gt=0, le=10_000)
+    webhook_secret: SecretStr | None = None
+    api_key: SecretStr | None = None
+    api_secret: SecretStr | None = None
+    token: SecretStr | None = None
+    sender: str | None = None
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    timeout_seconds: float = Field(default=10.0, gt=0)
+
+    def secret(self, key: str) -> str:
+        value = getattr(self, key)
+        if value is None:
+            raise ConfigError(f"account {self.name!r}: {key} is not set")
+        return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+
+_ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def _expand(account: str, key: str, value):
+    if isinstance(value, str) and (match := _ENV_REFERENCE.match(value.strip())):
+        variable = match.group(1)
+        if variable not in os.environ:
+            raise ConfigError(
+                f"account {account!r}: {key} refers to ${{{variable}}}, which is not set in the environment"
+            )
+        return os.environ[variable]
+    return value
+
+
+def parse_accounts(document: dict, source: str = "blast.toml") -> dict[str, AccountConfig]:
+    tables = document.get("accounts", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{source}: [accounts] must be a table of [accounts.NAME] tables")
+    accounts: dict[str, AccountConfig] = {}
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{source}: accounts.{name} must be a table")
+        provider = table.get("provider")
+        if provider not in PROVIDERS:
+            raise ConfigError(
+                f"account {name!r}: provider {provider!r} is unknown (expected one of {', '.join(PROVIDERS)})"
+            )
+        values = {key: _expand(name, key, value) for key, value in table.items()}
+        for key in REQUIRED_CREDENTIALS[provider]:
+            if not values.get(key):
+                raise ConfigError(f"account {name!r}: {key} is required for provider {provider}")
+        try:
+            accounts[name] = AccountConfig(name=name, **values)
+        except ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(part) for part in first["loc"]) or "?"
+            raise ConfigError(f"account {name!r}: {key}: {first['msg']}") from None
+    return accounts
+
+
+@lru_cache(maxsize=1)
+def load_accounts(path: Path | None = None) -> dict[str, AccountConfig]:
+    path = Path(path or get_settings().config)
+    if not path.exists():
+        return {}
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    return parse_accounts(document, source=str(path))
+
+
+def get_account(name: str) -> AccountConfig:
+    accounts = load_accounts()
+    if name not in accounts:
+        known = ", ".join(sorted(accounts)) or "none configured"
+        raise ConfigError(f"unknown account {name!r} (known: {known})")
+    return accounts[name]

@@ -1,0 +1,106 @@
+"""The closed vocabularies: message states, campaign states, pause reasons, gateway outcomes, events.
+
+DESIGN.md's message state machine is `ALLOWED`; every change of a message's state goes through
+`campaigns.transitions.transition`, which refuses any pair not listed here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MessageState(StrEnum):
+    PENDING = "pending"
+    QUEUED = "queued"
+    SENDING = "sending"
+    SUBMITTED = "submitted"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+M = MessageState
+
+# (from, to) pairs a message may take. Anything else is a bug or a stale/duplicated event.
+ALLOWED: frozenset[tuple[MessageState, MessageState]] = frozenset(
+    {
+        (M.PENDING, M.QUEUED),  # pacer publishes a send task
+        (M.PENDING, M.SKIPPED),  # opted out (or otherwise rejected) after ingest, before sending
+        (M.PENDING, M.CANCELLED),
+        (M.QUEUED, M.SENDING),  # a worker claims it
+        (M.QUEUED, M.PENDING),  # reconciler: the broker forgot it; or the campaign was paused
+        (M.QUEUED, M.CANCELLED),
+        (M.SENDING, M.SUBMITTED),  # gateway accepted it
+        (M.SENDING, M.PENDING),  # throttled, transient, quota, auth: try again later
+        (M.SENDING, M.FAILED),  # permanent: recipient or content
+        (M.SENDING, M.UNKNOWN),  # worker died mid-call: outcome lost
+        (M.SUBMITTED, M.SENT),
+        (M.SUBMITTED, M.DELIVERED),
+        (M.SUBMITTED, M.READ),
+        (M.SUBMITTED, M.FAILED),  # delivery report says it failed
+        (M.SUBMITTED, M.PENDING),  # gateway reported throttling after accepting (Devino 2301)
+        (M.SENT, M.DELIVERED),
+        (M.SENT, M.READ),
+        (M.SENT, M.FAILED),
+        (M.SENT, M.PENDING),  # Devino 2301 arriving after a SENT callback
+        (M.DELIVERED, M.READ),
+        (M.FAILED, M.PENDING),  # operator's `blast retry`
+        (M.UNKNOWN, M.SUBMITTED),  # resolved from the gateway's reports
+        (M.UNKNOWN, M.SENT),
+        (M.UNKNOWN, M.DELIVERED),
+        (M.UNKNOWN, M.READ),
+        (M.UNKNOWN, M.FAILED),
+        (M.UNKNOWN, M.PENDING),  # the gateway's reports show it never arrived
+    }
+)
+
+# States a message can still leave by itself: a campaign with any of these is not finished.
+ACTIVE_STATES = (M.PENDING, M.QUEUED, M.SENDING, M.UNKNOWN)
+# The gateway has it: the message counts as sent for the campaign.
+ACCEPTED_STATES = (M.SUBMITTED, M.SENT, M.DELIVERED, M.READ)
+# Progress of delivery, lowest first; events never move a message backwards along it.
+DELIVERY_RANK = {M.SUBMITTED: 0, M.SENT: 1, M.DELIVERED: 2, M.READ: 3}
+
+
+class CampaignStatus(StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    PAUSED = "paused"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+
+
+class PauseReason(StrEnum):
+    USER = "user"
+    QUOTA = "quota"
+    AUTH = "auth"
+    CONTENT = "content"
+    ERROR_RATE = "error_rate"
+
+
+class Outcome(StrEnum):
+    """What a gateway's answer to one send means for us (DESIGN.md, "Classification")."""
+
+    ACCEPTED = "accepted"
+    THROTTLED = "throttled"
+    TRANSIENT = "transient"
+    QUOTA = "quota"
+    AUTH = "auth"
+    RECIPIENT = "recipient"
+    CONTENT = "content"
+
+
+class EventKind(StrEnum):
+    """The one vocabulary every gateway's delivery report or webhook is turned into."""
+
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+    THROTTLED = "throttled"  # accepted, then dropped for rate (Devino 2301): send again
+    UNKNOWN = "unknown"  # a status word nobody documented: kept, changes nothing

@@ -1,0 +1,87 @@
+"""The one way a message changes state: a conditional UPDATE that refuses illegal transitions.
+
+`UPDATE message SET state = :to ... WHERE id IN (:ids) AND state IN (:expected)` — a worker, webhook or
+reconciler that loses a race changes nothing and learns so from the row count. That is what makes
+redelivered or duplicated Celery tasks, replayed webhooks and out-of-order reports harmless.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import update
+
+from campaigns.models import Message, utcnow
+from campaigns.states import ALLOWED, MessageState
+
+# The timestamp column stamped when a message enters a state.
+STAMPS = {
+    MessageState.QUEUED: "queued_at",
+    MessageState.SUBMITTED: "submitted_at",
+    MessageState.SENT: "sent_at",
+    MessageState.DELIVERED: "delivered_at",
+    MessageState.READ: "read_at",
+    MessageState.FAILED: "failed_at",
+}
+# Ids per statement: below SQLite's bound-parameter limit, large enough to be cheap on Postgres.
+CHUNK = 5000
+
+
+class IllegalTransition(ValueError):
+    """A (from, to) pair the state machine does not allow."""
+
+
+def sources(to: MessageState) -> tuple[MessageState, ...]:
+    """Every state a message may enter `to` from."""
+    return tuple(sorted({src for src, dst in ALLOWED if dst == to}))
+
+
+def check(expected: Iterable[MessageState], to: MessageState) -> tuple[MessageState, ...]:
+    expected = tuple(MessageState(state) for state in expected)
+    if not expected:
+        raise IllegalTransition(f"no expected state given for a transition to {to}")
+    for state in expected:
+        if (state, MessageState(to)) not in ALLOWED:
+            raise IllegalTransition(f"a message may not go from {state} to {to}")
+    return expected
+
+
+def transition(
+    connection,
+    message_ids: int | Sequence[int],
+    *,
+    expected: MessageState | Iterable[MessageState],
+    to: MessageState,
+    now: datetime | None = None,
+    returning: bool = False,
+    **values,
+) -> int | list[int]:
+    """Move the messages that are still in `expected` to `to`; return how many moved (or their ids).
+
+    `connection` is a SQLAlchemy Connection or Session; the caller commits. `values` are other columns
+    to set in the same statement (provider_message_id, error_code, attempts=Message.attempts + 1, ...).
+    """
+    if isinstance(expected, str):
+        expected = (expected,)
+    expected = check(expected, to)
+    ids = [message_ids] if isinstance(message_ids, int) else list(message_ids)
+    now = now or utcnow()
+    assignments = {"state": MessageState(to).value, "updated_at": now, **values}
+    if (stamp := STAMPS.get(MessageState(to))) and stamp not in assignments:
+        assignments[stamp] = now
+    moved: list[int] = []
+    count = 0
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        statement = (
+            update(Message)
+            .where(Message.id.in_(chunk), Message.state.in_([state.value for state in expected]))
+            .values(**assignments)
+            .execution_options(synchronize_session=False)
+        )
+        if returning:
+            moved.extend(connection.execute(statement.returning(Message.id)).scalars())
+        else:
+            count += connection.execute(statement).rowcount
+    return moved if returning else count

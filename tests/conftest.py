@@ -1,0 +1,99 @@
+"""Shared fixtures: a fresh database per test (SQLite and the real Postgres), and a clean Blast home."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from campaigns import db
+from campaigns.settings import reset_settings
+from tests import services
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url():
+    """A database of our own on the real Postgres server, migrated once, dropped at the end."""
+    services.require("postgres")
+    admin_url = services.POSTGRES_URL
+    name = f"blast_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = admin_url.rsplit("/", 1)[0] + "/" + name
+    db.migrate(url)
+    yield url
+    db.engine_for(url).dispose()
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    engine = db.engine_for(url)
+    with engine.begin() as connection:
+        tables = connection.execute(
+            text("SELECT tablename FROM pg_tables"
+                 " WHERE schemaname = 'public' AND tablename != 'alembic_version'")
+        ).scalars().all()
+        if tables:
+            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture
+def blast_home(tmp_path, monkeypatch):
+    """BLAST_HOME in a temporary folder; settings re-read from the environment."""
+    home = tmp_path / "blast-home"
+    monkeypatch.setenv("BLAST_HOME", str(home))
+    monkeypatch.setenv("BLAST_CONFIG", str(tmp_path / "blast.toml"))
+    monkeypatch.delenv("BLAST_DATABASE_URL", raising=False)
+    monkeypatch.delenv("BLAST_BROKER_URL", raising=False)
+    monkeypatch.delenv("BLAST_REDIS_URL", raising=False)
+    reset_settings()
+    yield home
+    reset_settings()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, blast_home, monkeypatch):
+    """A migrated, empty database: SQLite in the test's folder, or the test Postgres database."""
+    if request.param == "postgres":
+        url = request.getfixturevalue("postgres_server_url")
+        _truncate_all(url)
+    else:
+        url = f"sqlite:///{(blast_home / 'blast.db').as_posix()}"
+        db.migrate(url)
+    monkeypatch.setenv("BLAST_DATABASE_URL", url)
+    reset_settings()
+    yield url
+    if request.param == "sqlite":
+        db.engine_for(url).dispose()
+
+
+@pytest.fixture
+def engine(database_url):
+    return db.engine_for(database_url)
+
+
+@pytest.fixture
+def redis_url():
+    services.require("redis")
+    return services.REDIS_URL
+
+
+@pytest.fixture
+def rabbitmq_url():
+    services.require("rabbitmq")
+    return services.RABBITMQ_URL
+
+
+def pytest_report_header(config):
+    ci = os.environ.get("CI", "") == "true"
+    found = {name: services.available(name) for name in ("redis", "postgres", "rabbitmq")}
+    return "servers: " + ", ".join(f"{n}={'up' if up else 'missing'}" for n, up in found.items()) + (
+        " (CI=true: missing servers fail their tests)" if ci else ""
+    )
