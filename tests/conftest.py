@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 
 import pytest
@@ -58,6 +59,16 @@ def blast_home(tmp_path, monkeypatch):
     reset_settings()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """One migrated SQLite file; each test gets a copy (migrating per test would dominate the suite)."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "blast.db"
+    url = f"sqlite:///{path.as_posix()}"
+    db.migrate(url)
+    db.engine_for(url).dispose()
+    return path
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request, blast_home, monkeypatch):
     """A migrated, empty database: SQLite in the test's folder, or the test Postgres database."""
@@ -65,8 +76,10 @@ def database_url(request, blast_home, monkeypatch):
         url = request.getfixturevalue("postgres_server_url")
         _truncate_all(url)
     else:
-        url = f"sqlite:///{(blast_home / 'blast.db').as_posix()}"
-        db.migrate(url)
+        path = blast_home / "blast.db"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path.as_posix()}"
     monkeypatch.setenv("BLAST_DATABASE_URL", url)
     reset_settings()
     yield url

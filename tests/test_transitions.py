@@ -1,0 +1,90 @@
+"""The message state machine: every legal transition works once; illegal ones are refused."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session
+
+from campaigns.models import Message
+from campaigns.states import ALLOWED, MessageState
+from campaigns.transitions import STAMPS, IllegalTransition, sources, transition
+from tests.factories import make_campaign, make_messages
+
+M = MessageState
+
+
+def _state(engine, message_id):
+    with Session(engine) as session:
+        return session.get(Message, message_id)
+
+
+@pytest.mark.parametrize(("source", "target"), sorted(ALLOWED))
+def test_every_legal_transition_moves_exactly_once(engine, source, target):
+    # given a message in the source state
+    campaign = make_campaign(engine)
+    [message_id] = make_messages(engine, campaign.id, 1, state=source)
+    # when it moves to the target, twice (a duplicated task, a replayed webhook)
+    with engine.begin() as connection:
+        first = transition(connection, message_id, expected=source, to=target)
+        second = transition(connection, message_id, expected=source, to=target)
+    # then only the first one changes it, and the entry time is stamped
+    assert (first, second) == (1, 0)
+    message = _state(engine, message_id)
+    assert message.state == target
+    if target in STAMPS:
+        assert getattr(message, STAMPS[target]) is not None
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [
+        (M.READ, M.DELIVERED),  # a late delivery report never moves a read message back
+        (M.DELIVERED, M.SENT),
+        (M.FAILED, M.SUBMITTED),  # a failed message is only sent again through `retry` (-> pending)
+        (M.SKIPPED, M.PENDING),
+        (M.CANCELLED, M.PENDING),
+        (M.PENDING, M.SENDING),  # nothing is sent without being queued
+        (M.PENDING, M.SUBMITTED),
+        (M.SUBMITTED, M.SENDING),  # an accepted message is never claimed for a second send
+        (M.SENT, M.QUEUED),
+        (M.READ, M.PENDING),
+        (M.DELIVERED, M.PENDING),
+    ],
+)
+def test_illegal_transitions_are_refused_and_change_nothing(engine, source, target):
+    campaign = make_campaign(engine)
+    [message_id] = make_messages(engine, campaign.id, 1, state=source)
+    with engine.begin() as connection, pytest.raises(IllegalTransition):
+        transition(connection, message_id, expected=source, to=target)
+    assert _state(engine, message_id).state == source
+
+
+def test_a_message_not_in_the_expected_state_is_left_alone(engine):
+    # given one pending and one already-submitted message
+    campaign = make_campaign(engine)
+    pending, submitted = make_messages(engine, campaign.id, 1) + make_messages(engine, campaign.id, 1,
+                                                                               state=M.SUBMITTED, start=1)
+    # when both are claimed for queueing
+    with engine.begin() as connection:
+        moved = transition(connection, [pending, submitted], expected=M.PENDING, to=M.QUEUED, returning=True)
+    # then only the pending one moved
+    assert moved == [pending]
+    assert _state(engine, submitted).state == M.SUBMITTED
+
+
+def test_delivery_events_never_move_backwards(engine):
+    campaign = make_campaign(engine)
+    [message_id] = make_messages(engine, campaign.id, 1, state=M.SUBMITTED)
+    with engine.begin() as connection:
+        assert transition(connection, message_id, expected=sources(M.READ), to=M.READ) == 1
+        assert transition(connection, message_id, expected=sources(M.DELIVERED), to=M.DELIVERED) == 0
+    assert _state(engine, message_id).state == M.READ
+
+
+def test_bulk_transitions_span_chunks_and_set_values(engine):
+    campaign = make_campaign(engine)
+    ids = make_messages(engine, campaign.id, 12_000)
+    with engine.begin() as connection:
+        moved = transition(connection, ids, expected=M.PENDING, to=M.QUEUED, error_code="x")
+    assert moved == 12_000
+    assert _state(engine, ids[-1]).error_code == "x"
