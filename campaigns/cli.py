@@ -73,6 +73,10 @@ def main() -> None:
 
 
 # Command groups live in their own modules and register on `app` when imported.
-from campaigns import cli_ingest, cli_sandbox
+from campaigns import cli_campaigns, cli_ingest, cli_processes, cli_sandbox
 
 __all__ = ["Path", "app", "console", "err_console", "fail", "main"]
+
+
+if __name__ == "__main__":
+    main()

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     max_upload_bytes: int = 200 * 1024 * 1024
     ingest_chunk_rows: int = 100_000
+    # Dispatch timings, in seconds (DESIGN.md "Pacer" and "Reconciler").
+    pace_depth_seconds: float = 2.0  # how much sending each account keeps queued in the broker
+    queued_timeout_seconds: float = 60.0  # queued longer than this: the broker forgot it; pending again
+    sending_timeout_seconds: float = 120.0  # sending longer than this: the worker died; unknown
+    unknown_timeout_seconds: float = 900.0  # unknown with no evidence from the gateway this long: failed
 
     def model_post_init(self, __context) -> None:
         if not self.database_url:
@@ -83,7 +88,9 @@ class AccountConfig(BaseModel):
     api_secret: SecretStr | None = None
     token: SecretStr | None = None
     sender: str | None = None
-    max_attempts: int = Field(default=5, ge=1, le=100)
+    max_attempts: int = Field(default=5, ge=1, le=100)  # transient failures before a message fails
+    retry_base_seconds: float = Field(default=2.0, gt=0)  # first backoff; doubles each attempt, with jitter
+    retry_max_seconds: float = Field(default=300.0, gt=0)
     batch_size: int = Field(default=100, ge=1, le=1000)
     timeout_seconds: float = Field(default=10.0, gt=0)
 

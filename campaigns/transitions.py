@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import bindparam, literal, or_, update
 
 from campaigns.models import Message, utcnow
 from campaigns.states import ALLOWED, MessageState
@@ -54,11 +54,12 @@ def transition(
     expected: MessageState | Iterable[MessageState],
     to: MessageState,
     now: datetime | None = None,
-    returning: bool = False,
+    returning: bool | Sequence = False,
     **values,
-) -> int | list[int]:
-    """Move the messages that are still in `expected` to `to`; return how many moved (or their ids).
+) -> int | list:
+    """Move the messages that are still in `expected` to `to`; return how many moved.
 
+    With `returning=True` the moved ids are returned instead; with a list of columns, their rows.
     `connection` is a SQLAlchemy Connection or Session; the caller commits. `values` are other columns
     to set in the same statement (provider_message_id, error_code, attempts=Message.attempts + 1, ...).
     """
@@ -80,8 +81,42 @@ def transition(
             .values(**assignments)
             .execution_options(synchronize_session=False)
         )
-        if returning:
+        if returning is True:
             moved.extend(connection.execute(statement.returning(Message.id)).scalars())
+        elif returning:
+            moved.extend(connection.execute(statement.returning(*returning)).all())
         else:
             count += connection.execute(statement).rowcount
     return moved if returning else count
+
+
+def transition_each(
+    connection,
+    rows: Sequence[dict],
+    *,
+    expected: MessageState | Iterable[MessageState],
+    to: MessageState,
+    now: datetime | None = None,
+) -> int:
+    """Like `transition`, with values of its own for each message: `rows` are dicts with `id` and the
+    same other keys. One executemany; returns how many moved (where the driver reports it)."""
+    if not rows:
+        return 0
+    if isinstance(expected, str):
+        expected = (expected,)
+    expected = check(expected, to)
+    now = now or utcnow()
+    keys = sorted(set(rows[0]) - {"id"})
+    assignments = {"state": MessageState(to).value, "updated_at": now}
+    if (stamp := STAMPS.get(MessageState(to))) and stamp not in keys:
+        assignments[stamp] = now
+    assignments.update({key: bindparam(f"v_{key}") for key in keys})
+    statement = (
+        update(Message.__table__)
+        .where(Message.__table__.c.id == bindparam("v_id"),
+               # not IN (...): an expanding parameter cannot go into an executemany
+               or_(*(Message.__table__.c.state == literal(state.value) for state in expected)))
+        .values(**assignments)
+    )
+    parameters = [{f"v_{key}": value for key, value in row.items()} for row in rows]
+    return connection.execute(statement, parameters).rowcount

@@ -88,3 +88,21 @@ def test_bulk_transitions_span_chunks_and_set_values(engine):
         moved = transition(connection, ids, expected=M.PENDING, to=M.QUEUED, error_code="x")
     assert moved == 12_000
     assert _state(engine, ids[-1]).error_code == "x"
+
+
+def test_transition_each_sets_values_per_message_and_skips_lost_races(engine):
+    # given two sending messages, one of which another worker already recorded
+    campaign = make_campaign(engine)
+    first, second = make_messages(engine, campaign.id, 2, state=M.SENDING)
+    with engine.begin() as connection:
+        transition(connection, second, expected=M.SENDING, to=M.FAILED)
+    # when both are recorded as submitted with their own provider ids
+    from campaigns.transitions import transition_each
+
+    with engine.begin() as connection:
+        transition_each(connection, [{"id": first, "provider_message_id": "p1"},
+                                     {"id": second, "provider_message_id": "p2"}],
+                        expected=M.SENDING, to=M.SUBMITTED)
+    # then only the one still sending took its id
+    assert (_state(engine, first).state, _state(engine, first).provider_message_id) == (M.SUBMITTED, "p1")
+    assert (_state(engine, second).state, _state(engine, second).provider_message_id) == (M.FAILED, None)

@@ -1,0 +1,126 @@
+"""Campaign commands: launch, pause, resume, cancel, retry, export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from campaigns import lifecycle
+from campaigns.cli import app, console, err_console
+from campaigns.errors import BlastError
+from campaigns.settings import get_settings
+
+
+def read_template(value: str) -> str:
+    """`--template TEXT` or `--template @FILE`."""
+    if value.startswith("@"):
+        path = Path(value[1:])
+        if not path.is_file():
+            raise BlastError(f"template file {path} does not exist")
+        return path.read_text(encoding="utf-8")
+    return value
+
+
+def embedded() -> bool:
+    """No broker server configured: the worker runs inside the command that waits."""
+    return get_settings().broker_url.startswith("filesystem://")
+
+
+@app.command()
+def launch(
+    file: Annotated[Path, typer.Argument(help="CSV or Excel contact list")],
+    account: Annotated[str, typer.Option(help="gateway account from blast.toml")],
+    template: Annotated[str, typer.Option(help="message template (Jinja2), or @FILE")],
+    name: Annotated[str | None, typer.Option(help="campaign name")] = None,
+    media_url: Annotated[str | None, typer.Option("--media-url", help="image/document URL to send")] = None,
+    at: Annotated[str | None, typer.Option(help="start time, ISO 8601 (default: now)")] = None,
+    region: Annotated[str, typer.Option(help="default region for numbers without a country code")] = "UG",
+    phone_column: Annotated[str | None, typer.Option("--phone-column", help="column holding the numbers")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="show progress and exit when the campaign ends")] = False,
+) -> None:
+    """Create a campaign from a contact list and start it; prints the campaign id."""
+    from campaigns.db import migrate
+
+    migrate()
+    campaign_id, report = lifecycle.launch(
+        file, account_name=account, template=read_template(template), name=name, media_url=media_url,
+        at=lifecycle.parse_when(at), region=region, phone_column=phone_column,
+    )
+    typer.echo(campaign_id)
+    err_console.print(f"{report.get('valid', 0)} recipients, {report.get('rows', 0) - report.get('valid', 0)} "
+                      f"skipped", highlight=False)
+    if wait:
+        code = wait_for(campaign_id)
+        raise typer.Exit(code)
+
+
+def wait_for(campaign_id: int) -> int:
+    """A progress bar until the campaign finishes or is cancelled (0), or pauses (2)."""
+    if embedded():
+        from workers.embedded import EmbeddedWorker
+
+        with EmbeddedWorker():
+            return _progress(campaign_id)
+    return _progress(campaign_id)
+
+
+def _progress(campaign_id: int) -> int:
+    from campaigns.progress import follow
+
+    report = follow(campaign_id, console=console)
+    if report["status"] == "paused":
+        console.print(f"campaign {campaign_id} paused ({report.get('pause_reason')}): "
+                      f"`blast resume {campaign_id}` continues it")
+        return 2
+    return 0
+
+
+@app.command()
+def pause(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Pause: no new message starts; messages in flight finish."""
+    lifecycle.pause(campaign_id)
+    console.print(f"campaign {campaign_id} paused")
+
+
+@app.command()
+def resume(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Resume a paused campaign."""
+    lifecycle.resume(campaign_id)
+    console.print(f"campaign {campaign_id} running")
+
+
+@app.command()
+def cancel(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
+    """Cancel: every message not yet sent is cancelled."""
+    cancelled = lifecycle.cancel(campaign_id)
+    console.print(f"campaign {campaign_id} cancelled ({cancelled} messages not sent)")
+
+
+@app.command()
+def retry(
+    campaign_id: Annotated[int, typer.Argument(metavar="ID")],
+    reason: Annotated[str | None, typer.Option(help="only failures with this error code or reason")] = None,
+) -> None:
+    """Send failed messages again (all, or those of one reason)."""
+    moved = lifecycle.retry(campaign_id, reason)
+    console.print(f"campaign {campaign_id}: {moved} failed messages will be sent again")
+
+
+@app.command()
+def export(
+    campaign_id: Annotated[int, typer.Argument(metavar="ID")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="CSV file (default: stdout)")] = None,
+) -> None:
+    """One row per recipient: phone, state, provider id, error, timestamps."""
+    from campaigns import export as exporter
+
+    if output is None:
+        exporter.write_csv(campaign_id, sys.stdout)
+        return
+    with output.open("w", newline="", encoding="utf-8") as stream:
+        count = exporter.write_csv(campaign_id, stream)
+    console.print(f"{count} rows written to {output}")
+

@@ -1,0 +1,1 @@
+"""Periodic tasks of beat that are not part of sending (delivery reports, reminders)."""

@@ -1,0 +1,84 @@
+"""The Celery app: configured from Blast's settings, tasks grouped by area, one queue per kind of work.
+
+Queues: `send` (send tasks, the hot path), `pace` (pacer and reconciler), `reports` (delivery-report
+polling, balance checks, reminder blasts). Delivery guarantees come from the database, not the broker:
+tasks are acknowledged late and a redelivered task finds its messages already claimed and does nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery import Celery
+from kombu import Queue, pools
+
+from campaigns.settings import get_settings
+
+# Redis redelivers an unacknowledged task after this many seconds. Send tasks finish in seconds, and the
+# pacer never publishes a countdown longer than a few seconds, so nothing legitimately runs this long.
+VISIBILITY_TIMEOUT_SECONDS = 300
+
+QUEUES = ("send", "pace", "reports")
+
+
+def _transport_options(broker_url: str) -> dict:
+    if broker_url.startswith("filesystem://"):
+        folder = Path(get_settings().broker_folder)
+        for sub in ("queue", "processed"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "store_processed": False,
+        }
+    if broker_url.startswith(("redis://", "rediss://")):
+        return {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}
+    return {}
+
+
+def create_app() -> Celery:
+    celery = Celery("blast", include=["workers.tasks", "schedules.tasks"])
+    celery.conf.update(
+        broker_connection_retry_on_startup=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_queues=[Queue(name) for name in QUEUES],
+        task_default_queue="send",
+        task_routes={
+            "blast.send_messages": {"queue": "send"},
+            "blast.pace": {"queue": "pace"},
+            "blast.reconcile": {"queue": "pace"},
+            "blast.*": {"queue": "reports"},
+        },
+        worker_hijack_root_logger=False,
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    from schedules.beat import BEAT_SCHEDULE
+
+    celery.conf.beat_schedule = BEAT_SCHEDULE
+    configure(celery)
+    return celery
+
+
+def configure(celery: Celery) -> None:
+    """(Re)apply the broker settings; connections made with older ones are closed (tests, the demo)."""
+    settings = get_settings()
+    celery.conf.broker_url = settings.broker_url
+    celery.conf.broker_transport_options = _transport_options(settings.broker_url)
+    if celery._pool is not None:
+        celery._pool.force_close_all()
+        celery._pool = None
+    if "amqp" in celery.__dict__:
+        celery.amqp._producer_pool = None
+    pools.reset()
+
+
+app = create_app()

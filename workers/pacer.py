@@ -1,0 +1,161 @@
+"""The pacer: keeps each account's queue a few seconds deep, and no deeper.
+
+Each round, per account: count the messages already queued for its running campaigns, move enough
+`pending` ones to `queued` to hold `rate x pace_depth_seconds` (shared fairly between the campaigns), and
+publish one send task per small batch of them. A million-recipient campaign therefore never puts more
+than a few seconds of work in the broker, and no task carries a countdown. Messages are moved before
+their tasks are published; if publishing fails, the reconciler finds them queued too long and hands them
+back to `pending`.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Iterable
+
+from sqlalchemy import and_, exists, func, or_, select, text, update
+
+from campaigns.db import get_engine, is_postgres
+from campaigns.models import Campaign, Message, utcnow
+from campaigns.settings import AccountConfig, get_account, get_settings
+from campaigns.states import ACTIVE_STATES, CampaignStatus, MessageState
+from campaigns.transitions import transition
+
+# Messages per send task: small enough that many threads share an account's rate, large enough that
+# Celery's per-task cost is spread over several messages. Batch gateways (Devino) get one call per task.
+MAX_TASK_BATCH = 10
+
+
+def task_batch_size(account: AccountConfig, rate: float, *, gateway_batch: int = 1) -> int:
+    """Messages per send task for an account sending at `rate` messages/s."""
+    if gateway_batch > 1:
+        # One gateway call per task; at most a tenth of a second of the rate, so a call never bursts.
+        return max(1, min(gateway_batch, account.batch_size, int(rate / 10)))
+    return max(1, min(MAX_TASK_BATCH, int(rate / 10)))
+
+
+def start_due_campaigns(connection, now) -> None:
+    connection.execute(
+        update(Campaign)
+        .where(Campaign.status == CampaignStatus.SCHEDULED, Campaign.launch_at <= now)
+        .values(status=CampaignStatus.RUNNING, started_at=now)
+    )
+
+
+def finish_done_campaigns(connection, now) -> list[int]:
+    """Running campaigns with no message left that could still move on its own are finished."""
+    active = exists().where(Message.campaign_id == Campaign.id, Message.state.in_([s.value for s in ACTIVE_STATES]))
+    done = connection.execute(
+        select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING, ~active)
+    ).scalars().all()
+    if done:
+        connection.execute(
+            update(Campaign)
+            .where(Campaign.id.in_(done), Campaign.status == CampaignStatus.RUNNING)
+            .values(status=CampaignStatus.FINISHED, finished_at=now)
+        )
+    return list(done)
+
+
+def _lock_account(connection, account_name: str) -> bool:
+    """One pacer per account at a time (a second beat, or two pace tasks at once, simply skip)."""
+    if is_postgres(connection.engine):
+        key = zlib.crc32(f"blast-pacer:{account_name}".encode())
+        return bool(connection.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": key}).scalar())
+    return True  # SQLite: one writer at a time already
+
+
+def _ready(campaign_id: int, now):
+    return and_(
+        Message.campaign_id == campaign_id,
+        Message.state == MessageState.PENDING,
+        or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
+        or_(Message.send_at.is_(None), Message.send_at <= now),
+    )
+
+
+def _pick(connection, campaign_ids: list[int], room: int, now) -> dict[int, list[int]]:
+    """Up to `room` ready messages, shared evenly between the campaigns (leftover share goes round)."""
+    picked: dict[int, list[int]] = {cid: [] for cid in campaign_ids}
+    hungry = list(campaign_ids)
+    while room > 0 and hungry:
+        share = max(1, math.ceil(room / len(hungry)))
+        still_hungry = []
+        for campaign_id in hungry:
+            take = min(share, room)
+            if take <= 0:
+                break
+            query = select(Message.id).where(
+                _ready(campaign_id, now), Message.id.not_in(picked[campaign_id]) if picked[campaign_id] else True
+            ).limit(take).with_for_update(skip_locked=True)
+            ids = connection.execute(query).scalars().all()
+            picked[campaign_id].extend(ids)
+            room -= len(ids)
+            if len(ids) == take:
+                still_hungry.append(campaign_id)
+        hungry = still_hungry
+    return {cid: ids for cid, ids in picked.items() if ids}
+
+
+def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> int:
+    """One pacing round for one account; returns how many messages it queued.
+
+    `publish(campaign_id, message_ids)` sends one task; it is called after the commit.
+    """
+    engine = engine or get_engine()
+    account = get_account(account_name)
+    rate = limiter.effective_rate(account.name, rate=account.rate) if limiter else account.rate
+    depth = max(1, math.ceil(rate * get_settings().pace_depth_seconds))
+    batch = task_batch_size(account, rate, gateway_batch=_gateway_batch(account))
+    now = utcnow()
+    with engine.begin() as connection:
+        if not _lock_account(connection, account.name):
+            return 0
+        campaign_ids = connection.execute(
+            select(Campaign.id).where(Campaign.account_name == account.name,
+                                      Campaign.status == CampaignStatus.RUNNING).order_by(Campaign.id)
+        ).scalars().all()
+        if not campaign_ids:
+            return 0
+        queued = connection.execute(
+            select(func.count()).select_from(Message).where(
+                Message.campaign_id.in_(campaign_ids), Message.state == MessageState.QUEUED)
+        ).scalar_one()
+        room = depth - queued
+        if room < min(batch, depth):
+            return 0
+        picked = _pick(connection, list(campaign_ids), room, now)
+        for ids in picked.values():
+            transition(connection, ids, expected=MessageState.PENDING, to=MessageState.QUEUED, now=now)
+    total = 0
+    for campaign_id, ids in picked.items():
+        for start in range(0, len(ids), batch):
+            publish(campaign_id, ids[start:start + batch])
+        total += len(ids)
+    return total
+
+
+def _gateway_batch(account: AccountConfig) -> int:
+    from workers.providers import client_for
+
+    return getattr(client_for(account), "max_batch", 1)
+
+
+def accounts_with_running_campaigns(engine=None) -> list[str]:
+    engine = engine or get_engine()
+    with engine.connect() as connection:
+        return list(connection.execute(
+            select(Campaign.account_name).where(Campaign.status == CampaignStatus.RUNNING).distinct()
+        ).scalars())
+
+
+def pace(*, publish, account_names: Iterable[str] | None = None, engine=None, limiter=None) -> int:
+    """A whole pacing round: start due campaigns, finish done ones, fill every account's queue."""
+    engine = engine or get_engine()
+    now = utcnow()
+    with engine.begin() as connection:
+        start_due_campaigns(connection, now)
+        finish_done_campaigns(connection, now)
+    names = list(account_names) if account_names else accounts_with_running_campaigns(engine)
+    return sum(pace_account(name, publish=publish, engine=engine, limiter=limiter) for name in names)

@@ -1,0 +1,238 @@
+"""The send path of one task: claim, check the campaign, take rate tokens, call the gateway, classify,
+record. Every change of state is conditional, so a redelivered or duplicated task sends nothing.
+
+Database work is batched per task: one UPDATE claims the task's messages, one executemany per outcome
+records them, one INSERT records the attempts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, insert, select, update
+
+from campaigns.db import get_engine
+from campaigns.models import Attempt, Campaign, Message, utcnow
+from campaigns.settings import AccountConfig, get_account
+from campaigns.states import CampaignStatus, MessageState, Outcome
+from campaigns.transitions import transition, transition_each
+from workers import retry_policy
+
+log = logging.getLogger("blast.send")
+
+# A pause or cancel reaches running send tasks within this many seconds.
+STATUS_TTL_SECONDS = 0.5
+# The longest a worker thread waits for rate tokens before handing messages back to pending.
+MAX_TOKEN_WAIT_SECONDS = 2.0
+# A message handed back for lack of tokens (or a paused campaign) waits this long before the pacer
+# picks it again.
+HAND_BACK_DELAY_SECONDS = 0.5
+
+M = MessageState
+RECORDABLE = (M.SENDING, M.UNKNOWN)  # the reconciler may have marked a slow send unknown meanwhile
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignInfo:
+    id: int
+    status: str
+    account_name: str
+    kind: str
+    options: dict = field(default_factory=dict)
+
+
+_cache: dict[int, tuple[float, CampaignInfo]] = {}
+_cache_lock = threading.Lock()
+
+
+def campaign_info(campaign_id: int, *, engine, fresh: bool = False) -> CampaignInfo | None:
+    """The campaign's status and sending options, re-read at most every STATUS_TTL_SECONDS."""
+    now = time.monotonic()
+    with _cache_lock:
+        cached = _cache.get(campaign_id)
+    if cached and not fresh and cached[0] > now:
+        return cached[1]
+    with engine.connect() as connection:
+        row = connection.execute(
+            select(Campaign.status, Campaign.account_name, Campaign.options, Campaign.media_url)
+            .where(Campaign.id == campaign_id)
+        ).first()
+    if row is None:
+        return None
+    options = json.loads(row.options or "{}")
+    if row.media_url:
+        options.setdefault("media_url", row.media_url)
+    kind = options.pop("kind", None) or ("media" if row.media_url else "text")
+    info = CampaignInfo(campaign_id, row.status, row.account_name, kind, options)
+    with _cache_lock:
+        _cache[campaign_id] = (now + STATUS_TTL_SECONDS, info)
+    return info
+
+
+def forget_campaign(campaign_id: int) -> None:
+    with _cache_lock:
+        _cache.pop(campaign_id, None)
+
+
+def callback_url(account: AccountConfig) -> str | None:
+    """Where gateways that take a URL per message post status (Devino): the web app's hook."""
+    from campaigns.hooks import hook_url
+
+    return hook_url(account)
+
+
+def hand_back(engine, campaign_id: int, message_ids: list[int], status: str) -> None:
+    """Queued messages of a campaign that is not running go back (or are cancelled with it)."""
+    with engine.begin() as connection:
+        if status == CampaignStatus.CANCELLED:
+            transition(connection, message_ids, expected=M.QUEUED, to=M.CANCELLED)
+        else:
+            transition(connection, message_ids, expected=M.QUEUED, to=M.PENDING)
+
+
+def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limiter=None) -> dict[str, int]:
+    """Send the given messages of one campaign; returns a count per outcome (for logs and tests)."""
+    from workers.providers import Outbound, client_for
+    from workers.rate_limits import get_limiter
+
+    engine = engine or get_engine()
+    limiter = limiter or get_limiter()
+    info = campaign_info(campaign_id, engine=engine)
+    if info is None:
+        return {}
+    if info.status != CampaignStatus.RUNNING:
+        hand_back(engine, campaign_id, message_ids, info.status)
+        return {"handed_back": len(message_ids)}
+    account = get_account(info.account_name)
+    with engine.begin() as connection:
+        claimed = transition(connection, message_ids, expected=M.QUEUED, to=M.SENDING,
+                             returning=[Message.id, Message.phone, Message.body, Message.attempts])
+    if not claimed:
+        return {}
+    client = client_for(account)
+    hook = callback_url(account) if getattr(client, "wants_callback_url", False) else None
+    results: list[tuple[object, object]] = []
+    unsent: list = []
+    batch = max(1, getattr(client, "max_batch", 1))
+    for start in range(0, len(claimed), batch):
+        chunk = claimed[start:start + batch]
+        current = campaign_info(campaign_id, engine=engine)
+        if current is None or current.status != CampaignStatus.RUNNING:
+            unsent.extend(chunk)
+            continue
+        if not limiter.acquire(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS, count=len(chunk)):
+            unsent.extend(claimed[start:])
+            break
+        outbound = [
+            Outbound(message_id=row.id, to=row.phone, text=row.body, kind=info.kind, options=info.options,
+                     callback_url=hook)
+            for row in chunk
+        ]
+        answers = client.send_batch(outbound) if len(outbound) > 1 else [client.send(outbound[0])]
+        for row, answer in zip(chunk, answers, strict=True):
+            results.append((row, answer))
+            if answer.outcome == Outcome.THROTTLED:
+                limiter.throttled(account.name, rate=account.rate)
+    return record(engine, campaign_id, account, results, unsent)
+
+
+def record(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list) -> dict[str, int]:
+    """Write every answer back in one transaction: conditional updates per outcome, attempts appended."""
+    now = utcnow()
+    by_state: dict[MessageState, list[dict]] = defaultdict(list)
+    attempts: list[dict] = []
+    counts: dict[str, int] = defaultdict(int)
+    pause_reason = None
+    content_codes: set[str] = set()
+    for row, answer in results:
+        outcome = Outcome(answer.outcome)
+        counts[outcome.value] += 1
+        used = outcome in retry_policy.USES_ATTEMPT
+        attempts_after = row.attempts + (1 if used else 0)
+        state = retry_policy.next_state(outcome, attempts_after=attempts_after, account=account)
+        values = {"id": row.id, "attempts": attempts_after, "error_code": answer.code,
+                  "error_reason": _reason(answer)}
+        if state == M.SUBMITTED:
+            values.update(provider_message_id=answer.provider_message_id, cost=answer.cost,
+                          error_code=None, error_reason=None)
+        elif state == M.PENDING:
+            values["next_attempt_at"] = retry_policy.retry_at(outcome, now=now, attempts_after=attempts_after,
+                                                              account=account, retry_after=answer.retry_after)
+        by_state[state].append(values)
+        attempts.append({"message_id": row.id, "at": now, "outcome": outcome.value, "code": answer.code,
+                         "detail": _reason(answer)})
+        pause_reason = pause_reason or retry_policy.PAUSES_ACCOUNT.get(outcome)
+        if outcome == Outcome.CONTENT and answer.code:
+            content_codes.add(answer.code)
+    later = now + _seconds(HAND_BACK_DELAY_SECONDS)
+    for row in unsent:
+        by_state[M.PENDING].append({"id": row.id, "attempts": row.attempts, "error_code": None,
+                                    "error_reason": None, "next_attempt_at": later})
+    counts["handed_back"] += len(unsent)
+    with engine.begin() as connection:
+        for state, rows in by_state.items():
+            _record_state(connection, rows, state, now)
+        if attempts:
+            connection.execute(insert(Attempt), attempts)
+        if pause_reason:
+            pause_account_campaigns(connection, account.name, pause_reason, _pause_detail(results), now)
+        for code in content_codes:
+            _pause_if_content_repeats(connection, campaign_id, code)
+    if pause_reason or content_codes:
+        forget_campaign(campaign_id)
+    return dict(counts)
+
+
+def _record_state(connection, rows: list[dict], state: MessageState, now) -> None:
+    # executemany needs the same keys in every row: group by key set
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(sorted(row))].append(row)
+    for group in groups.values():
+        transition_each(connection, group, expected=RECORDABLE, to=state, now=now)
+
+
+def _reason(answer) -> str | None:
+    return answer.detail[:500] if answer.detail else None
+
+
+def _seconds(value: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+def _pause_detail(results) -> str:
+    for _row, answer in results:
+        if Outcome(answer.outcome) in retry_policy.PAUSES_ACCOUNT:
+            return f"{answer.code or ''} {answer.detail or ''}".strip()[:500]
+    return ""
+
+
+def pause_account_campaigns(connection, account_name: str, reason, detail: str, now=None) -> int:
+    """Every running campaign on the account pauses with the reason (quota, auth)."""
+    return connection.execute(
+        update(Campaign)
+        .where(Campaign.account_name == account_name, Campaign.status == CampaignStatus.RUNNING)
+        .values(status=CampaignStatus.PAUSED, pause_reason=str(reason), pause_detail=detail or None)
+    ).rowcount
+
+
+def _pause_if_content_repeats(connection, campaign_id: int, code: str) -> None:
+    repeated = connection.execute(
+        select(func.count()).select_from(Message).where(
+            Message.campaign_id == campaign_id, Message.state == M.FAILED, Message.error_code == code)
+    ).scalar_one()
+    if repeated >= retry_policy.CONTENT_PAUSE_THRESHOLD:
+        connection.execute(
+            update(Campaign)
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.RUNNING)
+            .values(status=CampaignStatus.PAUSED, pause_reason="content",
+                    pause_detail=f"gateway code {code} for {repeated} recipients")
+        )
+
