@@ -79,4 +79,8 @@ __all__ = ["Path", "app", "console", "err_console", "fail", "main"]
 
 
 if __name__ == "__main__":
-    main()
+    # `python -m campaigns.cli` runs this file as __main__, but the command modules above register on the
+    # importable `campaigns.cli` (a second copy of this module): run that one's app.
+    from campaigns.cli import main as _main
+
+    _main()

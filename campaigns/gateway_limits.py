@@ -19,12 +19,17 @@ TEXT_LIMITS: dict[tuple[str, str], tuple[int, Unit]] = {
     ("httpapi", "buttons"): (1024, "characters"),  # httpapi.txt 1.6-1.8: "maximum 1024 character text"
     ("httpapi", "list"): (1024, "characters"),  # httpapi.txt 1.9: "maximum 1024 character message text"
     ("smsglobal", "media"): (1024, "characters"),  # assumption: WhatsApp's caption limit
+    ("devino", "template"): (1000, "characters"),  # devino.txt: the same text field goes with templateId
 }
+# Kinds whose text is a media caption: the gateway's "media" row applies to them.
+CAPTION_KINDS = frozenset({"image", "video", "document", "audio", "file_upload"})
 # Assumption where a document is silent (Socnet, SMSGlobal text): WhatsApp's 4096-character body limit.
 DEFAULT_LIMIT: tuple[int, Unit] = (4096, "characters")
 
 
 def text_limit(provider: str, kind: str = "text") -> tuple[int, Unit]:
+    if (provider, kind) not in TEXT_LIMITS and kind in CAPTION_KINDS:
+        kind = "media"
     return TEXT_LIMITS.get((provider, kind), DEFAULT_LIMIT)
 
 

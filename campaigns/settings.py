@@ -50,6 +50,7 @@ class Settings(BaseSettings):
     queued_timeout_seconds: float = 60.0  # queued longer than this: the broker forgot it; pending again
     sending_timeout_seconds: float = 120.0  # sending longer than this: the worker died; unknown
     unknown_timeout_seconds: float = 900.0  # unknown with no evidence from the gateway this long: failed
+    reconcile_every_seconds: float = 10.0
 
     def model_post_init(self, __context) -> None:
         if not self.database_url:

@@ -24,13 +24,15 @@ QUEUES = ("send", "pace", "reports")
 def _transport_options(broker_url: str) -> dict:
     if broker_url.startswith("filesystem://"):
         folder = Path(get_settings().broker_folder)
-        for sub in ("queue", "processed"):
+        for sub in ("queue", "processed", "control"):
             (folder / sub).mkdir(parents=True, exist_ok=True)
         return {
             "data_folder_in": str(folder / "queue"),
             "data_folder_out": str(folder / "queue"),
             "processed_folder": str(folder / "processed"),
             "store_processed": False,
+            "control_folder": str(folder / "control"),
+            "polling_interval": 0.05,
         }
     if broker_url.startswith(("redis://", "rediss://")):
         return {"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS}

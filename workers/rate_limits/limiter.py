@@ -1,0 +1,121 @@
+"""The rate limiter a worker talks to: one per process, over a backend shared by every process.
+
+Keys are gateway account names; `rate` is the account's configured messages per second, passed on every
+call (a changed blast.toml applies at the next call, without a restart). Every wait is in seconds.
+
+`acquire` books the account's next free slot in one round trip, even when it is due a little later,
+and sleeps until it is due. The backend computes the schedule, so a thread that wakes up late loses no
+throughput, and nobody polls: a grant or a refusal costs one question, however many threads wait. So
+that little is booked ahead at an old rate when the rate drops (a throttling answer, a new blast.toml),
+a process holds at most `Policy.lookahead` seconds of the rate in booked slots per key (at least two);
+its other threads queue in the process, and give up when their `max_wait` runs out there.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from workers.rate_limits.base import Backend, Policy, after_fork_in_child, check_rate, shape
+
+
+def sleep_until(moment: float) -> None:
+    """Sleep until `moment` (time.monotonic()) in shrinking steps: a long sleep overshoots more (on a
+    busy host a 0.5 s sleep can end 10-20 ms late; the last short step ends within about a millisecond)."""
+    while (left := moment - time.monotonic()) > 0:
+        time.sleep(left * 0.8 if left > 0.01 else left)
+
+
+class RateLimiter:
+    """At most `rate` messages per second per key, in any sliding second, across every process.
+
+    `safety`: seconds added to the one-second window to absorb jitter between a grant and the message's
+    arrival at the gateway (schedule.py); other keyword options are the fields of `Policy`.
+    """
+
+    def __init__(self, backend: Backend, *, safety: float = 0.02, **policy) -> None:
+        self.backend = backend
+        self.policy = Policy(safety=safety, **policy)
+        self._bookers: dict[tuple[str, int], threading.BoundedSemaphore] = {}
+        self._bookers_lock = threading.Lock()
+        self._booked_until: dict[str, float] = {}  # per key, the latest slot this process booked (monotonic)
+        after_fork_in_child(self._after_fork)
+
+    def reserve(self, key: str, *, rate: float, now: float | None = None, count: int = 1) -> float:
+        """Take a slot if one is free now and return 0.0; otherwise take nothing and return the seconds to
+        wait (`inf` when `count` messages at once can never fit the rate). `count` slots are taken
+        together, for one request carrying `count` messages. `now` is the backend's clock, for tests."""
+        grant = self.backend.book(key, rate=check_rate(rate), policy=self.policy, count=count, now=now)
+        return 0.0 if grant.taken else max(grant.wait, 1e-6)
+
+    def reserve_spaced(self, key: str, *, rate: float, count: int, horizon: float,
+                       now: float | None = None) -> list[float]:
+        """Take `count` slots one interval apart if the last is due within `horizon` seconds: returns the
+        seconds from now until each is due, or [] having taken nothing."""
+        grant = self.backend.book(key, rate=check_rate(rate), policy=self.policy, count=count, spaced=True,
+                                  horizon=horizon, now=now)
+        return list(grant.due) if grant.taken else []
+
+    def acquire(self, key: str, *, rate: float, max_wait: float, count: int = 1) -> bool:
+        """Wait up to `max_wait` seconds for a slot (`count` slots together); True if taken.
+
+        One question to the backend: it books the next free slot when that is due within the time left,
+        and this thread sleeps until it is due; otherwise it gives up at once, having taken nothing.
+        No question at all when this process already booked a slot due later than `max_wait` (the next
+        free one cannot be earlier). A thread that may be more than `Policy.late` after its slot when it
+        wakes up (a starved process, a slow answer) gives the slot up and returns False: sent that late,
+        its message could share a second at the gateway with the rate's worth of messages after it.
+        """
+        rate = check_rate(rate)
+        deadline = time.monotonic() + max_wait
+        if self._booked_until.get(key, -math.inf) > deadline:
+            return False
+        booker = self._booker(key, max(2, math.floor(rate * self.policy.lookahead / count)))
+        if not booker.acquire(timeout=max(0.0, max_wait)):
+            return False
+        try:
+            if self._booked_until.get(key, -math.inf) > deadline:  # booked further while this one queued
+                return False
+            remaining = max(0.0, deadline - time.monotonic())
+            grant = self.backend.book(key, rate=rate, policy=self.policy, count=count, horizon=remaining)
+            due_at = time.monotonic() + grant.due[-1]
+            if not grant.taken:
+                return False
+            self._booked_until[key] = max(due_at, self._booked_until.get(key, -math.inf))
+            sleep_until(due_at)
+        finally:
+            booker.release()
+        return time.monotonic() - (due_at - grant.uncertainty) <= self.policy.late
+
+    def throttled(self, key: str, *, rate: float, now: float | None = None) -> float:
+        """The gateway answered "too many": halve the key's effective rate (for every process).
+        Returns the new effective rate (messages/s)."""
+        return check_rate(rate) * self.backend.throttle(key, policy=self.policy, now=now)
+
+    def succeeded(self, key: str, *, rate: float) -> None:
+        """A clean answer. Recovery is computed from the time since the last throttling answer
+        (adaptive.py), so there is nothing to record: no round trip on the hot path."""
+
+    def effective_rate(self, key: str, *, rate: float, now: float | None = None) -> float:
+        """The rate (messages/s) the key is held to now: the configured `rate` after throttling."""
+        return check_rate(rate) * self.backend.factor(key, policy=self.policy, now=now)
+
+    def sustained_rate(self, key: str, *, rate: float, now: float | None = None) -> float:
+        """Messages/s the limiter lets through in the long run at the effective rate (a count per window
+        is whole, and the window has its safety margin): what a pacer can plan for."""
+        schedule = shape(self.effective_rate(key, rate=rate, now=now), self.policy.safety)
+        return schedule.slots / schedule.window
+
+    def _booker(self, key: str, size: int) -> threading.BoundedSemaphore:
+        """The semaphore of the threads that may hold a booking of `key`, `size` at a time (the size
+        follows the configured rate and the batch size, so each size has its own)."""
+        booker = self._bookers.get((key, size))
+        if booker is None:
+            with self._bookers_lock:
+                booker = self._bookers.setdefault((key, size), threading.BoundedSemaphore(size))
+        return booker
+
+    def _after_fork(self) -> None:
+        self._bookers = {}  # threads of the parent may have held them at the fork
+        self._bookers_lock = threading.Lock()

@@ -1,0 +1,110 @@
+"""The in-process backend: the embedded default, one process, many threads. Same rules as Redis."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from workers.rate_limits import adaptive
+from workers.rate_limits.base import Backend, Grant, Policy, after_fork_in_child, shape
+from workers.rate_limits.schedule import compared_range, plan
+
+SWEEP_EVERY_SECONDS = 1.0
+
+
+@dataclass(slots=True)
+class KeyState:
+    tat: float | None = None
+    log: deque[float] = field(default_factory=deque)  # due times of the last grants, oldest first
+    f0: float | None = None
+    t0: float | None = None
+    halved: float | None = None
+    busy_until: float = -math.inf  # when the schedule stops constraining anything
+    expires: float = math.inf
+
+
+class LocalBackend(Backend):
+    """Thread-safe in-memory state. `clock` (seconds, monotonic by default) is replaceable for tests;
+    a key's state is dropped `idle_grace` seconds after it stops mattering."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, idle_grace: float = 1.0) -> None:
+        self.clock = clock
+        self.idle_grace = idle_grace
+        self._states: dict[str, KeyState] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = -math.inf
+        after_fork_in_child(self._after_fork)
+
+    def _after_fork(self) -> None:
+        self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
+
+    def book(self, key, *, rate, policy, count=1, spaced=False, horizon=0.0, now=None) -> Grant:
+        with self._lock:
+            now = self._now(now)
+            state = self._state(key, now)
+            factor = adaptive.recovered(state.f0, state.t0, now, policy)
+            schedule = shape(rate * factor, policy.safety)
+            if count > schedule.slots:
+                return Grant(False, (math.inf,) * count, factor)
+            older: list[float | None] = [None] * count
+            if (indexes := compared_range(len(state.log), schedule.slots, count)) is not None:
+                base = len(state.log) - schedule.slots
+                for index in range(indexes[0], indexes[1] + 1):
+                    older[index - base] = state.log[index]
+            dues, tat = plan(tat=state.tat, last=state.log[-1] if state.log else None, older=older, now=now,
+                             count=count, spaced=spaced, shape=schedule, burst=policy.burst)
+            grant = Grant(dues[-1] - now <= horizon, tuple(due - now for due in dues), factor)
+            if grant.taken:
+                state.log.extend(dues)
+                while len(state.log) > schedule.slots:
+                    state.log.popleft()
+                state.tat = tat
+                state.busy_until = max(tat, dues[-1] + schedule.window)
+                self._keep(key, state, policy)
+            return grant
+
+    def throttle(self, key, *, policy, now=None) -> float:
+        with self._lock:
+            now = self._now(now)
+            state = self._state(key, now)
+            state.f0, state.t0, state.halved = adaptive.after_throttle(state.f0, state.t0, state.halved, now,
+                                                                         policy)
+            self._keep(key, state, policy)
+            return state.f0
+
+    def factor(self, key, *, policy, now=None) -> float:
+        with self._lock:
+            now = self._now(now)
+            state = self._states.get(key)
+            if state is None or state.expires <= now:
+                return 1.0
+            return adaptive.recovered(state.f0, state.t0, now, policy)
+
+    def holds(self, key: str) -> bool:
+        with self._lock:
+            state = self._states.get(key)
+            return state is not None and state.expires > self.clock()
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._states.pop(key, None)
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def _state(self, key: str, now: float) -> KeyState:
+        if now >= self._next_sweep:
+            self._next_sweep = now + SWEEP_EVERY_SECONDS
+            for idle in [name for name, state in self._states.items() if state.expires <= now]:
+                del self._states[idle]
+        state = self._states.get(key)
+        return KeyState() if state is None or state.expires <= now else state
+
+    def _keep(self, key: str, state: KeyState, policy: Policy) -> None:
+        quiet = adaptive.quiet_at(state.f0, state.t0, state.halved, policy)
+        state.expires = max(state.busy_until, quiet) + self.idle_grace
+        self._states[key] = state

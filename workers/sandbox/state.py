@@ -1,0 +1,314 @@
+"""What the sandbox remembers: accounts, their knobs, the messages they accepted and their statistics.
+
+Everything lives in one process's memory and is touched only from the event loop's thread, so nothing
+here takes a lock. Times are `time.monotonic()` seconds for windows and delays, `time.time()` (UNIX
+seconds) for the dates the gateways print.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import re
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+PROVIDERS = ("socnet", "smsglobal", "devino", "httpapi")
+
+# The contract's built-in accounts: (provider, key) -> secret and sender.
+BUILTIN_ACCOUNTS: tuple[dict[str, str | None], ...] = (
+    {"provider": "socnet", "key": "sandbox-socnet-key-0123456789abc", "secret": None, "sender": None},
+    {"provider": "smsglobal", "key": "sandbox-smsglobal-key", "secret": "sandbox-smsglobal-secret",
+     "sender": None},
+    {"provider": "devino", "key": "sandbox-devino-key", "secret": None, "sender": "Blast"},
+    {"provider": "httpapi", "key": "62b32c76758e0afb0d390793", "secret": None, "sender": None},
+)
+
+# Generic message statuses; each gateway prints them in its own words.
+SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
+# Error codes a failed message carries (Devino's table; the other gateways translate them).
+THROTTLED_CODE = 2301  # devino.txt: "Too many messages were sent in a short period of time"
+NOT_ON_WHATSAPP_CODE = 2305  # devino.txt: "User has not used or is no longer using WhatsApp"
+
+_NON_DIGITS = re.compile(r"\D")
+
+
+def e164(number: object) -> str:
+    """`number` in E.164 with a leading "+": every non-digit dropped (spaces, dashes, a "+")."""
+    return "+" + _NON_DIGITS.sub("", str(number))
+
+
+class KnobError(ValueError):
+    """A knob name or value the control API refuses; the text says which and why."""
+
+
+@dataclass
+class Knobs:
+    """Per-account behaviour, changed live through the control API (the contract's list)."""
+
+    latency_ms: float = 0.0  # milliseconds added before answering a send
+    rate_cap: float | None = None  # messages accepted per sliding second; None = no cap
+    quota: int | None = None  # messages left; None = unlimited; decremented by every accepted message
+    fail_fraction: float = 0.0  # 0..1: share of send requests answered 503 at random
+    not_on_whatsapp: frozenset[str] = frozenset()  # E.164 numbers answered as "not on WhatsApp"
+    webhook_url: str | None = None  # httpapi's delivery/inbox webhook; devino's inbound URL
+    progress_seconds: float | None = 0.2  # seconds between sent -> delivered -> read; None = stay sent
+    read_fraction: float = 1.0  # 0..1: share of delivered messages that are then read
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply `changes` (knob name -> JSON value) all or nothing; `KnobError` names a bad one."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise KnobError(f"unknown knob(s): {', '.join(unknown)}; knobs are {', '.join(sorted(known))}")
+        checked = {name: _check_knob(name, value) for name, value in changes.items()}
+        for name, value in checked.items():
+            setattr(self, name, value)
+
+    def as_json(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        values["not_on_whatsapp"] = sorted(self.not_on_whatsapp)
+        return values
+
+    def copy(self) -> Knobs:
+        return Knobs(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+
+def _number(name: str, value: Any, *, low: float = 0.0, high: float = math.inf, nullable: bool = False):
+    if value is None and nullable:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        bounds = f"between {low} and {high}" if high != math.inf else f"at least {low}"
+        raise KnobError(f"{name} must be a number {bounds}{' or null' if nullable else ''}")
+    return value
+
+
+def _check_knob(name: str, value: Any) -> Any:
+    if name == "latency_ms":
+        return float(_number(name, value))
+    if name == "rate_cap":
+        cap = _number(name, value, nullable=True)
+        if cap is not None and cap <= 0:
+            raise KnobError("rate_cap must be above 0 or null")
+        return cap
+    if name == "quota":
+        quota = _number(name, value, nullable=True)
+        if quota is not None and quota != int(quota):
+            raise KnobError("quota must be a whole number or null")
+        return None if quota is None else int(quota)
+    if name in ("fail_fraction", "read_fraction"):
+        return float(_number(name, value, high=1.0))
+    if name == "progress_seconds":
+        seconds = _number(name, value, nullable=True)
+        return None if seconds is None else float(seconds)
+    if name == "not_on_whatsapp":
+        if not isinstance(value, list | tuple) or not all(isinstance(n, str | int) for n in value):
+            raise KnobError("not_on_whatsapp must be a list of phone numbers")
+        return frozenset(e164(n) for n in value)
+    if name == "webhook_url":
+        if value is not None and not (isinstance(value, str) and value.startswith(("http://", "https://"))):
+            raise KnobError("webhook_url must be an http(s) URL or null")
+        return value
+    raise KnobError(f"unknown knob: {name}")
+
+
+@dataclass
+class AccountStats:
+    """The counts the stats endpoint shows for one account."""
+
+    accepted: int = 0
+    accepted_per_recipient: Counter = field(default_factory=Counter)
+    rejected: Counter = field(default_factory=Counter)
+    peak_per_second: int = 0
+    requests: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        per_recipient = dict(self.accepted_per_recipient)
+        return {
+            "accepted": self.accepted,
+            "accepted_per_recipient": per_recipient,
+            "duplicates": sum(1 for n in per_recipient.values() if n > 1),
+            "rejected": dict(self.rejected),
+            "peak_per_second": self.peak_per_second,
+            "requests": self.requests,
+        }
+
+
+class Outgoing:
+    """One message an account sent (accepted, throttled or failed), in gateway-neutral words."""
+
+    __slots__ = ("callback_data", "callback_url", "created", "delivered_at", "error_code", "extra", "final",
+                 "id", "read_at", "recipient", "status", "text", "updated")
+
+    def __init__(self, id: str | int, recipient: str, text: str, *, extra: dict | None = None,
+                 callback_url: str | None = None, callback_data: str | None = None):
+        self.id = id
+        self.recipient = recipient  # E.164 with "+"
+        self.text = text
+        self.extra = extra  # gateway-specific fields (message kind, link, location, ...)
+        self.callback_url = callback_url
+        self.callback_data = callback_data
+        self.created = self.updated = time.time()  # UNIX seconds
+        self.status = SENT
+        self.error_code: int | None = None
+        self.delivered_at: float | None = None
+        self.read_at: float | None = None
+        self.final = False  # True once no later status will come
+
+
+class Incoming:
+    """One inbound message injected through the control API."""
+
+    __slots__ = ("created", "id", "sender", "text", "wa_message_id", "webhook_status")
+
+    def __init__(self, id: str | int, sender: str, text: str):
+        self.id = id
+        self.sender = sender  # E.164 with "+"
+        self.text = text
+        self.created = time.time()
+        self.webhook_status = 0  # HTTP status of the last push to the webhook (httpapi's inbox report)
+        self.wa_message_id = ""  # WhatsApp's own id, where the gateway prints one
+
+
+class Account:
+    """A sandbox account: credentials, knobs, and what it sent and received."""
+
+    def __init__(self, provider: str, key: str, *, secret: str | None = None, sender: str | None = None,
+                 knobs: Knobs | None = None):
+        self.provider = provider
+        self.key = key
+        self.secret = secret
+        self.sender = sender
+        self.knobs = knobs or Knobs()
+        self.gateway_data: dict[str, Any] = {}  # what a gateway keeps besides messages (opt-ins, ids)
+        self.forget()
+
+    @property
+    def name(self) -> str:
+        return f"{self.provider}:{self.key}"
+
+    def forget(self) -> None:
+        """Drop messages and statistics; keep credentials and knobs."""
+        self.stats = AccountStats()
+        self.outgoing: dict[str | int, Outgoing] = {}
+        self.incoming: dict[str | int, Incoming] = {}
+        self._window: deque[float] = deque()  # monotonic times of acceptances in the last second
+
+    def _prune(self, now: float) -> deque[float]:
+        window = self._window
+        horizon = now - 1.0
+        while window and window[0] <= horizon:
+            window.popleft()
+        return window
+
+    def refusal(self, count: int = 1, now: float | None = None) -> str | None:
+        """Why `count` more messages cannot be accepted now ("quota" or "rate_cap"), or None if they can.
+
+        The rate cap counts acceptances in the sliding second (now - 1 s, now]; a request whose messages
+        would take that count over the cap is refused whole.
+        """
+        quota = self.knobs.quota
+        if quota is not None and quota < count:
+            return "quota"
+        cap = self.knobs.rate_cap
+        if cap is not None:
+            window = self._prune(time.monotonic() if now is None else now)
+            if len(window) + count > cap:
+                return "rate_cap"
+        return None
+
+    def retry_after(self, now: float | None = None) -> int:
+        """Whole seconds until the sliding second has room again (at least 1)."""
+        window = self._prune(time.monotonic() if now is None else now)
+        if not window:
+            return 1
+        return max(1, math.ceil(window[0] + 1.0 - (time.monotonic() if now is None else now)))
+
+    def accept(self, message: Outgoing, now: float | None = None) -> None:
+        """Count `message` as accepted: stats, the sliding second, the quota."""
+        now = time.monotonic() if now is None else now
+        window = self._prune(now)
+        window.append(now)
+        stats = self.stats
+        if len(window) > stats.peak_per_second:
+            stats.peak_per_second = len(window)
+        stats.accepted += 1
+        stats.accepted_per_recipient[message.recipient] += 1
+        if self.knobs.quota is not None:
+            self.knobs.quota -= 1
+        self.outgoing[message.id] = message
+
+    def keep(self, message: Outgoing) -> None:
+        """Remember a message the gateway took but will fail (throttled, not on WhatsApp): reports show it."""
+        self.outgoing[message.id] = message
+
+    def reject(self, reason: str, count: int = 1) -> None:
+        self.stats.rejected[reason] += count
+
+
+def _id_prefix() -> int:
+    return int.from_bytes(os.urandom(3), "big")
+
+
+class Sandbox:
+    """All accounts, the knob defaults new accounts start with, and message id generators."""
+
+    def __init__(self, defaults: Knobs | None = None):
+        self.defaults = defaults or Knobs()
+        self.accounts: dict[tuple[str, str], Account] = {}
+        self.generation = 0  # bumped by reset: timers and callbacks of an older generation do nothing
+        # Ids never restart, even across resets: a client may still hold an old one.
+        self._numeric_ids = itertools.count(int(time.time()) * 1_000_000)
+        self._object_prefix = _id_prefix()
+        self.restore_builtin_accounts()
+
+    def restore_builtin_accounts(self) -> None:
+        self.accounts.clear()
+        for spec in BUILTIN_ACCOUNTS:
+            self.add_account(spec["provider"], spec["key"], secret=spec["secret"], sender=spec["sender"])
+
+    def add_account(self, provider: str, key: str, *, secret: str | None = None,
+                    sender: str | None = None) -> Account:
+        if provider not in PROVIDERS:
+            raise KnobError(f"provider must be one of {', '.join(PROVIDERS)}")
+        if not isinstance(key, str) or not key:
+            raise KnobError("key must be a non-empty string")
+        if provider == "smsglobal" and not secret:
+            raise KnobError("an smsglobal account needs a secret (its API secret signs every request)")
+        if provider == "devino" and not sender:
+            sender = "Blast"
+        account = Account(provider, key, secret=secret, sender=sender, knobs=self.defaults.copy())
+        self.accounts[(provider, key)] = account
+        return account
+
+    def account(self, provider: str, key: str) -> Account | None:
+        return self.accounts.get((provider, key))
+
+    def reset(self, *, everything: bool = False) -> None:
+        """Forget messages and statistics; with `everything`, also accounts and knobs (back to built-ins)."""
+        self.generation += 1
+        if everything:
+            self.restore_builtin_accounts()
+        else:
+            for account in self.accounts.values():
+                account.forget()
+
+    def numeric_id(self) -> int:
+        """A fresh id, unique for the life of the process (SMSGlobal, Devino, Socnet ids are numbers)."""
+        return next(self._numeric_ids)
+
+    def object_id(self) -> str:
+        """A fresh 24-hex-digit id shaped like the HTTP API's (a MongoDB ObjectId: time, random, counter)."""
+        counter = next(self._numeric_ids) & 0xFFFFFFFFFF
+        return f"{int(time.time()) & 0xFFFFFFFF:08x}{self._object_prefix:06x}{counter:010x}"
+
+
+def stats_json(sandbox: Sandbox, provider: str | None = None, key: str | None = None) -> dict[str, Any]:
+    return {"accounts": {
+        account.name: account.stats.as_json()
+        for (p, k), account in sandbox.accounts.items()
+        if (provider is None or p == provider) and (key is None or k == key)
+    }}
