@@ -37,3 +37,16 @@ def beat(
     home = get_settings().home
     home.mkdir(parents=True, exist_ok=True)
     celery_app.start(["beat", "--loglevel", loglevel, "--schedule", str(home / "beat-schedule"), *ctx.args])
+
+
+@app.command()
+def web(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+) -> None:
+    """The web app: pages and webhooks."""
+    import uvicorn
+
+    from campaigns.web.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)

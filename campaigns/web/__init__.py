@@ -1,0 +1,1 @@
+"""The web app: operator pages and gateway webhooks (FastAPI)."""

@@ -1,0 +1,5 @@
+"""Gateway webhooks: /hooks/<provider>/<account>."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,5 @@
+"""Operator pages."""
+
+from fastapi import APIRouter
+
+router = APIRouter()
