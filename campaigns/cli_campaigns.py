@@ -124,3 +124,12 @@ def export(
         count = exporter.write_csv(campaign_id, stream)
     console.print(f"{count} rows written to {output}")
 
+
+
+@app.command()
+def demo(contacts: Annotated[int, typer.Option(help="how many contacts to generate")] = 2000) -> None:
+    """A whole campaign on the embedded default, against the sandbox, with a progress bar."""
+    from campaigns import demo as demo_run
+
+    final = demo_run.run(contacts=contacts, console=console)
+    raise typer.Exit(0 if final["status"] == "finished" else 1)

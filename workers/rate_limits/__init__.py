@@ -21,14 +21,14 @@ from workers.rate_limits.redis_backend import RedisBackend
 def limiter_from_settings(settings: Settings | None = None) -> RateLimiter:
     """A new limiter: the Redis backend when `Settings.redis_url` is set, else the local one."""
     settings = settings or get_settings()
-    if settings.redis_url:
-        return RateLimiter(RedisBackend.from_url(settings.redis_url))
-    return RateLimiter(LocalBackend())
+    backend = RedisBackend.from_url(settings.redis_url) if settings.redis_url else LocalBackend()
+    return RateLimiter(backend, safety=settings.rate_safety_seconds)
 
 
 @lru_cache(maxsize=4)
 def _shared(redis_url: str | None) -> RateLimiter:
-    return RateLimiter(RedisBackend.from_url(redis_url) if redis_url else LocalBackend())
+    backend = RedisBackend.from_url(redis_url) if redis_url else LocalBackend()
+    return RateLimiter(backend, safety=get_settings().rate_safety_seconds)
 
 
 def get_limiter() -> RateLimiter:

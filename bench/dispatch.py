@@ -1,0 +1,263 @@
+"""Dispatch benchmark: prints figures, asserts nothing.
+
+  engine ceiling   sandbox without cap or latency, 2 worker processes: messages/s end to end and the
+                   engine's CPU milliseconds per message (workers + beat, read from /proc)
+  rate accuracy    caps of 20, 80 and 250 msg/s, 4 worker processes, 100 ms gateway latency:
+                   achieved/cap, most messages in any one second/cap, throttling answers; side by side
+                   with plain Celery `rate_limit` on a task, 4 processes (what a user would write instead)
+  launch           seconds from `blast launch` to the first accepted message, and the broker's Redis
+                   memory while a large campaign runs
+
+Needs the local Postgres and Redis. Usage: python bench/dispatch.py [--only ceiling|rate|launch] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import redis  # noqa: E402
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from campaigns import lifecycle, tallies  # noqa: E402
+from campaigns.db import migrate  # noqa: E402
+from campaigns.settings import reset_settings  # noqa: E402
+from tests.engine import write_config, write_contacts  # noqa: E402
+from workers.app import app, configure  # noqa: E402
+from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess  # noqa: E402
+
+POSTGRES_ADMIN = os.environ.get("BLAST_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("BLAST_BENCH_REDIS", "redis://127.0.0.1:6379")
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its reaped children, from /proc (seconds)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
+
+
+class Environment:
+    """A fresh Postgres database, a Redis db, a Blast home; worker and beat subprocesses."""
+
+    def __init__(self, sandbox: SandboxProcess, redis_db: int = 9):
+        self.sandbox = sandbox
+        self.home = Path(tempfile.mkdtemp(prefix="blast-bench-"))
+        self.database = f"blast_bench_{uuid.uuid4().hex[:8]}"
+        self.redis_url = f"{REDIS}/{redis_db}"
+        self.processes: list[subprocess.Popen] = []
+
+    def __enter__(self) -> Environment:
+        admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{self.database}"'))
+        admin.dispose()
+        self.database_url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + self.database
+        redis.Redis.from_url(self.redis_url).flushdb()
+        self.env = {
+            "BLAST_DATABASE_URL": self.database_url, "BLAST_BROKER_URL": self.redis_url,
+            "BLAST_REDIS_URL": self.redis_url, "BLAST_HOME": str(self.home),
+            "BLAST_CONFIG": str(self.home / "blast.toml"),
+        }
+        os.environ.update(self.env)
+        reset_settings()
+        configure(app)
+        migrate()
+        return self
+
+    def accounts(self, accounts: dict) -> None:
+        write_config(self.home / "blast.toml", self.sandbox, accounts)
+        reset_settings()
+
+    def start(self, *args: str) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-m", "campaigns.cli", *args], cwd=ROOT,
+                                   env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def workers(self, count: int, concurrency: int) -> list[subprocess.Popen]:
+        started = [self.start("worker", "-c", str(concurrency), "-l", "ERROR", "-n",
+                              f"bench{i}-{uuid.uuid4().hex[:4]}@%h") for i in range(count)]
+        self.start("beat", "-l", "ERROR")
+        time.sleep(4)  # let them import and connect before the clock starts
+        return started
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes.clear()
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+        admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+        from campaigns.db import engine_for
+
+        engine_for(self.database_url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+        admin.dispose()
+        shutil.rmtree(self.home, ignore_errors=True)
+
+
+def run_campaign(env: Environment, account: str, count: int, *, timeout: float = 600) -> tuple[int, float]:
+    write_contacts(env.home / "contacts.csv", count)
+    started = time.monotonic()
+    campaign_id, _ = lifecycle.launch(env.home / "contacts.csv", account_name=account, template="Hello {{ name }}")
+    while tallies.campaign_report(campaign_id)["status"] != "finished":
+        if time.monotonic() - started > timeout:
+            raise SystemExit(f"campaign {campaign_id} did not finish in {timeout}s: "
+                             f"{tallies.campaign_report(campaign_id)}")
+        time.sleep(0.05)
+    return campaign_id, time.monotonic() - started
+
+
+def account_stats(sandbox, provider: str) -> dict:
+    key = DEFAULT_CREDENTIALS[provider]["key"]
+    return sandbox.stats(provider=provider, key=key)["accounts"].get(f"{provider}:{key}", {})
+
+
+def ceiling(sandbox, *, count: int) -> None:
+    print(f"\n== engine ceiling: {count} messages, sandbox without cap or latency, 2 worker processes")
+    for provider in ("socnet", "devino"):
+        sandbox.reset(all=True)
+        with Environment(sandbox) as env:
+            env.accounts({"bench": {"provider": provider, "rate": 10000}})
+            workers = env.workers(2, concurrency=8)
+            engine_pids = [p.pid for p in env.processes]
+            before = sum(cpu_seconds(pid) for pid in engine_pids)
+            _, seconds = run_campaign(env, "bench", count)
+            after = sum(cpu_seconds(pid) for pid in engine_pids)
+            stats = account_stats(sandbox, provider)
+            del workers
+            print(f"{provider:>8}: {count / seconds:8.0f} msg/s end to end ({seconds:.1f} s), "
+                  f"{(after - before) * 1000 / count:.2f} ms CPU/message (workers + beat), "
+                  f"accepted {stats.get('accepted')}, duplicates {stats.get('duplicates')}")
+
+
+def submitted_span(env: Environment, campaign_id: int) -> tuple[int, float]:
+    engine = create_engine(env.database_url)
+    with engine.connect() as connection:
+        count, first, last = connection.execute(text(
+            "SELECT count(*), min(submitted_at), max(submitted_at) FROM message "
+            "WHERE campaign_id = :c AND submitted_at IS NOT NULL"), {"c": campaign_id}).one()
+    engine.dispose()
+    return count, (last - first).total_seconds()
+
+
+def rate_accuracy(sandbox, *, caps: tuple[int, ...], seconds: float) -> None:
+    print(f"\n== rate accuracy: 4 worker processes, 100 ms gateway latency, ~{seconds:.0f} s per cap; "
+          "the sandbox enforces the cap (over it: Socnet's 503)")
+    key = DEFAULT_CREDENTIALS["socnet"]["key"]
+    for cap in caps:
+        count = int(cap * seconds)
+        sandbox.reset(all=True)
+        sandbox.knobs("socnet", key, latency_ms=100, rate_cap=cap)
+        with Environment(sandbox) as env:
+            env.accounts({"bench": {"provider": "socnet", "rate": cap}})
+            env.workers(4, concurrency=max(4, cap // 20 + 4))
+            campaign_id, _ = run_campaign(env, "bench", count)
+            sent, span = submitted_span(env, campaign_id)
+            stats = account_stats(sandbox, "socnet")
+        achieved = (sent - 1) / span if span else float("nan")
+        print(f"  blast  cap {cap:>4}/s: achieved/cap {achieved / cap:.3f}, "
+              f"peak in any second/cap {stats.get('peak_per_second', 0) / cap:.2f}, "
+              f"throttling answers {stats.get('rejected', {}).get('rate_cap', 0)}, "
+              f"duplicates {stats.get('duplicates', 0)}")
+        plain_celery(sandbox, cap=cap, count=count)
+
+
+def plain_celery(sandbox, *, cap: int, count: int) -> None:
+    key = DEFAULT_CREDENTIALS["socnet"]["key"]
+    sandbox.reset(all=True)
+    sandbox.knobs("socnet", key, latency_ms=100, rate_cap=cap)
+    broker = f"{REDIS}/10"
+    redis.Redis.from_url(broker).flushdb()
+    env = {**os.environ, "PLAIN_BROKER_URL": broker, "PLAIN_RATE": str(cap), "PYTHONPATH": str(ROOT / "bench")}
+    workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "plain_celery", "worker", "--pool", "threads",
+                                 "-c", str(max(4, cap // 20 + 4)), "-l", "ERROR", "-n", f"plain{i}@%h"],
+                                cwd=ROOT / "bench", env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               for i in range(4)]
+    time.sleep(4)
+    from plain_celery import send
+
+    send.app.conf.broker_url = broker
+    url = sandbox.base_url("socnet") + "/projects/bulk/whatsapp/api.php"
+    started = time.monotonic()
+    for i in range(count):
+        send.delay(url, key, f"25677{i:07d}")
+    while True:
+        stats = account_stats(sandbox, "socnet")
+        done = stats.get("accepted", 0) + sum(stats.get("rejected", {}).values())
+        if done >= count or time.monotonic() - started > 300:
+            break
+        time.sleep(0.1)
+    seconds = time.monotonic() - started
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=30)
+    print(f"  celery cap {cap:>4}/s: sent {count / seconds / cap:.2f} x cap, accepted {stats.get('accepted', 0)}, "
+          f"peak accepted in any second/cap {stats.get('peak_per_second', 0) / cap:.2f}, "
+          f"throttling answers {stats.get('rejected', {}).get('rate_cap', 0)}")
+
+
+def launch_latency(sandbox, *, contacts: int, big: int) -> None:
+    print(f"\n== launch: {contacts} contacts, 2 workers; then broker memory during a {big:,}-recipient campaign")
+    sandbox.reset(all=True)
+    with Environment(sandbox) as env:
+        env.accounts({"bench": {"provider": "socnet", "rate": 2000}})
+        env.workers(2, concurrency=8)
+        write_contacts(env.home / "contacts.csv", contacts)
+        started = time.monotonic()
+        lifecycle.launch(env.home / "contacts.csv", account_name="bench", template="Hello {{ name }}")
+        while account_stats(sandbox, "socnet").get("accepted", 0) == 0:
+            time.sleep(0.005)
+        print(f"  launch -> first accepted message: {time.monotonic() - started:.2f} s (includes ingest)")
+        write_contacts(env.home / "big.csv", big, start=contacts)
+        broker = redis.Redis.from_url(env.redis_url)
+        ingest_started = time.monotonic()
+        campaign_id, _ = lifecycle.launch(env.home / "big.csv", account_name="bench", template="Hello {{ name }}")
+        print(f"  {big:,} recipients ingested and launched in {time.monotonic() - ingest_started:.1f} s")
+        samples = []
+        for _ in range(20):
+            samples.append(broker.info("memory")["used_memory"] / 1e6)
+            time.sleep(1)
+        sent = account_stats(sandbox, "socnet").get("accepted", 0)
+        lifecycle.cancel(campaign_id)
+        print(f"  broker Redis memory over 20 s of sending ({sent:,} accepted): min {min(samples):.1f} MB, "
+              f"max {max(samples):.1f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", choices=["ceiling", "rate", "launch"])
+    parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
+    args = parser.parse_args()
+    with SandboxProcess() as sandbox:
+        if args.only in (None, "ceiling"):
+            ceiling(sandbox, count=3000 if args.quick else 20000)
+        if args.only in (None, "rate"):
+            rate_accuracy(sandbox, caps=(20, 80) if args.quick else (20, 80, 250), seconds=5 if args.quick else 10)
+        if args.only in (None, "launch"):
+            launch_latency(sandbox, contacts=1000, big=20_000 if args.quick else 1_000_000)
+
+
+if __name__ == "__main__":
+    main()

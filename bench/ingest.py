@@ -1,0 +1,189 @@
+"""Ingest benchmark: a generated contact CSV into SQLite and into Postgres; rows/s and peak memory.
+
+    python bench/ingest.py --rows 1000000      # the goal: >= 100,000 rows/s into Postgres, <= 500 MB
+    python bench/ingest.py --rows 20000        # a quick smoke run
+
+The CSV (messy numbers, mostly Ugandan, some invalid, some repeated; names and dates) is written to a
+temporary folder. Postgres gets a fresh database on the local server (BLAST_BENCH_POSTGRES_URL, default
+the test server), migrated, then dropped. Each ingest runs in a fresh process: its peak memory is that
+process's RSS high-water mark (getrusage ru_maxrss), interpreter and libraries included. Rows/s counts
+every row of the file (valid and skipped alike) over the whole `load_messages` call: reading, number
+checks, rendering, writing, commit. For each database the script then times the database alone
+inserting the same rows into a second campaign (see _database_ceiling): the ceiling no client passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import queue
+import resource
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from sqlalchemy import create_engine, func, select, text
+
+from campaigns import db
+from campaigns.ingest_samples import write_contacts_csv
+
+TEMPLATE = "Hello {{ name }}, your appointment is on {{ appointment }}. Reply STOP to opt out."
+POSTGRES_URL = os.environ.get("BLAST_BENCH_POSTGRES_URL",
+                              os.environ.get("BLAST_TEST_POSTGRES_URL",
+                                             "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
+
+
+def _new_campaign(engine) -> int:
+    from sqlmodel import Session
+
+    from campaigns.models import Account, Campaign
+
+    with Session(engine) as session:
+        if session.get(Account, "bench") is None:
+            session.add(Account(name="bench", provider="socnet", rate=80))
+        campaign = Campaign(name="bench", account_name="bench", template=TEMPLATE)
+        session.add(campaign)
+        session.commit()
+        return campaign.id
+
+
+def _ingest(url: str, csv_path: str, chunk_rows: int | None, results) -> None:
+    """In a fresh process: one campaign, one load_messages; report time, counts and peak RSS."""
+    from campaigns import ingest
+    from campaigns.models import Message
+
+    engine = db.engine_for(url)
+    campaign_id = _new_campaign(engine)
+    started = time.perf_counter()
+    report = ingest.load_messages(engine, campaign_id, csv_path, region="UG", template=TEMPLATE,
+                                  provider="socnet", chunk_rows=chunk_rows)
+    seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with engine.connect() as connection:
+        stored = connection.execute(select(func.count()).select_from(Message)
+                                    .where(Message.campaign_id == campaign_id)).scalar_one()
+    results.put({"seconds": seconds, "report": report.as_dict(), "stored": stored, "peak_mb": peak_kib / 1024,
+                 "ceiling": _database_ceiling(engine, campaign_id, stored)})
+    engine.dispose()
+
+
+COLUMNS = ("row_number, phone, raw_phone, variables, body, state, skip_reason, attempts, created_at, "
+           "updated_at")
+
+
+def _database_ceiling(engine, campaign_id: int, rows: int) -> float:
+    """Rows/s the database itself takes these same rows at, into another campaign of the same table.
+
+    Postgres: the rows are first copied out to a file, already formatted, then timed while COPY reads
+    them back in 1 MB blocks. SQLite: INSERT ... SELECT. Either way no client work (no parsing, no
+    checks): the same table, indexes and foreign key. Ingest can approach this figure, not pass it.
+    """
+    other = _new_campaign(engine)
+    if engine.dialect.name != "postgresql":
+        started = time.perf_counter()
+        with engine.begin() as connection:
+            connection.execute(text(f"INSERT INTO message (campaign_id, {COLUMNS}) "
+                                    f"SELECT :other, {COLUMNS} FROM message WHERE campaign_id = :campaign"),
+                               {"other": other, "campaign": campaign_id})
+        return rows / (time.perf_counter() - started)
+    with tempfile.TemporaryFile() as dump:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()
+            with cursor.copy(f"COPY (SELECT {int(other)}, {COLUMNS} FROM message "
+                             f"WHERE campaign_id = {int(campaign_id)}) TO STDOUT (FORMAT csv)") as copy:
+                for block in copy:
+                    dump.write(block)
+            raw.commit()
+            dump.seek(0)
+            started = time.perf_counter()
+            with cursor.copy(f"COPY message (campaign_id, {COLUMNS}) FROM STDIN (FORMAT csv)") as copy:
+                while block := dump.read(1 << 20):
+                    copy.write(block)
+            raw.commit()
+            return rows / (time.perf_counter() - started)
+        finally:
+            raw.close()
+
+
+def _run(name: str, url: str, csv_path: Path, chunk_rows: int | None) -> dict:
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    load_before = os.getloadavg()[0]
+    process = context.Process(target=_ingest, args=(url, str(csv_path), chunk_rows, results))
+    process.start()
+    while True:
+        try:
+            outcome = results.get(timeout=1)
+            break
+        except queue.Empty:
+            if not process.is_alive():
+                raise SystemExit(f"{name}: the ingest process failed (exit {process.exitcode})") from None
+    process.join()
+    rows = outcome["report"]["rows"]
+    if outcome["stored"] != rows:
+        raise SystemExit(f"{name}: {outcome['stored']} message rows stored for {rows} rows read")
+    seconds = outcome["seconds"]
+    print(f"{name:9s} {rows:>9,} rows in {seconds:6.2f} s = {rows / seconds:>9,.0f} rows/s, "
+          f"peak RSS {outcome['peak_mb']:6.1f} MB (load average before {load_before:.2f}, "
+          f"after {os.getloadavg()[0]:.2f})")
+    print(f"{'':9s} the database alone takes the same rows at {outcome['ceiling']:>9,.0f} rows/s "
+          f"(no client work)")
+    return outcome
+
+
+def _sqlite(folder: Path, csv_path: Path, chunk_rows: int | None) -> dict:
+    url = f"sqlite:///{(folder / 'bench.db').as_posix()}"
+    db.migrate(url)
+    db.engine_for(url).dispose()
+    return _run("sqlite", url, csv_path, chunk_rows)
+
+
+def _postgres(csv_path: Path, chunk_rows: int | None) -> dict:
+    name = f"blast_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        db.migrate(url)
+        db.engine_for(url).dispose()
+        return _run("postgres", url, csv_path, chunk_rows)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000, help="rows to generate (default 1,000,000)")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--chunk-rows", type=int, default=None, help="ingest chunk size (default: settings)")
+    parser.add_argument("--backend", choices=["both", "sqlite", "postgres"], default="both")
+    args = parser.parse_args()
+
+    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    with tempfile.TemporaryDirectory(prefix="blast-bench-") as folder:
+        folder_path = Path(folder)
+        csv_path = folder_path / "contacts.csv"
+        started = time.perf_counter()
+        write_contacts_csv(csv_path, args.rows, seed=args.seed)
+        print(f"generated {args.rows:,} rows ({csv_path.stat().st_size / 1e6:.1f} MB) "
+              f"in {time.perf_counter() - started:.1f} s")
+        outcome = None
+        if args.backend in ("both", "sqlite"):
+            outcome = _sqlite(folder_path, csv_path, args.chunk_rows)
+        if args.backend in ("both", "postgres"):
+            outcome = _postgres(csv_path, args.chunk_rows)
+        if outcome is not None:
+            print(f"report: {outcome['report']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""Contact-list ingest: a CSV or Excel file becomes one message row per recipient, streamed in chunks.
+
+`read_contacts` reads the file chunk by chunk (memory stays bounded whatever its size), finds the phone
+column, normalises every number to E.164 (`campaigns.phones`) and marks the rows to skip, with a reason:
+a missing or invalid number, a number on the opt-out list, or a number seen earlier in the file (the
+first occurrence wins). The other columns are the template's variables. `load_messages` renders each
+recipient's text and writes the rows in bulk (COPY on Postgres).
+
+Row numbers are 1-based data rows: the header row is not counted (the rejects report says so in its
+header). Blank rows are counted, so numbers match the file, and are otherwise ignored.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+from campaigns import phones, templates
+from campaigns.ingest_sources import ROW_NUMBER, ContactSource, IngestError, open_source
+from campaigns.settings import get_settings
+
+__all__ = ["ContactStream", "IngestError", "IngestReport", "load_messages", "load_optouts", "read_contacts",
+           "write_rejects"]
+
+DUPLICATE = "duplicate"
+OPTED_OUT = "opted out"
+
+# Headers that name the phone column, strongest first; compared lower case without spaces or punctuation.
+PHONE_HEADERS = ("phone", "msisdn", "mobile", "whatsapp", "phonenumber", "mobilenumber", "whatsappnumber",
+                 "cellphone", "telephone", "tel", "cell", "mobileno", "phoneno", "telno", "cellno",
+                 "number", "contact", "contactnumber", "recipient", "to")
+# Words that mark a phone column inside a longer header ("Customer Phone", "WhatsApp No.").
+PHONE_WORDS = ("phone", "msisdn", "mobile", "whatsapp", "telephone", "tel", "cell", "number")
+
+
+def _squash(header: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", header.lower())
+
+
+def find_phone_column(names: list[str], identifiers: list[str], wanted: str | None, file_name: str) -> int:
+    """The phone column's position: the one named `wanted`, else the first header that names one."""
+    if wanted is not None:
+        tests = (
+            lambda name, _identifier: name == wanted,
+            lambda name, _identifier: name.strip().lower() == wanted.strip().lower(),
+            lambda name, _identifier: bool(_squash(wanted)) and _squash(name) == _squash(wanted),
+            lambda _name, identifier: identifier == wanted,
+        )
+        for test in tests:
+            for position, (name, identifier) in enumerate(zip(names, identifiers, strict=True)):
+                if test(name, identifier):
+                    return position
+        raise IngestError(f"{file_name}: no column {wanted!r} (headers: {', '.join(names)})")
+    squashed = [_squash(name) for name in names]
+    for alias in PHONE_HEADERS:
+        if alias in squashed:
+            return squashed.index(alias)
+    for word in PHONE_WORDS:
+        for position, name in enumerate(names):
+            if word in re.split(r"[^0-9a-z]+", name.lower()):
+                return position
+    raise IngestError(f"{file_name}: no phone column among the headers ({', '.join(names) or 'none'}); "
+                      f"name one phone, msisdn or mobile, or pass --phone-column")
+
+
+@dataclass
+class IngestReport:
+    """Counts built while streaming: rows = valid + duplicates + invalid + opted_out.
+
+    `invalid` counts every other skipped row (missing or invalid number, a template problem);
+    `reasons` counts every skipped row by its reason.
+    """
+
+    rows: int = 0
+    valid: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    opted_out: int = 0
+    reasons: Counter = field(default_factory=Counter)
+
+    def count(self, reasons: Iterable[str | None]) -> None:
+        """Add rows by skip reason (None: a valid row)."""
+        for reason, number in Counter(reasons).items():
+            self.rows += number
+            if reason is None:
+                self.valid += number
+                continue
+            self.reasons[reason] += number
+            if reason == DUPLICATE:
+                self.duplicates += number
+            elif reason == OPTED_OUT:
+                self.opted_out += number
+            else:
+                self.invalid += number
+
+    def skip_valid(self, reasons: Iterable[str]) -> None:
+        """Rows counted valid that a later step (the template) skipped after all."""
+        for reason, number in Counter(reasons).items():
+            self.valid -= number
+            self.invalid += number
+            self.reasons[reason] += number
+
+    def as_dict(self) -> dict:
+        return {"rows": self.rows, "valid": self.valid, "duplicates": self.duplicates,
+                "invalid": self.invalid, "opted_out": self.opted_out,
+                "reasons": dict(self.reasons.most_common())}
+
+
+class ContactStream:
+    """The chunks of one contact file, and the report built while they are read.
+
+    Each chunk is a DataFrame with `row_number`, `raw_phone`, `phone` (E.164 or None), `skip_reason`
+    (None for a valid row) and one string column per variable (`variables`).
+    """
+
+    def __init__(self, source: ContactSource, phone_position: int, *, region: str, opted_out: frozenset[str],
+                 chunk_rows: int):
+        self.source = source
+        self.region = region
+        self.opted_out = opted_out
+        self.chunk_rows = chunk_rows
+        self.report = IngestReport()
+        identifiers = source.header.identifiers
+        self.phone_column = source.header.names[phone_position]
+        self._phone_identifier = identifiers[phone_position]
+        self.variables = [name for name in identifiers if name != self._phone_identifier]
+        self._seen: set[int] = set()
+        self._consumed = False
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        if self._consumed:
+            raise RuntimeError("a contact stream can be read once")
+        self._consumed = True
+        for frame in self.source.chunks(self.chunk_rows):
+            chunk = self._process(frame)
+            if len(chunk):
+                yield chunk
+
+    def _process(self, frame: pd.DataFrame) -> pd.DataFrame:
+        cells = frame.drop(columns=[ROW_NUMBER])
+        filled = np.zeros(len(frame), dtype=bool)
+        for column in cells.columns:
+            filled |= cells[column].to_numpy(dtype=object) != ""
+        if not filled.all():
+            frame = frame[filled]
+        raw = frame[self._phone_identifier].to_numpy(dtype=object)
+        e164, reasons = phones.normalise_many(raw, self.region)
+        self._skip_opted_out_and_duplicates(e164, reasons)
+        self.report.count(reasons)
+        # Object columns keep None as None (pandas would turn a column of strings and None into NaN).
+        columns = {"row_number": pd.Series(frame[ROW_NUMBER].to_numpy(dtype=np.int64)),
+                   "raw_phone": pd.Series(raw, dtype=object),
+                   "phone": pd.Series(e164, dtype=object),
+                   "skip_reason": pd.Series(reasons, dtype=object)}
+        for name in self.variables:
+            columns[name] = pd.Series(frame[name].to_numpy(dtype=object), dtype=object)
+        chunk = pd.DataFrame(columns)
+        return chunk
+
+    def _skip_opted_out_and_duplicates(self, e164: np.ndarray, reasons: np.ndarray) -> None:
+        candidates = np.flatnonzero(reasons == None)  # noqa: E711 (element-wise)
+        if self.opted_out:
+            opted = np.array([e164[i] in self.opted_out for i in candidates], dtype=bool)
+            reasons[candidates[opted]] = OPTED_OUT
+            candidates = candidates[~opted]
+        seen = self._seen
+        for index in candidates:
+            key = int(e164[index][1:])  # E.164 digits fit an int: a set of ints is half the memory
+            if key in seen:
+                reasons[index] = DUPLICATE
+            else:
+                seen.add(key)
+
+
+def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phone_column: str | None = None,
+                  sheet: str | None = None, chunk_rows: int | None = None,
+                  opted_out: Iterable[str] = (), max_bytes: int | None = None) -> ContactStream:
+    """Open a contact file and stream its chunks (see ContactStream); whole-file problems raise now.
+
+    `region` is the default region for numbers written without a country code; `opted_out` holds E.164
+    numbers; `chunk_rows` and `max_bytes` default to the settings (BLAST_INGEST_CHUNK_ROWS,
+    BLAST_MAX_UPLOAD_BYTES).
+    """
+    settings = get_settings()
+    region = phones.check_region(region)
+    path = Path(path)
+    source = open_source(path, sheet=sheet, max_bytes=max_bytes or settings.max_upload_bytes)
+    try:
+        position = find_phone_column(source.header.names, source.header.identifiers, phone_column, path.name)
+    except IngestError:
+        if hasattr(source, "workbook"):
+            source.workbook.close()
+        raise
+    return ContactStream(source, position, region=region, opted_out=frozenset(opted_out),
+                         chunk_rows=max(1, chunk_rows or settings.ingest_chunk_rows))
+
+
+def load_optouts(engine: Engine | None) -> frozenset[str]:
+    """Every opted-out number (E.164). Empty when there is no database or no schema yet (a dry run)."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from campaigns.models import OptOut
+
+    if engine is None:
+        return frozenset()
+    try:
+        with engine.connect() as connection:
+            return frozenset(connection.execute(select(OptOut.phone)).scalars())
+    except (OperationalError, ProgrammingError):
+        return frozenset()
+
+
+def write_rejects(path: str | Path, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Pass chunks through while writing every skipped row to a CSV: row, raw value, reason."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row (1-based, header not counted)", "raw_phone", "reason"])
+        for chunk in chunks:
+            skipped = chunk[chunk["skip_reason"].notna()]
+            writer.writerows(zip(skipped["row_number"], skipped["raw_phone"], skipped["skip_reason"],
+                                 strict=True))
+            yield chunk
+
+
+def variables_json(chunk: pd.DataFrame, variables: list[str]) -> list[str]:
+    """Each row's variables as a JSON object (text), built by joining strings: json.dumps is slow."""
+    if not variables:
+        return ["{}"] * len(chunk)
+    pieces: list[object] = []
+    needs_escape = re.compile(r'["\\\x00-\x1f\u2028\u2029]').search
+    for position, name in enumerate(variables):
+        values = chunk[name].to_numpy(dtype=object)
+        escaped = [json.dumps(value, ensure_ascii=False)[1:-1] if needs_escape(value) else value
+                   for value in values]
+        pieces.append(("{" if position == 0 else ", ") + json.dumps(name) + ': "')
+        pieces.append(escaped)
+        pieces.append('"')
+    pieces.append("}")
+    columns = [piece if isinstance(piece, list) else repeat(piece) for piece in pieces]
+    return ["".join(parts) for parts in zip(*columns, strict=False)]  # repeat() pieces are endless
+
+
+def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region: str = phones.DEFAULT_REGION,
+                  template: str, provider: str, kind: str = "text", phone_column: str | None = None,
+                  sheet: str | None = None, chunk_rows: int | None = None,
+                  max_bytes: int | None = None) -> IngestReport:
+    """Read a contact file into message rows of a campaign: `pending` to send, `skipped` with a reason.
+
+    Each valid recipient's text is rendered from `template` (and skipped when a variable is missing or
+    the text is over the `provider`'s limit for `kind`). Opt-outs are read once, at the start. On
+    Postgres all rows arrive in one COPY, in one transaction; on SQLite in one transaction per chunk.
+    Returns the report (`as_dict()` gives the `blast import --json` shape).
+    """
+    from campaigns.ingest_writers import writer_for
+
+    compiled = templates.compile_template(template)
+    stream = read_contacts(path, region=region, phone_column=phone_column, sheet=sheet, chunk_rows=chunk_rows,
+                           opted_out=load_optouts(engine), max_bytes=max_bytes)
+    with writer_for(engine, campaign_id) as writer:
+        for chunk in stream:
+            bodies = np.full(len(chunk), None, dtype=object)
+            valid = np.flatnonzero(chunk["skip_reason"].isna().to_numpy())
+            if len(valid):
+                texts, reasons = templates.render_frame(compiled, chunk.iloc[valid][stream.variables],
+                                                        provider=provider, kind=kind)
+                bodies[valid] = texts
+                skipped = reasons != None  # noqa: E711 (element-wise)
+                if skipped.any():
+                    skip_reasons = chunk["skip_reason"].to_numpy(dtype=object).copy()
+                    skip_reasons[valid[skipped]] = reasons[skipped]
+                    chunk["skip_reason"] = skip_reasons
+                    stream.report.skip_valid(reasons[skipped])
+            writer.write(chunk, bodies, variables_json(chunk, stream.variables))
+    return stream.report
+

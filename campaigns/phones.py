@@ -1,0 +1,173 @@
+"""Phone numbers to E.164, with the `phonenumbers` library and a default region (the campaign's).
+
+What a number means is phonenumbers' verdict: `phonenumbers.parse(text, region)`, then
+`is_valid_number`, then `format_number(..., E164)`. Before that, two things people's files do to numbers
+are undone (both only rescue numbers phonenumbers would reject as written):
+
+- spreadsheets turn numbers into floats: `256701234567.0` is read as `256701234567`, and
+  `2.56701234567E+11` too, but only when the mantissa still holds every digit; `2.567E+11` lost digits
+  and is skipped as rounded (we would rather skip a row than message a stranger);
+- `00` is the international prefix in most of the world, but phonenumbers only knows the default
+  region's own (Uganda's is 000, 005 or 007): a number starting `00` that is invalid as written is read
+  again as `+` followed by the rest.
+
+`normalise` is that definition, one value at a time. `normalise_many` gives the same answers for a whole
+column, fast: each distinct value once, the common shapes through `ingest_phone_rules` (phonenumbers'
+own metadata, replayed over arrays), everything else through `normalise`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+import numpy as np
+import pandas as pd
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberFormat
+
+from campaigns import ingest_phone_rules
+from campaigns.errors import BlastError
+
+# Skip reasons (they are also the keys of the ingest report's `reasons`).
+MISSING = "missing phone"
+INVALID = "invalid number"
+ROUNDED = "number rounded by a spreadsheet"
+
+DEFAULT_REGION = "UG"
+
+_INTEGRAL_FLOAT = re.compile(r"(\d+)\.0+")
+_SCIENTIFIC = re.compile(r"(\d)(?:\.(\d+))?[eE]\+?(\d{1,2})")
+# The shapes the fast path reads by their digits alone: digits, spaces, `-`, `.`, parentheses, and at
+# most one `+`, before the first digit (after a spreadsheet's float is undone). Longer or stranger values
+# go to phonenumbers itself (through `normalise`).
+_SIMPLE_SHAPE = re.compile(r"\(?(\+)?\(?[0-9][0-9 ().\-]*")
+_SIMPLE_MIN_DIGITS, _SIMPLE_MAX_DIGITS = 4, 30
+_MAX_INPUT = 250  # phonenumbers refuses longer strings (phonenumberutil._MAX_INPUT_STRING_LENGTH)
+
+
+def check_region(region: str) -> str:
+    """The region code, upper case; a BlastError when phonenumbers does not know it."""
+    code = (region or "").strip().upper()
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise BlastError(f"unknown region {region!r}: use a two-letter country code such as UG, KE or GB")
+    return code
+
+
+def undo_spreadsheet(text: str) -> tuple[str, bool]:
+    """The digits a spreadsheet's float stood for, and whether digits were lost (then skip the row)."""
+    if "." not in text and "e" not in text and "E" not in text:
+        return text, False
+    if match := _INTEGRAL_FLOAT.fullmatch(text):
+        return match.group(1), False
+    if match := _SCIENTIFIC.fullmatch(text):
+        lead, fraction, exponent = match.group(1), match.group(2) or "", int(match.group(3))
+        if exponent < len(fraction):  # 2.5670123456701E+11 is no whole number: not a phone cell
+            return text, False
+        if exponent > len(fraction):  # the padding zeros were never in the file: digits were lost
+            return text, True
+        return lead + fraction, False
+    return text, False
+
+
+def _phonenumbers_e164(text: str, region: str) -> str | None:
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number):
+        return None
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def normalise(raw: object, region: str = DEFAULT_REGION) -> tuple[str | None, str | None]:
+    """(E.164, None) for a valid number, else (None, skip reason). `region` is an upper-case code."""
+    if raw is None or (isinstance(raw, float) and raw != raw):
+        return None, MISSING
+    text = str(raw).strip()
+    if not text:
+        return None, MISSING
+    text, rounded = undo_spreadsheet(text)
+    if rounded:
+        return None, ROUNDED
+    e164 = _phonenumbers_e164(text, region)
+    if e164 is None and text.startswith("00"):
+        e164 = _phonenumbers_e164("+" + text[2:], region)
+    return (e164, None) if e164 is not None else (None, INVALID)
+
+
+def normalise_many(values: Iterable[object] | pd.Series, region: str = DEFAULT_REGION
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """E.164 (or None) and skip reason (or None) for every value: the same answers as `normalise`.
+
+    Returns two object arrays as long as `values`.
+    """
+    series = values if isinstance(values, pd.Series) else pd.Series(list(values), dtype=object)
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    phones, reasons = _normalise_distinct(np.asarray(uniques, dtype=object), region)
+    size = len(codes)
+    out_phones = np.full(size, None, dtype=object)
+    out_reasons = np.full(size, MISSING, dtype=object)
+    present = codes >= 0
+    out_phones[present] = phones[codes[present]]
+    out_reasons[present] = reasons[codes[present]]
+    return out_phones, out_reasons
+
+
+def _digits_of_simple(text: str) -> str:
+    """The digits of a simple-shape value (see _SIMPLE_SHAPE)."""
+    if text.isdigit():
+        return text
+    return (text.replace(" ", "").replace("-", "").replace(".", "").replace("(", "").replace(")", "")
+            .replace("+", ""))
+
+
+def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np.ndarray]:
+    size = len(values)
+    reasons = np.full(size, None, dtype=object)
+    texts = [value.strip() if isinstance(value, str) else str(value).strip() for value in values]
+    simple_shape = _SIMPLE_SHAPE.fullmatch
+    fast_index: list[int] = []
+    fast_digits: list[str] = []
+    fast_plus: list[bool] = []
+    slow: list[int] = []
+    for index, text in enumerate(texts):
+        if "." in text or "e" in text or "E" in text:
+            text, rounded = undo_spreadsheet(text)
+            if rounded:
+                reasons[index] = ROUNDED
+                continue
+            texts[index] = text
+        match = simple_shape(text) if len(text) <= _MAX_INPUT else None
+        if match is None:
+            slow.append(index)
+            continue
+        number = _digits_of_simple(text)
+        if _SIMPLE_MIN_DIGITS <= len(number) <= _SIMPLE_MAX_DIGITS:
+            fast_index.append(index)
+            fast_digits.append(number)
+            fast_plus.append(match.group(1) is not None)
+        else:
+            slow.append(index)
+
+    phones = np.full(size, None, dtype=object)
+    where = np.array(fast_index, dtype=np.int64)
+    digits = np.array(fast_digits, dtype=object)
+    outcome = ingest_phone_rules.evaluate(digits, np.array(fast_plus, dtype=bool), region)
+    phones[where] = outcome.e164
+    slow.extend(where[outcome.fallback].tolist())
+
+    # "00" read as "+": only for numbers invalid as written (see the module's docstring).
+    retry = np.flatnonzero(~outcome.fallback & (outcome.e164 == None))  # noqa: E711 (element-wise)
+    retry = np.array([i for i in retry if texts[where[i]].startswith("00")], dtype=np.int64)
+    if len(retry):
+        again = ingest_phone_rules.evaluate(
+            np.array([digits[i][2:] for i in retry], dtype=object), np.ones(len(retry), dtype=bool), region)
+        phones[where[retry]] = again.e164
+        slow.extend(where[retry[again.fallback]].tolist())
+
+    for index in slow:
+        phones[index], reasons[index] = normalise(texts[index], region)
+    invalid = (phones == None) & (reasons == None)  # noqa: E711
+    reasons[invalid] = INVALID
+    return phones, reasons

@@ -1,0 +1,149 @@
+"""Helpers for tests that run the real engine: contact files, blast.toml for sandbox accounts, Blast
+processes (worker, beat) as subprocesses, and waiting for a state of the database."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from campaigns import tallies
+from campaigns.db import engine_for
+from campaigns.models import Attempt, Message
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_contacts(path: Path, count: int, *, start: int = 0) -> list[str]:
+    """A CSV of `count` valid Ugandan mobiles; returns their E.164 forms."""
+    numbers = [f"+25677{start + i:07d}" for i in range(count)]
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["name", "phone"])
+        for i, number in enumerate(numbers):
+            writer.writerow([f"Person {i}", number])
+    return numbers
+
+
+def write_config(path: Path, sandbox, accounts: dict[str, dict]) -> None:
+    """`accounts`: name -> {"provider": ..., "rate": ..., other keys}; credentials default to the sandbox's."""
+    from workers.sandbox.harness import DEFAULT_CREDENTIALS
+
+    lines = []
+    for name, spec in accounts.items():
+        provider = spec["provider"]
+        credentials = DEFAULT_CREDENTIALS[provider]
+        values = {"provider": provider, "base_url": sandbox.base_url(provider),
+                  **_credential_keys(provider, credentials), **{k: v for k, v in spec.items() if k != "provider"}}
+        lines.append(f"[accounts.{name}]")
+        lines += [f"{key} = {_toml(value)}" for key, value in values.items()]
+        lines.append("")
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _credential_keys(provider: str, credentials: dict) -> dict:
+    if provider == "httpapi":
+        return {"token": credentials["key"]}
+    keys = {"api_key": credentials["key"]}
+    if provider == "smsglobal":
+        keys["api_secret"] = credentials["secret"]
+    if provider == "devino":
+        keys["sender"] = credentials.get("sender", "Blast")
+    return keys
+
+
+def _toml(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def wait_until(predicate, *, timeout: float, interval: float = 0.1, message: str = "condition"):
+    """Poll `predicate` until it returns something truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+def campaign_status(campaign_id: int) -> dict:
+    return tallies.campaign_report(campaign_id)
+
+
+def wait_for_status(campaign_id: int, statuses: tuple[str, ...], *, timeout: float) -> dict:
+    def reached():
+        report = tallies.campaign_report(campaign_id)
+        return report if report["status"] in statuses else None
+
+    return wait_until(reached, timeout=timeout, message=f"campaign {campaign_id} to be {'/'.join(statuses)}")
+
+
+def attempts_per_message(database_url: str, campaign_id: int) -> dict[int, int]:
+    engine = engine_for(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Message.id, Attempt.id).join(Attempt, Attempt.message_id == Message.id, isouter=True)
+            .where(Message.campaign_id == campaign_id)
+        ).all()
+    counts: dict[int, int] = {}
+    for message_id, attempt_id in rows:
+        counts[message_id] = counts.get(message_id, 0) + (1 if attempt_id is not None else 0)
+    return counts
+
+
+class BlastProcesses:
+    """`blast worker` / `blast beat` subprocesses with a given environment; all stopped on exit."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path):
+        self.env = {**os.environ, **env}
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, *args: str, name: str) -> subprocess.Popen:
+        log = (self.log_dir / f"{name}.log").open("wb")
+        process = subprocess.Popen([sys.executable, "-m", "campaigns.cli", *args], env=self.env, cwd=ROOT,
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.processes.append(process)
+        return process
+
+    def worker(self, name: str, *, concurrency: int = 4) -> subprocess.Popen:
+        return self.start("worker", "-c", str(concurrency), "-l", "WARNING", "-n", f"{name}@%h", name=name)
+
+    def beat(self) -> subprocess.Popen:
+        return self.start("beat", "-l", "WARNING", name="beat")
+
+    def kill(self, process: subprocess.Popen, sig=signal.SIGKILL) -> None:
+        os.killpg(process.pid, sig)
+        process.wait(timeout=30)
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_dir.glob("*.log"))
+
+    def __enter__(self) -> BlastProcesses:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                try:
+                    os.killpg(process.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    continue
+        for process in self.processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
