@@ -198,6 +198,8 @@ def plain_celery(sandbox, *, cap: int, count: int) -> None:
     from plain_celery import send
 
     send.app.conf.broker_url = broker
+    send.app._pool = None  # Blast's configure() reset kombu's shared pools under this app
+    send.app.amqp._producer_pool = None
     url = sandbox.base_url("socnet") + "/projects/bulk/whatsapp/api.php"
     started = time.monotonic()
     for i in range(count):

@@ -69,8 +69,13 @@ class Message(SQLModel, table=True):
             postgresql_where=text("state != 'skipped'"),
         ),
         Index("ix_message_campaign_state", "campaign_id", "state", "next_attempt_at"),
-        Index("ix_message_provider_id", "provider_message_id"),
-        Index("ix_message_state_updated", "state", "updated_at"),
+        # Partial: rows being ingested (pending, no provider id) cost these indexes nothing.
+        Index("ix_message_provider_id", "provider_message_id",
+              sqlite_where=text("provider_message_id IS NOT NULL"),
+              postgresql_where=text("provider_message_id IS NOT NULL")),
+        Index("ix_message_in_flight", "state", "updated_at",
+              sqlite_where=text("state IN ('queued', 'sending', 'unknown')"),
+              postgresql_where=text("state IN ('queued', 'sending', 'unknown')")),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))

@@ -31,7 +31,7 @@ LOST_OUTCOME_CODE = "unknown"
 
 def requeue_forgotten(connection, now, timeout: float) -> int:
     stale = connection.execute(
-        select(Message.id).where(Message.state == M.QUEUED, Message.queued_at < now - timedelta(seconds=timeout))
+        select(Message.id).where(Message.state == M.QUEUED, Message.updated_at < now - timedelta(seconds=timeout))
     ).scalars().all()
     return transition(connection, stale, expected=M.QUEUED, to=M.PENDING, now=now) if stale else 0
 
