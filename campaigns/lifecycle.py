@@ -6,6 +6,7 @@ their time comes and finishes running ones when no message can move any more.
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from campaigns.settings import AccountConfig, get_account
 from campaigns.states import CampaignStatus, MessageState, PauseReason
 from campaigns.transitions import transition
 
+log = logging.getLogger("blast.lifecycle")
 C = CampaignStatus
 M = MessageState
 
@@ -189,8 +191,8 @@ def _kick(campaign_id: int) -> None:
         account_name = _get(session, campaign_id).account_name
     try:
         dispatch.kick_pacer(account_name)
-    except Exception:  # the broker may be down; beat's next round paces it anyway
-        pass
+    except Exception as error:  # the broker may be down; beat's next round paces it anyway
+        log.warning("could not ask for a pacing round now (%s); beat's next round will", type(error).__name__)
 
 
 def is_over(status: str) -> bool:

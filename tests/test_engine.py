@@ -254,3 +254,29 @@ def _purge_rabbitmq(url: str) -> None:
                 channel.queue_purge(queue)
             except Exception:  # not declared yet
                 channel = connection.channel()
+
+
+def test_a_send_without_an_answer_is_resolved_from_reports_not_resent(blast_home, tmp_path, fresh_sandbox,
+                                                                      monkeypatch):
+    from campaigns import tallies
+    from workers.embedded import EmbeddedWorker
+
+    # given a gateway slower than the client's timeout, so every answer is lost after the request went out
+    monkeypatch.setenv("BLAST_SENDING_TIMEOUT_SECONDS", "2")
+    write_config(tmp_path / "blast.toml", fresh_sandbox,
+                 {"india": {"provider": "httpapi", "rate": 50, "timeout_seconds": 0.3}})
+    reset_settings()
+    migrate()
+    fresh_sandbox.knobs("httpapi", HTTPAPI_TOKEN, latency_ms=800)
+    numbers = write_contacts(tmp_path / "contacts.csv", 10)
+    with EmbeddedWorker(concurrency=4):
+        campaign_id, _ = lifecycle.launch(tmp_path / "contacts.csv", account_name="india", template="Hi {{ name }}")
+        # when the sends time out, the messages are unknown: not failed, not sent again
+        wait_until(lambda: tallies.campaign_report(campaign_id)["counts"]["unknown"] == 10, timeout=30,
+                   message="all ten sends to be unknown")
+        fresh_sandbox.knobs("httpapi", HTTPAPI_TOKEN, latency_ms=0)
+        # then the reconciler finds them in the gateway's report and the campaign finishes
+        final = wait_for_status(campaign_id, ("finished",), timeout=60)
+    assert final["counts"]["unknown"] == 0 and final["counts"]["pending"] == 0
+    assert sum(final["counts"][state] for state in ("submitted", "sent", "delivered", "read")) == 10
+    assert accepted(fresh_sandbox, "httpapi", HTTPAPI_TOKEN)["accepted_per_recipient"] == dict.fromkeys(numbers, 1)

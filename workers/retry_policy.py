@@ -5,6 +5,7 @@
 | accepted  | submitted (provider id, cost kept)         | yes          | limiter: clean answer         |
 | throttled | pending after the hinted delay             | no           | limiter: effective rate halves|
 | transient | pending after backoff; failed at the bound | yes          |                               |
+| (read timeout: the request went out, no answer) -> unknown; the reconciler asks the gateway's reports |
 | quota     | pending                                    | no           | running campaigns pause (quota)|
 | auth      | pending                                    | no           | running campaigns pause (auth) |
 | recipient | failed                                     | yes          |                               |
@@ -35,8 +36,16 @@ def backoff_seconds(account: AccountConfig, attempts: int, *, rng: random.Random
     return ceiling * rng.uniform(0.5, 1.0)
 
 
-def next_state(outcome: Outcome, *, attempts_after: int, account: AccountConfig) -> MessageState:
+# The client's code for a request that went out but got no answer in time: the gateway may have it.
+READ_TIMEOUT_CODE = "timeout"
+
+
+def next_state(outcome: Outcome, *, attempts_after: int, account: AccountConfig, code: str | None = None
+               ) -> MessageState:
     """The state a message in `sending` moves to; `attempts_after` counts this attempt if it used one."""
+    if outcome == Outcome.TRANSIENT and code == READ_TIMEOUT_CODE:
+        # Sending it again blindly could deliver it twice: the reconciler asks the gateway's reports.
+        return MessageState.UNKNOWN
     if outcome == Outcome.ACCEPTED:
         return MessageState.SUBMITTED
     if outcome in (Outcome.RECIPIENT, Outcome.CONTENT):

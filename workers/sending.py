@@ -13,6 +13,7 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from sqlalchemy import func, insert, select, update
 
@@ -35,6 +36,10 @@ HAND_BACK_DELAY_SECONDS = 0.5
 
 M = MessageState
 RECORDABLE = (M.SENDING, M.UNKNOWN)  # the reconciler may have marked a slow send unknown meanwhile
+
+
+def _recordable(state: MessageState) -> tuple[MessageState, ...]:
+    return (M.SENDING,) if state == M.UNKNOWN else RECORDABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +159,7 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
         counts[outcome.value] += 1
         used = outcome in retry_policy.USES_ATTEMPT
         attempts_after = row.attempts + (1 if used else 0)
-        state = retry_policy.next_state(outcome, attempts_after=attempts_after, account=account)
+        state = retry_policy.next_state(outcome, attempts_after=attempts_after, account=account, code=answer.code)
         values = {"id": row.id, "attempts": attempts_after, "error_code": answer.code,
                   "error_reason": _reason(answer)}
         if state == M.SUBMITTED:
@@ -169,7 +174,7 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
         pause_reason = pause_reason or retry_policy.PAUSES_ACCOUNT.get(outcome)
         if outcome == Outcome.CONTENT and answer.code:
             content_codes.add(answer.code)
-    later = now + _seconds(HAND_BACK_DELAY_SECONDS)
+    later = now + timedelta(seconds=HAND_BACK_DELAY_SECONDS)
     for row in unsent:
         by_state[M.PENDING].append({"id": row.id, "attempts": row.attempts, "error_code": None,
                                     "error_reason": None, "next_attempt_at": later})
@@ -194,17 +199,11 @@ def _record_state(connection, rows: list[dict], state: MessageState, now) -> Non
     for row in rows:
         groups[tuple(sorted(row))].append(row)
     for group in groups.values():
-        transition_each(connection, group, expected=RECORDABLE, to=state, now=now)
+        transition_each(connection, group, expected=_recordable(state), to=state, now=now)
 
 
 def _reason(answer) -> str | None:
     return answer.detail[:500] if answer.detail else None
-
-
-def _seconds(value: float):
-    from datetime import timedelta
-
-    return timedelta(seconds=value)
 
 
 def _pause_detail(results) -> str:
