@@ -16,12 +16,16 @@ def send_messages(campaign_id: int, message_ids: list[int]) -> dict:
     return sending.send_messages(campaign_id, message_ids)
 
 
+def pace_now(account_name: str | None = None, *, limiter) -> int:
+    names = [account_name] if account_name else None
+    return pacer.pace(publish=publish_send, account_names=names, limiter=limiter)
+
+
 @app.task(name="blast.pace", ignore_result=True)
 def pace(account_name: str | None = None) -> int:
     from workers.rate_limits import get_limiter
 
-    names = [account_name] if account_name else None
-    return pacer.pace(publish=publish_send, account_names=names, limiter=get_limiter())
+    return pace_now(account_name, limiter=get_limiter())
 
 
 @app.task(name="blast.reconcile", ignore_result=True)
