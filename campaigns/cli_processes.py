@@ -50,3 +50,23 @@ def web(
     from campaigns.web.app import create_app
 
     uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@app.command(context_settings=CONTEXT)
+def flower(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="TCP port")] = 5555,
+    address: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+) -> None:
+    """Flower on Blast's broker, behind basic auth (BLAST_FLOWER_USER / BLAST_FLOWER_PASSWORD)."""
+    import os
+
+    from campaigns.settings import get_settings
+    from workers.app import app as celery_app
+
+    settings = get_settings()
+    if settings.flower_password is None or not settings.flower_password.get_secret_value():
+        raise typer.BadParameter("set BLAST_FLOWER_PASSWORD: Flower never runs without a login")
+    # Flower reads FLOWER_* variables as options: the password stays out of the process's command line.
+    os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
+    celery_app.start(["flower", f"--port={port}", f"--address={address}", *ctx.args])

@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     # Seconds added to each account's one-second window to absorb the jitter between a rate-limiter grant
     # and the message reaching the gateway (thread wake-ups, the GIL, the network): the price is ~3% of rate.
     rate_safety_seconds: float = 0.03
+    # Operator surfaces: the web app's one admin, its session-signing key (generated into `home` when
+    # unset), and Flower (its address for the web app's link, and its basic-auth login).
+    admin_user: str = "admin"
+    admin_password: SecretStr | None = None
+    secret_key: SecretStr | None = None
+    flower_url: str | None = None
+    flower_user: str = "admin"
+    flower_password: SecretStr | None = None
 
     def model_post_init(self, __context) -> None:
         if not self.database_url:

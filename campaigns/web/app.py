@@ -11,4 +11,5 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Blast", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(hooks.router)
     app.include_router(pages.router)
+    pages.install(app)
     return app

@@ -1,5 +1,236 @@
-"""Operator pages."""
+"""Operator pages: login, campaign list, campaign page (live progress, actions, export)."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.staticfiles import StaticFiles
+
+from campaigns import export, lifecycle, tallies
+from campaigns.errors import BlastError, NotFound
+from campaigns.settings import ConfigError, get_settings, load_accounts
+from campaigns.templates import TemplateProblem
+from campaigns.web import auth, insights, uploads
+
+HERE = Path(__file__).parent
+TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"),
+                        autoescape=select_autoescape(default=True, default_for_string=True))
+ACTIONS = {"pause": lifecycle.pause, "resume": lifecycle.resume, "cancel": lifecycle.cancel,
+           "retry": lifecycle.retry}
 
 router = APIRouter()
+User = Annotated[str, Depends(auth.require_user)]
+
+
+def install(app) -> None:
+    """Session middleware, the login/CSRF answers and the static files (called by create_app)."""
+    auth.add_session(app)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.exception_handler(auth.LoginRequired)
+    async def _login_required(request: Request, _error):
+        if request.url.path.endswith(".json"):
+            return JSONResponse({"error": "login required"}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(auth.CsrfRejected)
+    async def _csrf_rejected(request: Request, _error):
+        return HTMLResponse("The form was stale or forged (CSRF token missing or wrong); reload and retry.",
+                            status_code=403)
+
+
+def page(request: Request, template_file: str, status_code: int = 200, **context) -> HTMLResponse:
+    settings = get_settings()
+    html = TEMPLATES.get_template(template_file).render(
+        user=auth.current_user(request), csrf_token=auth.csrf_token(request),
+        flower_url=settings.flower_url, **context)
+    return HTMLResponse(html, status_code=status_code)
+
+
+@router.get("/login")
+def login_form(request: Request):
+    return page(request, "login.html", error=None)
+
+
+@router.post("/login")
+def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
+          csrf_token: Annotated[str, Form()] = ""):
+    auth.check_csrf(request, csrf_token)
+    if not auth.check_credentials(username, password):
+        return page(request, "login.html", status_code=401, error="Wrong user name or password.")
+    auth.log_in(request, username)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Annotated[str, Form()] = ""):
+    auth.check_csrf(request, csrf_token)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/")
+def campaign_list(request: Request, user: User):
+    return page(request, "campaigns.html", campaigns=list(reversed(tallies.all_campaigns())))
+
+
+@router.get("/campaigns/{campaign_id}")
+def campaign_page(request: Request, campaign_id: int, user: User):
+    try:
+        report = tallies.campaign_report(campaign_id)
+    except NotFound as error:
+        return page(request, "error.html", status_code=404, message=str(error))
+    return page(request, "campaign.html", report=report, states=tallies.SHOWN_STATES,
+                failures=insights.failures(campaign_id), skips=insights.skip_reasons(campaign_id),
+                notice=request.query_params.get("notice"))
+
+
+@router.get("/campaigns/{campaign_id}/progress.json")
+def campaign_progress(campaign_id: int, user: User):
+    """Polled every second by the campaign page: tallies, sending per minute, failures grouped."""
+    try:
+        report = tallies.campaign_report(campaign_id)
+    except NotFound as error:
+        return JSONResponse({"error": str(error)}, status_code=404)
+    report["per_minute"] = insights.sent_per_minute(campaign_id)
+    report["failures"] = insights.failures(campaign_id)
+    return report
+
+
+@router.post("/campaigns/{campaign_id}/{action}")
+def campaign_action(request: Request, campaign_id: int, action: str, user: User,
+                    csrf_token: Annotated[str, Form()] = ""):
+    auth.check_csrf(request, csrf_token)
+    if action not in ACTIONS:
+        return page(request, "error.html", status_code=404, message=f"no action {action!r}")
+    try:
+        result = ACTIONS[action](campaign_id)
+    except NotFound as error:
+        return page(request, "error.html", status_code=404, message=str(error))
+    except BlastError as error:
+        return page(request, "error.html", status_code=409, message=str(error))
+    notice = f"{action}: done" + (f" ({result} messages)" if isinstance(result, int) else "")
+    return RedirectResponse(f"/campaigns/{campaign_id}?notice={notice}", status_code=303)
+
+
+@router.get("/campaigns/{campaign_id}/export.csv")
+def campaign_export(request: Request, campaign_id: int, user: User):
+    try:
+        tallies.campaign_report(campaign_id)
+    except NotFound as error:
+        return page(request, "error.html", status_code=404, message=str(error))
+
+    def lines():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(export.COLUMNS)
+        for count, row in enumerate(export.rows(campaign_id), start=1):
+            writer.writerow(row)
+            if count % 1000 == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    headers = {"Content-Disposition": f'attachment; filename="campaign-{campaign_id}.csv"'}
+    return StreamingResponse(lines(), media_type="text/csv; charset=utf-8", headers=headers)
+
+
+@router.get("/accounts")
+def accounts_page(request: Request, user: User):
+    """Rates, recent error and throttling rates, paused campaigns: public facts only, never a secret."""
+    try:
+        accounts = load_accounts()
+    except ConfigError as error:
+        return page(request, "error.html", status_code=500, message=str(error))
+    return page(request, "accounts.html", accounts=insights.account_health(accounts),
+                minutes=insights.HEALTH_MINUTES)
+
+
+@router.get("/upload")
+def upload_form(request: Request, user: User):
+    return page(request, "upload.html", error=None)
+
+
+@router.post("/upload")
+async def upload_file(request: Request, user: User, file: Annotated[UploadFile, File()],
+                      csrf_token: Annotated[str, Form()] = ""):
+    auth.check_csrf(request, csrf_token)
+    try:
+        token = await uploads.save_upload(file)
+    except uploads.UploadRejected as error:
+        return page(request, "upload.html", status_code=error.status_code, error=str(error))
+    return RedirectResponse(f"/uploads/{token}", status_code=303)
+
+
+@router.get("/uploads/{token}")
+def upload_preview(request: Request, token: str, user: User, phone_column: str | None = None,
+                   region: str = "UG", template: str = "", account: str | None = None, media_url: str = "",
+                   name: str = "", at: str = ""):
+    """First rows, detected phone column and mapping, ingest report with rejects, template preview."""
+    try:
+        upload = uploads.find_upload(token)
+        head = uploads.first_rows(upload)
+        accounts = load_accounts()
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    except (BlastError, ConfigError) as error:
+        return page(request, "error.html", status_code=400, message=str(error))
+    try:
+        report = uploads.dry_run(upload, region=region, phone_column=phone_column or None)
+    except BlastError as error:  # e.g. no phone column detected: the operator picks one in the mapping
+        return page(request, "upload_preview.html", upload=upload, head=head, report=None, region=region,
+                    phone_column=phone_column, accounts=sorted(accounts), account=account or "",
+                    template=template, media_url=media_url, name=name, at=at, previews=[], problem=str(error))
+    chosen = accounts.get(account or "") or next(iter(accounts.values()), None)
+    previews, problem = [], None
+    if template and chosen is not None:
+        try:
+            previews = uploads.render_preview(upload, template=template, provider=chosen.provider,
+                                              region=region, phone_column=phone_column or None,
+                                              kind="media" if media_url else "text")
+        except (TemplateProblem, BlastError) as error:
+            problem = str(error)
+    return page(request, "upload_preview.html", upload=upload, head=head, report=report, region=region,
+                phone_column=report["phone_column"], accounts=sorted(accounts),
+                account=chosen.name if chosen else "", template=template, media_url=media_url, name=name,
+                at=at, previews=previews, problem=problem)
+
+
+@router.get("/uploads/{token}/rejects.csv")
+def upload_rejects(request: Request, token: str, user: User):
+    try:
+        upload = uploads.find_upload(token)
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    if not upload.rejects_path.exists():
+        return page(request, "error.html", status_code=404, message="no rejects yet: open the preview first")
+    return FileResponse(upload.rejects_path, media_type="text/csv", filename="rejects.csv")
+
+
+@router.post("/uploads/{token}/launch")
+def upload_launch(request: Request, token: str, user: User, account: Annotated[str, Form()],
+                  template: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
+                  phone_column: Annotated[str, Form()] = "", region: Annotated[str, Form()] = "UG",
+                  media_url: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+                  at: Annotated[str, Form()] = ""):
+    """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`."""
+    auth.check_csrf(request, csrf_token)
+    try:
+        upload = uploads.find_upload(token)
+        campaign_id, _report = lifecycle.launch(
+            upload.path, account_name=account, template=template,
+            name=name or Path(upload.original_name).stem,
+            media_url=media_url or None, at=lifecycle.parse_when(at or None), region=region,
+            phone_column=phone_column or None)
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    except (BlastError, ConfigError) as error:
+        return page(request, "error.html", status_code=400, message=str(error))
+    return RedirectResponse(f"/campaigns/{campaign_id}?notice=launched", status_code=303)

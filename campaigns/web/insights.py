@@ -1,0 +1,135 @@
+"""What the operator pages show beyond the tallies: sending per minute, failures grouped, account health.
+
+Everything is counted by the database from the message and attempt rows, so the pages agree with them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from campaigns.db import get_engine, is_postgres
+from campaigns.models import Attempt, Campaign, Message, utcnow
+from campaigns.settings import AccountConfig
+from campaigns.states import CampaignStatus, MessageState, Outcome
+
+CHART_MINUTES = 60  # the chart shows the last hour, one bar per minute
+HEALTH_MINUTES = 15  # an account's error and throttling rates are over this many recent minutes
+MINUTE_FORMAT = "%Y-%m-%dT%H:%M"
+
+
+def _minute_key(value) -> str:
+    """A bucket as 'YYYY-MM-DDTHH:MM' (UTC), whatever type the database gave back."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.strftime(MINUTE_FORMAT)
+    return str(value)[:16].replace(" ", "T")
+
+
+def sent_per_minute(campaign_id: int, *, minutes: int = CHART_MINUTES,
+                    now: datetime | None = None) -> list[dict]:
+    """Messages the gateway accepted (`submitted_at`) per minute over the last `minutes`, oldest first.
+
+    Each item is {"minute": "YYYY-MM-DDTHH:MM" (UTC), "count": n}; minutes with none are present as 0.
+    """
+    engine = get_engine()
+    now = (now or utcnow()).astimezone(UTC).replace(second=0, microsecond=0)
+    since = now - timedelta(minutes=minutes - 1)
+    if is_postgres(engine):
+        bucket = func.date_trunc("minute", Message.submitted_at)
+    else:
+        bucket = func.strftime("%Y-%m-%dT%H:%M", Message.submitted_at)
+    query = (select(bucket, func.count()).where(Message.campaign_id == campaign_id,
+                                                Message.submitted_at >= since)
+             .group_by(bucket))
+    with engine.connect() as connection:
+        counts = {_minute_key(minute): n for minute, n in connection.execute(query)}
+    slots = [(since + timedelta(minutes=i)).strftime(MINUTE_FORMAT) for i in range(minutes)]
+    return [{"minute": slot, "count": counts.get(slot, 0)} for slot in slots]
+
+
+def failures(campaign_id: int, *, limit: int = 50) -> list[dict]:
+    """Failed messages grouped by error code and reason, most frequent first."""
+    query = (select(Message.error_code, Message.error_reason, func.count().label("n"))
+             .where(Message.campaign_id == campaign_id, Message.state == MessageState.FAILED)
+             .group_by(Message.error_code, Message.error_reason)
+             .order_by(func.count().desc()).limit(limit))
+    with get_engine().connect() as connection:
+        return [{"code": code or "", "reason": reason or "", "count": n}
+                for code, reason, n in connection.execute(query)]
+
+
+def skip_reasons(campaign_id: int, *, limit: int = 20) -> list[dict]:
+    """Skipped recipients grouped by reason (the ingest's verdicts), most frequent first."""
+    query = (select(Message.skip_reason, func.count())
+             .where(Message.campaign_id == campaign_id, Message.state == MessageState.SKIPPED)
+             .group_by(Message.skip_reason).order_by(func.count().desc()).limit(limit))
+    with get_engine().connect() as connection:
+        return [{"reason": reason or "", "count": n} for reason, n in connection.execute(query)]
+
+
+def recent_outcomes(*, minutes: int = HEALTH_MINUTES) -> dict[str, dict[str, int]]:
+    """Attempts per account and outcome over the last `minutes`: {account: {outcome: n}}."""
+    since = utcnow() - timedelta(minutes=minutes)
+    query = (select(Campaign.account_name, Attempt.outcome, func.count())
+             .select_from(Attempt)
+             .join(Message, Message.id == Attempt.message_id)
+             .join(Campaign, Campaign.id == Message.campaign_id)
+             .where(Attempt.at >= since)
+             .group_by(Campaign.account_name, Attempt.outcome))
+    found: dict[str, dict[str, int]] = {}
+    with get_engine().connect() as connection:
+        for account, outcome, n in connection.execute(query):
+            found.setdefault(account, {})[outcome] = n
+    return found
+
+
+def paused_campaigns() -> dict[str, list[dict]]:
+    """Paused campaigns per account, with the reason and the detail the pauser gave."""
+    query = (select(Campaign.account_name, Campaign.id, Campaign.name, Campaign.pause_reason,
+                    Campaign.pause_detail)
+             .where(Campaign.status == CampaignStatus.PAUSED).order_by(Campaign.id))
+    found: dict[str, list[dict]] = {}
+    with get_engine().connect() as connection:
+        for account, campaign_id, name, reason, detail in connection.execute(query):
+            found.setdefault(account, []).append(
+                {"id": campaign_id, "name": name, "reason": reason or "", "detail": detail or ""})
+    return found
+
+
+def _effective_rate(account: AccountConfig) -> float | None:
+    """The rate the limiter grants now (lower than configured while backing off), or None if unknown."""
+    try:
+        from workers.rate_limits import get_limiter
+
+        return get_limiter().effective_rate(account.name, rate=account.rate)
+    except Exception:  # Redis down or unreachable: the page still shows everything else
+        return None
+
+
+def account_health(accounts: dict[str, AccountConfig], *, minutes: int = HEALTH_MINUTES) -> list[dict]:
+    """Per account: provider, configured and effective rate (messages per second), recent attempts with
+    error and throttling rates (fractions 0..1 of attempts in the last `minutes`), paused campaigns.
+    Only public facts: never a credential."""
+    outcomes = recent_outcomes(minutes=minutes)
+    paused = paused_campaigns()
+    rows = []
+    for name, account in sorted(accounts.items()):
+        counts = outcomes.get(name, {})
+        total = sum(counts.values())
+        throttled = counts.get(Outcome.THROTTLED, 0)
+        errors = total - counts.get(Outcome.ACCEPTED, 0) - throttled
+        rows.append({
+            "name": name,
+            "provider": account.provider,
+            "rate": account.rate,
+            "effective_rate": _effective_rate(account),
+            "attempts": total,
+            "outcomes": dict(sorted(counts.items())),
+            "error_rate": errors / total if total else None,
+            "throttle_rate": throttled / total if total else None,
+            "paused": paused.get(name, []),
+        })
+    return rows

@@ -1,0 +1,143 @@
+"""Uploaded contact files: streamed to disk under BLAST_HOME/uploads/<token>/, then previewed and checked.
+
+A token is a random name, so one upload cannot be guessed from another. The stored file is always
+`contacts<suffix>`: the operator's file name is kept only as text to show.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from campaigns import gateway_limits, templates
+from campaigns.db import get_engine
+from campaigns.ingest import find_phone_column, load_optouts, read_contacts, write_rejects
+from campaigns.ingest_sources import CSV_SUFFIXES, EXCEL_SUFFIXES, IngestError, open_source
+from campaigns.settings import get_settings
+
+ALLOWED_SUFFIXES = frozenset(CSV_SUFFIXES | EXCEL_SUFFIXES)
+READ_BLOCK_BYTES = 1024 * 1024
+PREVIEW_ROWS = 10
+PREVIEW_RECIPIENTS = 3
+_TOKEN = re.compile(r"^[0-9a-f]{32}$")
+
+
+class UploadRejected(Exception):
+    """The upload is refused: wrong type, too large, empty, or unknown. The message is for the operator."""
+
+    def __init__(self, message: str, status_code: int = 400):
+        super().__init__(message)
+        self.status_code = status_code
+
+
+def uploads_folder() -> Path:
+    return Path(get_settings().home) / "uploads"
+
+
+async def save_upload(upload) -> str:
+    """Stream a Starlette UploadFile to disk in 1 MB blocks; refuse other types and files over
+    Settings.max_upload_bytes. Returns the upload's token."""
+    original = Path(upload.filename or "").name
+    suffix = Path(original).suffix.lower()
+    if suffix not in ALLOWED_SUFFIXES:
+        raise UploadRejected(f"{original or 'the file'}: unsupported type (use .csv or .xlsx)", 415)
+    limit = get_settings().max_upload_bytes
+    token = secrets.token_hex(16)
+    folder = uploads_folder() / token
+    folder.mkdir(parents=True)
+    size = 0
+    with open(folder / f"contacts{suffix}", "wb") as handle:
+        while block := await upload.read(READ_BLOCK_BYTES):
+            size += len(block)
+            if size > limit:
+                break
+            handle.write(block)
+    if size > limit or size == 0:
+        shutil.rmtree(folder)
+        if size == 0:
+            raise UploadRejected(f"{original}: the file is empty")
+        raise UploadRejected(f"{original}: over the upload limit of {limit / 1e6:.1f} MB", 413)
+    (folder / "name.txt").write_text(original, encoding="utf-8")
+    return token
+
+
+@dataclass(frozen=True)
+class Upload:
+    token: str
+    path: Path
+    original_name: str
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.path.parent / "rejects.csv"
+
+
+def find_upload(token: str) -> Upload:
+    folder = uploads_folder() / token
+    files = sorted(folder.glob("contacts.*")) if _TOKEN.match(token) and folder.is_dir() else []
+    if not files:
+        raise UploadRejected("no such upload", 404)
+    return Upload(token=token, path=files[0], original_name=(folder / "name.txt").read_text(encoding="utf-8"))
+
+
+@dataclass(frozen=True)
+class FirstRows:
+    headers: list[str]  # as written in the file
+    rows: list[list[str]]  # the first data rows, cells as text
+    detected_phone: str | None  # the header ingest takes as the phone column when none is chosen
+
+
+def first_rows(upload: Upload, n: int = PREVIEW_ROWS) -> FirstRows:
+    """The header, the first `n` rows and the detected phone column (an IngestError if unreadable)."""
+    source = open_source(upload.path, max_bytes=get_settings().max_upload_bytes)
+    try:
+        names, identifiers = source.header.names, source.header.identifiers
+        try:
+            detected = names[find_phone_column(names, identifiers, None, upload.original_name)]
+        except IngestError:
+            detected = None
+        frame = next(iter(source.chunks(n)), None)
+        rows = [] if frame is None else frame[identifiers].head(n).astype(str).values.tolist()
+    finally:
+        if hasattr(source, "workbook"):
+            source.workbook.close()
+    return FirstRows(headers=names, rows=rows, detected_phone=detected)
+
+
+def dry_run(upload: Upload, *, region: str, phone_column: str | None) -> dict:
+    """The ingest report (`blast import --json` shape, plus phone_column and variables) and the rejects
+    file, without writing any message."""
+    stream = read_contacts(upload.path, region=region, phone_column=phone_column,
+                           opted_out=load_optouts(get_engine()))
+    for _chunk in write_rejects(upload.rejects_path, stream):
+        pass
+    report = stream.report.as_dict()
+    report["phone_column"] = stream.phone_column
+    report["variables"] = stream.variables
+    return report
+
+
+def render_preview(upload: Upload, *, template: str, provider: str, region: str, phone_column: str | None,
+                   kind: str = "text", n: int = PREVIEW_RECIPIENTS) -> list[dict]:
+    """The first `n` valid recipients' texts (or why each would be skipped), with the gateway's length
+    check: phone, text, skip_reason, length, limit, unit. A template that does not parse raises
+    `templates.TemplateProblem`."""
+    compiled = templates.compile_template(template)
+    stream = read_contacts(upload.path, region=region, phone_column=phone_column, chunk_rows=200)
+    limit, unit = gateway_limits.text_limit(provider, kind)
+    found: list[dict] = []
+    for chunk in stream:
+        valid = chunk[chunk["skip_reason"].isna()]
+        for record in valid.head(n - len(found)).to_dict("records"):
+            text, reason = templates.render_one(compiled, {name: record[name] for name in stream.variables})
+            if text is not None:
+                reason = reason or gateway_limits.too_long(text, provider, kind)
+            length = gateway_limits.measure(text, unit) if text is not None else 0
+            found.append({"phone": record["phone"], "text": text, "skip_reason": reason, "length": length,
+                          "limit": limit, "unit": unit})
+        if len(found) >= n:
+            break
+    return found
