@@ -73,7 +73,7 @@ def main() -> None:
 
 
 # Command groups live in their own modules and register on `app` when imported.
-from campaigns import cli_campaigns, cli_ingest, cli_processes, cli_sandbox
+from campaigns import cli_campaigns, cli_ingest, cli_optout, cli_processes, cli_sandbox, cli_schedule
 
 __all__ = ["Path", "app", "console", "err_console", "fail", "main"]
 

@@ -44,7 +44,19 @@ def campaign_report(campaign_id: int) -> dict:
         report = _report(campaign, counts_by_campaign(session, [campaign_id]).get(campaign_id))
         if campaign.pause_reason and campaign.status == "paused":
             report["pause_reason"] = campaign.pause_reason
+        report["failures"] = failures(session, campaign_id)
         return report
+
+
+def failures(session, campaign_id: int) -> list[dict]:
+    """Failed messages grouped by reason and code, most frequent first: [{"reason", "code", "count"}]."""
+    query = (
+        select(Message.error_reason, Message.error_code, func.count())
+        .where(Message.campaign_id == campaign_id, Message.state == MessageState.FAILED.value)
+        .group_by(Message.error_reason, Message.error_code)
+    )
+    rows = [{"reason": reason, "code": code, "count": n} for reason, code, n in session.execute(query)]
+    return sorted(rows, key=lambda row: (-row["count"], str(row["reason"]), str(row["code"])))
 
 
 def all_campaigns() -> list[dict]:
@@ -66,3 +78,8 @@ def print_report(console, report: dict) -> None:
             table.add_row(state, str(report["counts"][state]))
     table.add_row("[bold]total", f"[bold]{report['total']}")
     console.print(table)
+    if report.get("failures"):
+        reasons = Table("failure reason", "code", "messages")
+        for failure in report["failures"]:
+            reasons.add_row(failure["reason"] or "-", failure["code"] or "-", str(failure["count"]))
+        console.print(reasons)

@@ -8,4 +8,10 @@ BEAT_SCHEDULE = {
     # Re-queue what the broker forgot; mark sends lost in a crash unknown and resolve them.
     "reconcile": {"task": "blast.reconcile", "schedule": get_settings().reconcile_every_seconds,
                   "options": {"expires": 30}},
+    # Delivery reports and opt-outs (schedules/tasks.py); each job runs under a lock (schedules/locks.py).
+    "apply-waiting-events": {"task": "blast.apply_waiting_events", "schedule": 5.0, "options": {"expires": 5}},
+    "poll-reports": {"task": "blast.poll_reports", "schedule": 60.0, "options": {"expires": 60}},
+    "poll-inbound": {"task": "blast.poll_inbound", "schedule": 60.0, "options": {"expires": 60}},
+    "fire-schedules": {"task": "blast.fire_schedules", "schedule": 30.0, "options": {"expires": 30}},
+    "check-balances": {"task": "blast.check_balances", "schedule": 3600.0, "options": {"expires": 600}},
 }

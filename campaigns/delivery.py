@@ -1,0 +1,178 @@
+"""Delivery: status events from webhooks and polled reports are stored in `statusevent` and applied to
+the messages with the same conditional updates as everything else (campaigns.transitions).
+
+Out-of-order and replayed events are harmless: a message only moves forward (submitted -> sent ->
+delivered -> read), and an event only applies to the message whose *current* provider id it names.
+A THROTTLED event (Devino 2301: accepted, then dropped for rate) puts the message back to `pending` once:
+the move clears the provider id, so a replay of the same callback, or a second 2301 for the old send,
+no longer matches the message, and the resend goes through the normal pacer.
+
+An event that names no known message (a callback faster than the worker recording the provider id) is
+kept with applied=False; `apply_waiting` applies it once the message carries that id.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.engine import Engine
+
+from campaigns.models import Campaign, Message, StatusEvent, utcnow
+from campaigns.states import EventKind, MessageState, Outcome
+from campaigns.transitions import sources, transition, transition_each
+from workers.providers.events import Inbound, StatusUpdate
+
+M = MessageState
+RESEND_DELAY_SECONDS = 2.0  # a THROTTLED message waits this long before the pacer may queue it again
+TARGETS = {EventKind.SENT: M.SENT, EventKind.DELIVERED: M.DELIVERED, EventKind.READ: M.READ}
+# Applied in this order within one batch, so a batch holding sent, read and delivered of one message
+# (in any order) leaves it read.
+ORDER = (EventKind.SENT, EventKind.DELIVERED, EventKind.READ, EventKind.FAILED, EventKind.THROTTLED)
+# A delivery report can only concern a message the gateway has (or may have) accepted.
+REPORTED = (M.SUBMITTED, M.SENT, M.DELIVERED, M.UNKNOWN)
+
+
+def effective_kind(update_: StatusUpdate) -> EventKind:
+    """Devino 2305 (not on WhatsApp) and other recipient codes fail the message whatever the word."""
+    if update_.kind != EventKind.THROTTLED and update_.outcome == Outcome.RECIPIENT:
+        return EventKind.FAILED
+    return update_.kind
+
+
+def apply_updates(engine: Engine, account_name: str, updates: Sequence[StatusUpdate], *,
+                  source: str = "webhook") -> dict[str, int]:
+    """Store every update and apply those whose message is known; one transaction, a few statements.
+
+    Returns counts: `stored` (events kept), `matched` (naming a message's current provider id), `moved`
+    (messages whose state changed), `waiting` (kept for later: no message carries that id yet).
+    """
+    counts = {"stored": 0, "matched": 0, "moved": 0, "waiting": 0}
+    if not updates:
+        return counts
+    with engine.begin() as connection:
+        by_provider_id = _messages_by_provider_id(connection, account_name,
+                                                  {u.provider_message_id for u in updates})
+        by_reference = _messages_by_reference(connection, account_name, updates)
+        events, matched = [], []
+        now = utcnow()
+        for item in updates:
+            message_id = by_provider_id.get(item.provider_message_id)
+            if message_id is not None:
+                matched.append((message_id, item))
+            events.append({
+                "message_id": message_id if message_id is not None else by_reference.get(item.reference),
+                "account_name": account_name,
+                "provider_message_id": item.provider_message_id[:100],
+                "kind": effective_kind(item).value,
+                "error_code": (item.error_code or None) and item.error_code[:64],
+                "source": source[:16],
+                "occurred_at": item.occurred_at,
+                "received_at": now,
+                "applied": message_id is not None,
+                "raw": json.dumps(dict(item.raw), default=str),
+            })
+        connection.execute(StatusEvent.__table__.insert(), events)
+        counts["stored"] = len(events)
+        counts["matched"] = len(matched)
+        counts["waiting"] = len(events) - len(matched)
+        counts["moved"] = _apply(connection, matched)
+    return counts
+
+
+def _messages_by_provider_id(connection, account_name: str, provider_ids: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    ids = sorted(provider_ids)
+    for start in range(0, len(ids), 5000):
+        rows = connection.execute(
+            select(Message.provider_message_id, Message.id)
+            .join(Campaign, Campaign.id == Message.campaign_id)
+            .where(Message.provider_message_id.in_(ids[start:start + 5000]), Campaign.account_name == account_name)
+        )
+        found.update({provider_id: message_id for provider_id, message_id in rows})
+    return found
+
+
+def _messages_by_reference(connection, account_name: str, updates: Iterable[StatusUpdate]) -> dict[str, int]:
+    """Our message id echoed back by the gateway (Devino callbackData), for events still waiting."""
+    references = {u.reference for u in updates if u.reference and u.reference.isdigit()}
+    if not references:
+        return {}
+    rows = connection.execute(
+        select(Message.id).join(Campaign, Campaign.id == Message.campaign_id)
+        .where(Message.id.in_([int(ref) for ref in references]), Campaign.account_name == account_name)
+    ).scalars()
+    return {str(message_id): message_id for message_id in rows}
+
+
+def _apply(connection, matched: list[tuple[int, StatusUpdate]]) -> int:
+    moved = 0
+    grouped: dict[EventKind, list[tuple[int, StatusUpdate]]] = {}
+    for message_id, item in matched:
+        grouped.setdefault(effective_kind(item), []).append((message_id, item))
+    for kind in ORDER:
+        group = grouped.get(kind)
+        if not group:
+            continue
+        ids = sorted({message_id for message_id, _ in group})
+        if kind in TARGETS:
+            target = TARGETS[kind]
+            moved += transition(connection, ids, expected=sources(target), to=target)
+        elif kind == EventKind.FAILED:
+            rows = {message_id: {"id": message_id, "error_code": (item.error_code or "failed")[:64],
+                                 "error_reason": item.reason or "failed at the gateway"}
+                    for message_id, item in group}
+            moved += transition_each(connection, list(rows.values()),
+                                     expected=[s for s in sources(M.FAILED) if s in REPORTED], to=M.FAILED)
+        else:  # THROTTLED: send again, once (the cleared provider id is what makes it once)
+            moved += transition(connection, ids, expected=(M.SUBMITTED, M.SENT), to=M.PENDING,
+                                provider_message_id=None, submitted_at=None, sent_at=None,
+                                next_attempt_at=utcnow() + timedelta(seconds=RESEND_DELAY_SECONDS))
+    return moved
+
+
+def apply_waiting(engine: Engine, *, limit: int = 5000) -> int:
+    """Apply kept events whose message now carries their provider id; returns how many were applied."""
+    event = StatusEvent.__table__
+    with engine.begin() as connection:
+        rows = connection.execute(
+            select(event.c.id, event.c.kind, event.c.error_code, event.c.raw, Message.id.label("message_id"))
+            .join(Message, Message.provider_message_id == event.c.provider_message_id)
+            .join(Campaign, (Campaign.id == Message.campaign_id) & (Campaign.account_name == event.c.account_name))
+            .where(event.c.applied.is_(False))
+            .order_by(event.c.id)
+            .limit(limit)
+        ).all()
+        if not rows:
+            return 0
+        matched = [(row.message_id, StatusUpdate(provider_message_id="", kind=EventKind(row.kind),
+                                                 error_code=row.error_code,
+                                                 reason=_reason(row.kind, row.error_code)))
+                   for row in rows]
+        _apply(connection, matched)
+        connection.execute(
+            update(event).where(event.c.id == bindparam("event_id"))
+            .values(applied=True, message_id=bindparam("matched_id")),
+            [{"event_id": row.id, "matched_id": row.message_id} for row in rows],
+        )
+    return len(rows)
+
+
+def _reason(kind: str, error_code: str | None) -> str | None:
+    if kind != EventKind.FAILED:
+        return None
+    from workers.providers import devino
+
+    rule = devino.error_code_rule(error_code) if error_code else None
+    return rule.reason if rule is not None else f"failed at the gateway ({error_code or 'no code'})"
+
+
+def apply_inbound(engine: Engine, account_name: str, inbound: Sequence[Inbound], *, source: str = "webhook") -> int:
+    """Incoming messages: a STOP puts its sender on the opt-out list. Returns how many numbers were new."""
+    from campaigns import optouts
+
+    phones = [item.from_phone for item in inbound
+              if item.from_phone.startswith("+") and optouts.is_stop(item.text)]
+    return optouts.add(engine, phones, reason="replied STOP", source=f"{source}:{account_name}")

@@ -1,0 +1,89 @@
+"""Reminder blasts: cron in a time zone and one-off, fired once per occurrence however many beats run."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from campaigns import reminders
+from campaigns.errors import BlastError
+from campaigns.models import Campaign
+from campaigns.settings import reset_settings
+from tests.engine import write_contacts
+
+CONFIG = """
+[accounts.ug]
+provider = "socnet"
+base_url = "http://127.0.0.1:9"
+api_key = "k"
+rate = 10
+"""
+
+
+@pytest.fixture
+def contacts(engine, tmp_path, blast_home):
+    (tmp_path / "blast.toml").write_text(CONFIG)
+    reset_settings()
+    path = tmp_path / "contacts.csv"
+    write_contacts(path, 3)
+    return path
+
+
+def campaigns(engine) -> list[tuple]:
+    with engine.connect() as connection:
+        return connection.execute(select(Campaign.schedule_id, Campaign.occurrence, Campaign.status)).all()
+
+
+def test_cron_in_a_time_zone_fires_once_per_occurrence(engine, contacts):
+    start = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)  # 08:00 in Kampala (UTC+3)
+    schedule_id = reminders.add(engine, name="weekly", account_name="ug", source_file=contacts,
+                                template="Reminder {{ name }}", cron="0 9 * * MON",
+                                timezone="Africa/Kampala", now=start)
+    [schedule] = reminders.listed(engine)
+    assert schedule.next_fire_at.replace(tzinfo=UTC) == datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+    # when two beats look at the same moment after it is due
+    due = datetime(2026, 3, 2, 6, 0, 30, tzinfo=UTC)
+    first = reminders.fire_due(engine, now=due)
+    second = reminders.fire_due(engine, now=due)
+    assert len(first) == 1 and second == []
+    assert [(row.schedule_id, row.status) for row in campaigns(engine)] == [(schedule_id, "running")]
+    [schedule] = reminders.listed(engine)
+    assert schedule.next_fire_at.replace(tzinfo=UTC) == datetime(2026, 3, 9, 6, 0, tzinfo=UTC)
+
+
+def test_one_off_fires_once_then_stops(engine, contacts):
+    now = datetime.now(UTC)
+    reminders.add(engine, name="once", account_name="ug", source_file=contacts, template="Hi",
+                  run_at=now + timedelta(minutes=5), now=now)
+    assert reminders.fire_due(engine, now=now) == []
+    assert len(reminders.fire_due(engine, now=now + timedelta(minutes=6))) == 1
+    assert reminders.fire_due(engine, now=now + timedelta(days=1)) == []
+    [schedule] = reminders.listed(engine)
+    assert not schedule.enabled
+
+
+@pytest.mark.parametrize("fields", [{"cron": "not a cron"}, {"cron": "* * * * *", "timezone": "Mars/Base"},
+                                    {}, {"run_at": datetime(2000, 1, 1, tzinfo=UTC)}])
+def test_bad_schedules_are_refused(engine, contacts, fields):
+    with pytest.raises(BlastError):
+        reminders.add(engine, name="bad", account_name="ug", source_file=contacts, template="Hi", **fields)
+
+
+def test_schedule_cli_add_list_remove(engine, contacts):
+    from campaigns.cli import app
+
+    runner = CliRunner()
+    added = runner.invoke(app, ["schedule", "add", str(contacts), "--account", "ug", "--template", "Hi",
+                                "--cron", "*/5 * * * *", "--timezone", "Africa/Kampala"])
+    assert added.exit_code == 0, added.output
+    schedule_id = int(added.output.strip())
+    [row] = json.loads(runner.invoke(app, ["schedule", "list", "--json"]).output)
+    assert (row["id"], row["cron"], row["enabled"]) == (schedule_id, "*/5 * * * *", True)
+    assert runner.invoke(app, ["schedule", "remove", str(schedule_id)]).exit_code == 0
+    [row] = json.loads(runner.invoke(app, ["schedule", "list", "--json"]).output)
+    assert row["enabled"] is False and row["next_fire_at"] is None
