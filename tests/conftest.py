@@ -104,6 +104,30 @@ def rabbitmq_url():
     return services.RABBITMQ_URL
 
 
+@pytest.fixture(scope="module")
+def running_sandbox():
+    """One gateway sandbox subprocess per test module (modules with their own `sandbox` fixture keep it)."""
+    from tests.gateways import GatewaySandbox
+
+    with GatewaySandbox() as running:
+        yield running
+
+
+@pytest.fixture
+def sandbox(running_sandbox):
+    running_sandbox.reset(all=True)
+    return running_sandbox
+
+
+@pytest.fixture
+def hooks():
+    """A receiver for the gateways' callbacks and webhooks."""
+    from tests.gateways import HookReceiver
+
+    with HookReceiver() as receiver:
+        yield receiver
+
+
 def pytest_report_header(config):
     ci = os.environ.get("CI", "") == "true"
     found = {name: services.available(name) for name in ("redis", "postgres", "rabbitmq")}

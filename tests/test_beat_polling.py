@@ -9,21 +9,8 @@ from campaigns.models import Message, OptOut
 from campaigns.settings import reset_settings
 from schedules import locks, polling, tasks
 from tests.factories import make_campaign, make_messages
-from tests.gateways import GatewaySandbox
 from tests.sandbox_support import poll_until
 from workers.providers.base import Outbound, client_for
-
-
-@pytest.fixture(scope="module")
-def running_sandbox():
-    with GatewaySandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(running_sandbox):
-    running_sandbox.reset(all=True)
-    return running_sandbox
 
 
 def sent_through(engine, sandbox, provider: str, count: int) -> tuple[object, list[int]]:

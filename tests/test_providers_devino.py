@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from campaigns.states import EventKind, Outcome
-from tests.gateways import GatewaySandbox, HookReceiver, account
+from tests.gateways import account
 from workers.providers import DevinoClient, InvalidMessage, Outbound, parse_devino_callback
 
 TO = "+79034567890"
@@ -111,29 +111,11 @@ def test_a_call_never_carries_more_than_max_batch():
 # ---------------------------------------------------------------------- against the sandbox
 
 
-@pytest.fixture(scope="module")
-def running_sandbox():
-    with GatewaySandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(running_sandbox):
-    running_sandbox.reset(all=True)
-    return running_sandbox
-
-
 @pytest.fixture
 def devino(sandbox):
     gateway = DevinoClient(sandbox.account("devino"))
     yield gateway
     gateway.close()
-
-
-@pytest.fixture
-def hooks():
-    with HookReceiver() as receiver:
-        yield receiver
 
 
 def callbacks(_content_type: str, body: bytes):

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from campaigns.states import EventKind, Outcome
-from tests.gateways import GatewaySandbox, HookReceiver, account, wait_until
+from tests.gateways import account, wait_until
 from workers.providers import (
     HttpApiClient,
     Inbound,
@@ -171,29 +171,11 @@ def test_report_dates_go_both_or_neither():
 # ---------------------------------------------------------------------- against the sandbox
 
 
-@pytest.fixture(scope="module")
-def running_sandbox():
-    with GatewaySandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(running_sandbox):
-    running_sandbox.reset(all=True)
-    return running_sandbox
-
-
 @pytest.fixture
 def httpapi(sandbox):
     gateway = HttpApiClient(sandbox.account("httpapi"))
     yield gateway
     gateway.close()
-
-
-@pytest.fixture
-def hooks():
-    with HookReceiver() as receiver:
-        yield receiver
 
 
 @pytest.fixture

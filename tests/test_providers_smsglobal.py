@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from campaigns.states import EventKind, Outcome
-from tests.gateways import GatewaySandbox, account, wait_until
+from tests.gateways import account, wait_until
 from workers.providers import InvalidMessage, Outbound, SmsGlobalClient
 from workers.providers.smsglobal import MacAuth, mac_signature
 
@@ -129,18 +129,6 @@ def test_list_paging_limits_are_checked():
 
 
 # ---------------------------------------------------------------------- against the sandbox
-
-
-@pytest.fixture(scope="module")
-def running_sandbox():
-    with GatewaySandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(running_sandbox):
-    running_sandbox.reset(all=True)
-    return running_sandbox
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from campaigns.states import Outcome
-from tests.gateways import GatewaySandbox, account
+from tests.gateways import account
 from workers.providers import InvalidMessage, Outbound, SocnetClient
 
 KEY = "sandbox-socnet-key-0123456789abc"
@@ -62,18 +62,6 @@ def test_limits_are_checked_before_sending_with_a_clear_error(message, words):
 
 
 # ---------------------------------------------------------------------- against the sandbox
-
-
-@pytest.fixture(scope="module")
-def running_sandbox():
-    with GatewaySandbox() as running:
-        yield running
-
-
-@pytest.fixture
-def sandbox(running_sandbox):
-    running_sandbox.reset(all=True)
-    return running_sandbox
 
 
 @pytest.fixture
