@@ -127,9 +127,13 @@ def export(
 
 
 @app.command()
-def demo(contacts: Annotated[int, typer.Option(help="how many contacts to generate")] = 2000) -> None:
-    """A whole campaign on the embedded default, against the sandbox, with a progress bar."""
+def demo(
+    contacts: Annotated[int, typer.Option(help="how many contacts to generate")] = 2000,
+    web_port: Annotated[int, typer.Option(help="the web app's port (another one when taken)")] = 8000,
+    keep_web: Annotated[bool, typer.Option(help="keep the web app up after the campaign, until Ctrl-C")] = False,
+) -> None:
+    """A whole campaign on the embedded default, against the sandbox, with a progress bar and the web app."""
     from campaigns import demo as demo_run
 
-    final = demo_run.run(contacts=contacts, console=console)
+    final = demo_run.run(contacts=contacts, console=console, web_port=web_port, keep_web=keep_web)
     raise typer.Exit(0 if final["status"] == "finished" else 1)
