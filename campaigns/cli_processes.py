@@ -30,13 +30,12 @@ def beat(
     ctx: typer.Context,
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
 ) -> None:
-    """Celery beat with Blast's schedule (pacer, reconciler, report polling, reminder blasts)."""
-    from campaigns.settings import get_settings
+    """Celery beat with Blast's schedule (pacer, reconciler, report polling, reminder blasts). Only one beat
+    sends at a time: another one started by mistake stands by (schedules.beat.OneBeatScheduler)."""
     from workers.app import app as celery_app
 
-    home = get_settings().home
-    home.mkdir(parents=True, exist_ok=True)
-    celery_app.start(["beat", "--loglevel", loglevel, "--schedule", str(home / "beat-schedule"), *ctx.args])
+    celery_app.start(["beat", "--loglevel", loglevel, "--scheduler", "schedules.beat:OneBeatScheduler",
+                      *ctx.args])
 
 
 @app.command()

@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     sending_timeout_seconds: float = 120.0  # sending longer than this: the worker died; unknown
     unknown_timeout_seconds: float = 900.0  # unknown with no evidence from the gateway this long: failed
     reconcile_every_seconds: float = 10.0
+    # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
+    # this many seconds of 09:00 (plus the time to ingest its contact file).
+    schedule_tick_seconds: float = Field(default=5.0, gt=0)
     # Seconds added to each account's one-second window to absorb the jitter between a rate-limiter grant
     # and the message reaching the gateway (thread wake-ups, the GIL, the network): the price is ~3% of rate.
     rate_safety_seconds: float = 0.03

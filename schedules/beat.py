@@ -1,6 +1,18 @@
-"""The beat schedule, one dict: what runs periodically and how often (seconds)."""
+"""The beat schedule, one dict: what runs periodically and how often (seconds); and the scheduler that lets
+only one beat send it, however many are started."""
+
+from __future__ import annotations
+
+import logging
+
+from celery.beat import Scheduler
 
 from campaigns.settings import get_settings
+from schedules import locks
+
+log = logging.getLogger("blast.beat")
+
+_TICK = get_settings().schedule_tick_seconds
 
 BEAT_SCHEDULE = {
     # Keep every account's queue a few seconds deep; start scheduled campaigns; finish done ones.
@@ -12,6 +24,59 @@ BEAT_SCHEDULE = {
     "apply-waiting-events": {"task": "blast.apply_waiting_events", "schedule": 5.0, "options": {"expires": 5}},
     "poll-reports": {"task": "blast.poll_reports", "schedule": 60.0, "options": {"expires": 60}},
     "poll-inbound": {"task": "blast.poll_inbound", "schedule": 60.0, "options": {"expires": 60}},
-    "fire-schedules": {"task": "blast.fire_schedules", "schedule": 30.0, "options": {"expires": 30}},
+    # Reminder blasts that are due become campaigns (BLAST_SCHEDULE_TICK_SECONDS).
+    "fire-schedules": {"task": "blast.fire_schedules", "schedule": _TICK, "options": {"expires": max(2 * _TICK, 10)}},
     "check-balances": {"task": "blast.check_balances", "schedule": 3600.0, "options": {"expires": 600}},
 }
+
+LEASE_NAME = "beat"
+LEASE_SECONDS = 5.0  # a beat that stops renewing (killed, hung) lets a standby take over after this long
+RENEW_EVERY_SECONDS = LEASE_SECONDS / 5  # the leader renews at least this often, between sends
+STANDBY_CHECK_SECONDS = 1.0  # how often a standing-by beat tries to take the lease
+
+
+class OneBeatScheduler(Scheduler):
+    """Celery beat's in-memory scheduler, sending only while this process holds the beat lease.
+
+    A second `blast beat` started by mistake stands by and sends nothing; it takes over when the first
+    one stops (at once after SIGTERM, within LEASE_SECONDS after SIGKILL). The schedule is not persisted:
+    after a start, each job first runs one period later; reminder blasts keep their times in the database.
+    """
+
+    lease: locks.BeatLease | None = None
+    leading: bool | None = None
+
+    def tick(self, *args, **kwargs) -> float:
+        """One round; returns the seconds to sleep before the next."""
+        if self.lease is None:
+            self.lease = locks.BeatLease(LEASE_NAME, ttl_seconds=LEASE_SECONDS)
+        try:
+            leading = self.lease.hold()
+        except Exception as error:  # the lock's store is unreachable: sending nothing is the safe side
+            if self.leading is not False:
+                log.warning("beat lease unavailable (%s); sending nothing until it is back", type(error).__name__)
+            leading = False
+        self._note_leadership(leading)
+        if not leading:
+            return STANDBY_CHECK_SECONDS
+        return min(super().tick(*args, **kwargs), RENEW_EVERY_SECONDS)
+
+    def _note_leadership(self, leading: bool) -> None:
+        if leading == self.leading:
+            return
+        if leading and self.leading is False:
+            log.warning("beat lease taken over from a beat that stopped: this beat sends the schedule now")
+        elif leading:
+            log.info("beat lease taken: this beat sends the schedule")
+        else:
+            log.warning("another beat holds the beat lease: this beat stands by and sends nothing")
+        self.leading = leading
+
+    def close(self) -> None:
+        try:
+            if self.lease is not None:
+                self.lease.release()
+                self.lease = None
+                self.leading = None
+        finally:
+            super().close()

@@ -1,7 +1,8 @@
 """Periodic tasks of beat that are not part of sending (delivery reports, opt-outs, balances).
 
-Each runs under a lock named after it (schedules.locks), so a second beat started by mistake makes
-nothing fire twice: the second caller finds the lock taken and returns without doing anything.
+A second beat started by mistake sends nothing (the beat lease, schedules.beat.OneBeatScheduler). Each job
+also runs under a lock named after it (schedules.locks), so two runs of one job never overlap (a lease
+handover, a backlog of the same task): the second caller finds the lock taken and returns without doing anything.
 """
 
 from __future__ import annotations

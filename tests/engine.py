@@ -121,8 +121,13 @@ class BlastProcesses:
     def worker(self, name: str, *, concurrency: int = 4) -> subprocess.Popen:
         return self.start("worker", "-c", str(concurrency), "-l", "WARNING", "-n", f"{name}@%h", name=name)
 
-    def beat(self) -> subprocess.Popen:
-        return self.start("beat", "-l", "WARNING", name="beat")
+    def beat(self, name: str = "beat") -> subprocess.Popen:
+        return self.start("beat", "-l", "WARNING", name=name)
+
+    def log(self, name: str) -> str:
+        """What the process started as `name` has written so far."""
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def kill(self, process: subprocess.Popen, sig=signal.SIGKILL) -> None:
         os.killpg(process.pid, sig)
@@ -147,3 +152,50 @@ class BlastProcesses:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+class SentTasks:
+    """Records the broker's `task-sent` events (task name, publishing process id, time) while open: who
+    published which task, e.g. which beat sent a periodic job."""
+
+    def __init__(self, broker_url: str):
+        self.broker_url = broker_url
+        self.sent: list[tuple[str, int, float]] = []
+        self._receiver = None
+        self._thread = None
+
+    def published(self, task_name: str) -> list[tuple[int, float]]:
+        """(pid, time in epoch seconds) of each `task_name` published so far, oldest first."""
+        return [(pid, at) for name, pid, at in list(self.sent) if name == task_name]
+
+    def _on_sent(self, event: dict) -> None:
+        self.sent.append((event["name"], event["pid"], event["timestamp"]))
+
+    def _capture(self, ready) -> None:
+        from celery.events.receiver import EventReceiver
+
+        from workers.app import app
+
+        class Receiver(EventReceiver):
+            def on_consume_ready(self, *args, **kwargs):
+                super().on_consume_ready(*args, **kwargs)
+                ready.set()
+
+        with app.connection_for_read(self.broker_url) as connection:
+            self._receiver = Receiver(connection, handlers={"task-sent": self._on_sent}, app=app)
+            self._receiver.capture(limit=None, timeout=None, wakeup=False)
+
+    def __enter__(self) -> SentTasks:
+        import threading
+
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._capture, args=(ready,), name="sent-tasks", daemon=True)
+        self._thread.start()
+        wait_until(ready.is_set, timeout=10, message="the event receiver to listen")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self._receiver is not None:
+            self._receiver.should_stop = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
