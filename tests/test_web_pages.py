@@ -147,14 +147,18 @@ def test_malicious_campaign_name_is_escaped(client, engine):
 
 
 def test_no_secret_appears_on_any_page(client, engine):
-    # given an account with secrets and a campaign on it
-    log_in(client)
+    # given an account with secrets, a campaign on it, and an uploaded list
+    token = log_in(client)
     campaign = make_campaign(engine)
     make_messages(engine, campaign.id, 2)
+    preview_url = upload(client, token, "people.csv", b"name,phone\nAmy,+256701234567\n").headers["location"]
     # when every page is fetched
-    paths = ["/login", "/", "/accounts", f"/campaigns/{campaign.id}",
-             f"/campaigns/{campaign.id}/progress.json", f"/campaigns/{campaign.id}/export.csv"]
+    paths = ["/login", "/", "/accounts", "/schedules", f"/campaigns/{campaign.id}",
+             f"/campaigns/{campaign.id}/progress.json", f"/campaigns/{campaign.id}/export.csv",
+             preview_url + "?template=Hi+{{+name+}}"]
     bodies = [client.get(path).text for path in paths]
+    bodies.append(client.post(preview_url + "/preview.json", data={"csrf_token": token, "template": "Hi"}).text)
+    assert "Hi Amy" in bodies[-2] and '"text":"Hi"' in bodies[-1]
     # then no secret is in any of them
     for body in bodies:
         for secret in (ADMIN_PASSWORD, SOCNET_KEY, HOOK_SECRET):

@@ -14,15 +14,17 @@ from starlette.staticfiles import StaticFiles
 
 from campaigns import export, lifecycle, tallies
 from campaigns.errors import BlastError, NotFound
-from campaigns.settings import ConfigError, get_settings, load_accounts
-from campaigns.templates import TemplateProblem
-from campaigns.web import auth, insights, uploads
+from campaigns.settings import ConfigError, get_account, get_settings, load_accounts
+from campaigns.web import auth, balances, compose, insights, launches, previews, uploads
 
 HERE = Path(__file__).parent
 TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True))
 ACTIONS = {"pause": lifecycle.pause, "resume": lifecycle.resume, "cancel": lifecycle.cancel,
            "retry": lifecycle.retry}
+
+TRIAL_FLASH = "trial_send"  # session key: the last test send's verdict, shown once on the compose page
+SCHEDULE_FLASH = "schedule_error"  # session key: why the last reminder schedule was refused
 
 router = APIRouter()
 User = Annotated[str, Depends(auth.require_user)]
@@ -150,7 +152,7 @@ def accounts_page(request: Request, user: User):
     except ConfigError as error:
         return page(request, "error.html", status_code=500, message=str(error))
     return page(request, "accounts.html", accounts=insights.account_health(accounts),
-                minutes=insights.HEALTH_MINUTES)
+                minutes=insights.HEALTH_MINUTES, balances=balances.balances(accounts))
 
 
 @router.get("/upload")
@@ -173,7 +175,8 @@ async def upload_file(request: Request, user: User, file: Annotated[UploadFile, 
 def upload_preview(request: Request, token: str, user: User, phone_column: str | None = None,
                    region: str = "UG", template: str = "", account: str | None = None, media_url: str = "",
                    name: str = "", at: str = ""):
-    """First rows, detected phone column and mapping, ingest report with rejects, template preview."""
+    """First rows, detected phone column and mapping, ingest report with rejects, template preview, the
+    extras the account's gateway offers, a test send and a reminder schedule."""
     try:
         upload = uploads.find_upload(token)
         head = uploads.first_rows(upload)
@@ -182,25 +185,29 @@ def upload_preview(request: Request, token: str, user: User, phone_column: str |
         return page(request, "error.html", status_code=error.status_code, message=str(error))
     except (BlastError, ConfigError) as error:
         return page(request, "error.html", status_code=400, message=str(error))
+    values = compose_values(request.query_params)
+    chosen = accounts.get(account or "") or next(iter(accounts.values()), None)
+    context = dict(upload=upload, head=head, region=region, accounts=sorted(accounts),
+                   account=chosen.name if chosen else "", template=template, media_url=media_url, name=name,
+                   at=at, values=values, features=compose.features(accounts), kinds=compose.kinds_for(
+                       chosen.provider if chosen else ""), trial=request.session.pop(TRIAL_FLASH, None),
+                   schedule_error=request.session.pop(SCHEDULE_FLASH, None),
+                   request_test_phone=request.query_params.get("test_phone", ""),
+                   request_test_row=request.query_params.get("test_row", ""))
     try:
         report = uploads.dry_run(upload, region=region, phone_column=phone_column or None)
     except BlastError as error:  # e.g. no phone column detected: the operator picks one in the mapping
-        return page(request, "upload_preview.html", upload=upload, head=head, report=None, region=region,
-                    phone_column=phone_column, accounts=sorted(accounts), account=account or "",
-                    template=template, media_url=media_url, name=name, at=at, previews=[], problem=str(error))
-    chosen = accounts.get(account or "") or next(iter(accounts.values()), None)
-    previews, problem = [], None
-    if template and chosen is not None:
-        try:
-            previews = uploads.render_preview(upload, template=template, provider=chosen.provider,
-                                              region=region, phone_column=phone_column or None,
-                                              kind="media" if media_url else "text")
-        except (TemplateProblem, BlastError) as error:
-            problem = str(error)
-    return page(request, "upload_preview.html", upload=upload, head=head, report=report, region=region,
-                phone_column=report["phone_column"], accounts=sorted(accounts),
-                account=chosen.name if chosen else "", template=template, media_url=media_url, name=name,
-                at=at, previews=previews, problem=problem)
+        return page(request, "upload_preview.html", report=None, phone_column=phone_column, previews=[],
+                    problem=str(error), **context)
+    preview = previews.compose_preview(upload, chosen, values, region=region, phone_column=phone_column or None)
+    return page(request, "upload_preview.html", report=report, phone_column=report["phone_column"],
+                previews=preview.previews, problem=preview.problem, **context)
+
+
+def compose_values(params) -> dict[str, str]:
+    """The compose form's fields (template and extras) from a query or a posted form, as text."""
+    names = ("template", "account", "region", "phone_column", *compose.FORM_FIELDS)
+    return {name: str(params.get(name) or "") for name in names}
 
 
 @router.get("/uploads/{token}/rejects.csv")
@@ -219,18 +226,49 @@ def upload_launch(request: Request, token: str, user: User, account: Annotated[s
                   template: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
                   phone_column: Annotated[str, Form()] = "", region: Annotated[str, Form()] = "UG",
                   media_url: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
-                  at: Annotated[str, Form()] = ""):
-    """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`."""
+                  at: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
+                  buttons: Annotated[str, Form()] = "", footer: Annotated[str, Form()] = "",
+                  list_header: Annotated[str, Form()] = "", list_button: Annotated[str, Form()] = "",
+                  list_rows: Annotated[str, Form()] = ""):
+    """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`, with the media,
+    buttons or list the account's gateway offers."""
     auth.check_csrf(request, csrf_token)
+    form = {"kind": kind, "media_url": media_url, "buttons": buttons, "footer": footer,
+            "list_header": list_header, "list_button": list_button, "list_rows": list_rows}
     try:
         upload = uploads.find_upload(token)
-        campaign_id, _report = lifecycle.launch(
-            upload.path, account_name=account, template=template,
-            name=name or Path(upload.original_name).stem,
-            media_url=media_url or None, at=lifecycle.parse_when(at or None), region=region,
-            phone_column=phone_column or None)
+        chosen = get_account(account)
+        extras = compose.extras_from_form(form, chosen.provider)
+        if extras.kind != compose.TEXT:
+            compose.check_with_gateway(chosen, extras, None)
+        when = lifecycle.parse_when(at or None)
+
+        def launch() -> int:
+            campaign_id, _report = lifecycle.launch(
+                upload.path, account_name=account, template=template,
+                name=name or Path(upload.original_name).stem, media_url=extras.media_url, at=when, region=region,
+                phone_column=phone_column or None, options=compose.launch_options(extras))
+            return campaign_id
+
+        if launches.in_background(upload.path):
+            job = launches.start(upload.path, launch)
+            return RedirectResponse(f"/launches/{job.id}", status_code=303)
+        campaign_id = launch()
     except uploads.UploadRejected as error:
         return page(request, "error.html", status_code=error.status_code, message=str(error))
     except (BlastError, ConfigError) as error:
         return page(request, "error.html", status_code=400, message=str(error))
     return RedirectResponse(f"/campaigns/{campaign_id}?notice=launched", status_code=303)
+
+
+@router.get("/launches/{job_id}")
+def launch_progress(request: Request, job_id: str, user: User):
+    """A big upload being ingested: the rows so far, refreshed every second; the campaign page when done."""
+    job = launches.find(job_id)
+    if job is None:
+        return page(request, "error.html", status_code=404, message="no such launch (the web app restarted?)")
+    if job.campaign_id is not None:
+        return RedirectResponse(f"/campaigns/{job.campaign_id}?notice=launched", status_code=303)
+    if job.error is not None:
+        return page(request, "error.html", status_code=400, message=job.error)
+    return page(request, "launching.html", rows=launches.rows_so_far(job))

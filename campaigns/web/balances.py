@@ -1,0 +1,101 @@
+"""Account balances for the accounts page, where the gateway tells them (HTTP API checkBal, SMSGlobal
+credit balance). Asked with a short timeout, all accounts at once, and kept for a few minutes per process,
+so the page neither waits long nor asks the gateway on every view."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from campaigns.settings import AccountConfig
+
+BALANCE_PROVIDERS = frozenset({"httpapi", "smsglobal"})
+TIMEOUT_SECONDS = 3.0  # the longest the page waits for one gateway's answer
+FRESH_SECONDS = 300.0  # a balance is asked again after this long
+RETRY_SECONDS = 60.0  # a failed ask is repeated after this long
+
+
+@dataclass(frozen=True)
+class Balance:
+    words: dict[str, str] | None  # the gateway's fields, as text (None when it could not be read)
+    problem: str | None  # why not, for the operator (never a credential)
+    at: datetime  # when asked, UTC
+
+    @property
+    def text(self) -> str:
+        if self.words is None:
+            return f"unavailable ({self.problem})"
+        return ", ".join(f"{key}: {value}" for key, value in self.words.items()) or "empty answer"
+
+
+_cache: dict[str, tuple[float, AccountConfig, Balance]] = {}
+_lock = threading.Lock()
+
+
+def _secrets_of(account: AccountConfig) -> list[str]:
+    values = (getattr(account, name, None) for name in ("api_key", "api_secret", "token", "webhook_secret"))
+    return [value.get_secret_value() for value in values if value is not None and value.get_secret_value()]
+
+
+def _masked(text: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "****")
+    return text
+
+
+def ask(account: AccountConfig, *, timeout: float = TIMEOUT_SECONDS) -> Balance:
+    """The gateway's balance now (one request, `timeout` seconds at most to connect and to answer)."""
+    from workers.providers import GatewayError, ProviderClient  # the package registers every client
+
+    now = datetime.now(UTC)
+    client = ProviderClient._registry[account.provider](account.model_copy(update={"timeout_seconds": timeout}))
+    try:
+        body = client.check_balance() if account.provider == "httpapi" else client.credit_balance()
+    except GatewayError as error:
+        return Balance(None, _masked(str(error), _secrets_of(account)), now)
+    except Exception as error:  # an answer shaped unlike the document: the page shows the rest
+        return Balance(None, f"unreadable answer ({type(error).__name__})", now)
+    finally:
+        client.close()
+    if body is None:
+        return Balance(None, "the gateway offers no balance for this account", now)
+    secrets = _secrets_of(account)
+    words = {_masked(str(key), secrets): _masked(str(value), secrets) for key, value in body.items()
+             if not isinstance(value, dict | list)}
+    return Balance(words, None, now)
+
+
+def balances(accounts: Mapping[str, AccountConfig]) -> dict[str, Balance | None]:
+    """Per account: its last known balance (asked now when older than FRESH_SECONDS), or None when its
+    gateway tells none. Accounts due are asked in parallel."""
+    now = time.monotonic()
+    found: dict[str, Balance | None] = {}
+    due: list[AccountConfig] = []
+    with _lock:
+        for name, account in accounts.items():
+            if account.provider not in BALANCE_PROVIDERS:
+                found[name] = None
+                continue
+            cached = _cache.get(name)
+            if cached is not None and cached[0] > now and cached[1] == account:
+                found[name] = cached[2]
+            else:
+                due.append(account)
+    if due:
+        with ThreadPoolExecutor(max_workers=min(8, len(due))) as pool:
+            for account, balance in zip(due, pool.map(ask, due), strict=True):
+                found[account.name] = balance
+                keep = RETRY_SECONDS if balance.words is None else FRESH_SECONDS
+                with _lock:
+                    _cache[account.name] = (time.monotonic() + keep, account, balance)
+    return found
+
+
+def forget() -> None:
+    """Drop every kept balance (tests, or after blast.toml changes)."""
+    with _lock:
+        _cache.clear()

@@ -1,0 +1,138 @@
+"""What the compose form sends besides the text: a media URL, buttons or a list, where the account's gateway
+offers them (each gateway's client module lists its kinds), turned into launch's `media_url` and `options`.
+
+The form's fields:
+  kind          text | media | buttons | list (offered per gateway: COMPOSER_KINDS)
+  media_url     http(s) URL of an image, video or document (media; buttons where the gateway takes one)
+  buttons       one button a line: `Label` (quick reply), `Label | +256701234567` (call) or
+                `Label | https://...` (link)
+  footer        small text under buttons or a list
+  list_header, list_button, list_rows (one row a line: `section:title:description`)
+
+A finished message is checked by the gateway's own client (`validate`), so the page refuses exactly what
+the gateway's document refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from campaigns.errors import BlastError
+from campaigns.settings import AccountConfig
+
+TEXT, MEDIA, BUTTONS, LIST = "text", "media", "buttons", "list"
+# The kinds the page composes, per gateway (a subset of each client's KINDS: templates and OTPs need
+# names approved at the gateway, which the page does not know).
+COMPOSER_KINDS: dict[str, tuple[str, ...]] = {
+    "socnet": (TEXT,),
+    "smsglobal": (TEXT, MEDIA),
+    "devino": (TEXT, MEDIA),
+    "httpapi": (TEXT, MEDIA, BUTTONS, LIST),
+}
+# Gateways whose buttons may carry a file (HTTP API sendFilesButton).
+MEDIA_WITH_BUTTONS = frozenset({"httpapi"})
+FORM_FIELDS = ("kind", "media_url", "buttons", "footer", "list_header", "list_button", "list_rows")
+
+
+class ComposeProblem(BlastError):
+    """The extras do not fit the gateway (the text says which field and why)."""
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What launch and a test send need beyond the template."""
+
+    kind: str  # text | media | buttons | list
+    media_url: str | None = None
+    options: dict = field(default_factory=dict)  # launch's `options`, with "kind" for buttons and lists
+
+    def outbound_options(self) -> dict:
+        """The options a gateway client reads (as the send path builds them from the campaign row)."""
+        options = {key: value for key, value in self.options.items() if key != "kind"}
+        if self.media_url:
+            options.setdefault("media_url", self.media_url)
+        return options
+
+
+def kinds_for(provider: str) -> tuple[str, ...]:
+    return COMPOSER_KINDS.get(provider, (TEXT,))
+
+
+def features(accounts: Mapping[str, AccountConfig]) -> dict[str, dict]:
+    """Per account: its provider and the kinds the page offers ({"provider", "kinds", "media_with_buttons"})."""
+    return {name: {"provider": account.provider, "kinds": list(kinds_for(account.provider)),
+                   "media_with_buttons": account.provider in MEDIA_WITH_BUTTONS}
+            for name, account in accounts.items()}
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def parse_buttons(text: str) -> list:
+    """`Label` -> a quick reply; `Label | value` -> a call (a phone) or a link (an http(s) URL)."""
+    buttons: list = []
+    for line in _lines(text):
+        label, bar, value = (part.strip() for part in line.partition("|"))
+        if not bar:
+            buttons.append(label)
+        elif value.lower().startswith(("http://", "https://")):
+            buttons.append({"type": "url", "text": label, "value": value})
+        else:
+            buttons.append({"type": "call", "text": label, "value": value})
+    return buttons
+
+
+def extras_from_form(form: Mapping[str, str], provider: str) -> Extras:
+    """The form's extras for a gateway; ComposeProblem when a field is missing or not offered."""
+    kind = (form.get("kind") or "").strip() or TEXT
+    media_url = (form.get("media_url") or "").strip() or None
+    if kind == TEXT and media_url:
+        kind = MEDIA  # the form without the kind selector (no script, older pages): a URL means media
+    offered = kinds_for(provider)
+    if kind not in offered:
+        raise ComposeProblem(f"{provider} accounts take {', '.join(offered)} messages here, not {kind}")
+    footer = (form.get("footer") or "").strip()
+    if kind == MEDIA:
+        if not media_url:
+            raise ComposeProblem("a media message needs its media URL")
+        return Extras(MEDIA, media_url)
+    if kind == BUTTONS:
+        buttons = parse_buttons(form.get("buttons") or "")
+        if not buttons:
+            raise ComposeProblem("give at least one button (one a line)")
+        if media_url and provider not in MEDIA_WITH_BUTTONS:
+            raise ComposeProblem(f"{provider} buttons cannot carry a media file")
+        options = {"kind": BUTTONS, "buttons": buttons, **({"footer": footer} if footer else {})}
+        return Extras(BUTTONS, media_url, options)
+    if kind == LIST:
+        options = {"kind": LIST, "button_text": (form.get("list_button") or "").strip(),
+                   "rows": _lines(form.get("list_rows") or "")}
+        if (form.get("list_header") or "").strip():
+            options["header"] = form["list_header"].strip()
+        if footer:
+            options["footer"] = footer
+        return Extras(LIST, None, options)
+    return Extras(TEXT)
+
+
+def check_with_gateway(account: AccountConfig, extras: Extras, text: str | None) -> None:
+    """Ask the gateway's client whether a message of these extras (and `text`, or a stand-in when there is
+    no rendered text yet) is one its document accepts; ComposeProblem with the client's words if not."""
+    from workers.providers import InvalidMessage, Outbound, ProviderClient  # the package registers every client
+
+    client = ProviderClient._registry[account.provider](account)
+    message = Outbound(message_id=0, to="+256701234567", text=text or "text", kind=extras.kind,
+                       options=extras.outbound_options())
+    try:
+        client.validate(message)
+    except InvalidMessage as problem:
+        raise ComposeProblem(str(problem)) from None
+    finally:
+        client.close()
+
+
+def launch_options(extras: Extras) -> dict | None:
+    """launch's `options`: None for plain text and media (launch infers media from the URL)."""
+    return dict(extras.options) or None
