@@ -40,6 +40,8 @@ def launch(
     region: Annotated[str, typer.Option(help="default region for numbers without a country code")] = "UG",
     phone_column: Annotated[str | None, typer.Option("--phone-column", help="column holding the numbers")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="show progress and exit when the campaign ends")] = False,
+    quiet_hours: Annotated[str | None, typer.Option(
+        "--quiet-hours", help="no sends in this window of each recipient's local time, e.g. 21:00-08:00")] = None,
 ) -> None:
     """Create a campaign from a contact list and start it; prints the campaign id."""
     from campaigns.db import migrate
@@ -47,7 +49,7 @@ def launch(
     migrate()
     campaign_id, report = lifecycle.launch(
         file, account_name=account, template=read_template(template), name=name, media_url=media_url,
-        at=lifecycle.parse_when(at), region=region, phone_column=phone_column,
+        at=lifecycle.parse_when(at), region=region, phone_column=phone_column, quiet_hours=quiet_hours,
     )
     typer.echo(campaign_id)
     err_console.print(f"{report.get('valid', 0)} recipients, {report.get('rows', 0) - report.get('valid', 0)} "

@@ -1,4 +1,5 @@
-"""`blast schedule add|list|remove`: reminder blasts (cron in a time zone, or one-off)."""
+"""`blast schedule add|list|remove`: reminder blasts (cron in a time zone, one-off, or relative to a date
+column of the contact list)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ import typer
 
 from campaigns.cli import app, console
 
-schedule_app = typer.Typer(no_args_is_help=True, help="Reminder blasts: a campaign on a cron or once.")
+schedule_app = typer.Typer(no_args_is_help=True,
+                           help="Reminder blasts: a campaign on a cron, once, or relative to a date column.")
 app.add_typer(schedule_app, name="schedule")
 
 
@@ -20,9 +22,16 @@ def add(
     account: Annotated[str, typer.Option(help="gateway account from blast.toml")],
     template: Annotated[str, typer.Option(help="message template (Jinja2), or @FILE")],
     name: Annotated[str | None, typer.Option(help="schedule name")] = None,
-    cron: Annotated[str | None, typer.Option(help='cron expression, e.g. "0 9 * * MON"')] = None,
-    timezone: Annotated[str, typer.Option(help="time zone of the cron, e.g. Africa/Kampala")] = "UTC",
+    cron: Annotated[str | None, typer.Option(
+        help='cron expression, e.g. "0 9 * * MON"; with --relative: how often the file is re-read '
+             '(default every 15 minutes)')] = None,
+    timezone: Annotated[str, typer.Option(
+        help="time zone of the cron, and of --relative dates written without one, e.g. Africa/Kampala")] = "UTC",
     at: Annotated[str | None, typer.Option(help="one-off time, ISO 8601")] = None,
+    relative: Annotated[str | None, typer.Option(
+        help='each row at its own time, e.g. "24h before appointment_at", "2h after visit"')] = None,
+    quiet_hours: Annotated[str | None, typer.Option(
+        "--quiet-hours", help="no sends in this window of each recipient's local time, e.g. 21:00-08:00")] = None,
     region: Annotated[str, typer.Option(help="default region for numbers without a country code")] = "UG",
 ) -> None:
     """Add a reminder blast; prints its id."""
@@ -32,7 +41,8 @@ def add(
 
     schedule_id = reminders.add(get_engine(), name=name or file.stem, account_name=account, source_file=file,
                                 template=read_template(template), cron=cron, timezone=timezone,
-                                run_at=lifecycle.parse_when(at) if at else None, region=region)
+                                run_at=lifecycle.parse_when(at) if at else None, region=region,
+                                relative=relative, quiet_hours=quiet_hours)
     typer.echo(schedule_id)
 
 
@@ -44,13 +54,16 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = 
 
     rows = [{"id": s.id, "name": s.name, "account": s.account_name, "kind": s.kind, "cron": s.cron,
              "timezone": s.timezone, "enabled": s.enabled,
-             "next_fire_at": s.next_fire_at.isoformat() if s.next_fire_at else None}
+             "next_fire_at": s.next_fire_at.isoformat() if s.next_fire_at else None,
+             "relative": reminders.rule_text(s), "quiet_hours": s.quiet_hours}
             for s in reminders.listed(get_engine())]
     if as_json:
         typer.echo(json.dumps(rows))
         return
     for row in rows:
-        console.print(f"{row['id']}  {row['name']}  {row['kind']} {row['cron'] or ''} {row['timezone']}  "
+        rule = f"{row['relative']}, re-read {row['cron']}" if row["relative"] else row["cron"] or ""
+        quiet = f"  quiet {row['quiet_hours']}" if row["quiet_hours"] else ""
+        console.print(f"{row['id']}  {row['name']}  {row['kind']} {rule} {row['timezone']}{quiet}  "
                       f"next {row['next_fire_at'] or '-'}", highlight=False)
 
 

@@ -27,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from campaigns import phones, templates
-from campaigns.ingest_sources import ROW_NUMBER, ContactSource, IngestError, open_source
+from campaigns.ingest_sources import ROW_NUMBER, ContactSource, IngestError, find_named_column, open_source
+from campaigns.ingest_timing import KEY, SEND_AT, ZONE, RowTiming
 from campaigns.settings import get_settings
 
 __all__ = ["ContactStream", "IngestError", "IngestReport", "load_messages", "load_optouts", "read_contacts",
@@ -51,17 +52,7 @@ def _squash(header: str) -> str:
 def find_phone_column(names: list[str], identifiers: list[str], wanted: str | None, file_name: str) -> int:
     """The phone column's position: the one named `wanted`, else the first header that names one."""
     if wanted is not None:
-        tests = (
-            lambda name, _identifier: name == wanted,
-            lambda name, _identifier: name.strip().lower() == wanted.strip().lower(),
-            lambda name, _identifier: bool(_squash(wanted)) and _squash(name) == _squash(wanted),
-            lambda _name, identifier: identifier == wanted,
-        )
-        for test in tests:
-            for position, (name, identifier) in enumerate(zip(names, identifiers, strict=True)):
-                if test(name, identifier):
-                    return position
-        raise IngestError(f"{file_name}: no column {wanted!r} (headers: {', '.join(names)})")
+        return find_named_column(names, identifiers, wanted, file_name)
     squashed = [_squash(name) for name in names]
     for alias in PHONE_HEADERS:
         if alias in squashed:
@@ -121,12 +112,18 @@ class ContactStream:
     """The chunks of one contact file, and the report built while they are read.
 
     Each chunk is a DataFrame with `row_number`, `raw_phone`, `phone` (E.164 or None), `skip_reason`
-    (None for a valid row) and one string column per variable (`variables`).
+    (None for a valid row) and one string column per variable (`variables`). With a `timing`
+    (campaigns.ingest_timing) it also has `_send_at`, `_zone` and `_key`, and leaves out the rows an
+    earlier firing handled, the rows not due before the next firing, and (for a relative rule) a second
+    row of a phone, which the next firing takes.
     """
 
     def __init__(self, source: ContactSource, phone_position: int, *, region: str, opted_out: frozenset[str],
-                 chunk_rows: int):
+                 chunk_rows: int, timing: RowTiming | None = None):
         self.source = source
+        self.timing = timing
+        if timing is not None:
+            timing.bind(source.header, source.path.name)
         self.region = region
         self.opted_out = opted_out
         self.chunk_rows = chunk_rows
@@ -156,7 +153,21 @@ class ContactStream:
             frame = frame[filled]
         raw = frame[self._phone_identifier].to_numpy(dtype=object)
         e164, reasons = phones.normalise_many(raw, self.region)
+        timing = self.timing
+        if timing is not None:
+            keep, send_at, zones, keys = timing.apply(frame, raw, e164, reasons)
+            if not keep.all():
+                frame, raw, e164, reasons = frame[keep], raw[keep], e164[keep], reasons[keep]
+                send_at, zones, keys = send_at[keep], zones[keep], keys[keep]
         self._skip_opted_out_and_duplicates(e164, reasons)
+        if timing is not None and timing.rule is not None:
+            later = reasons == DUPLICATE
+            if later.any():
+                timing.deferred += int(later.sum())
+                keep = ~later
+                frame, raw, e164, reasons = frame[keep], raw[keep], e164[keep], reasons[keep]
+                send_at, zones, keys = send_at[keep], zones[keep], keys[keep]
+            timing.known_keys.update(keys)
         self.report.count(reasons)
         # Object columns keep None as None (pandas would turn a column of strings and None into NaN).
         columns = {"row_number": pd.Series(frame[ROW_NUMBER].to_numpy(dtype=np.int64)),
@@ -165,6 +176,9 @@ class ContactStream:
                    "skip_reason": pd.Series(reasons, dtype=object)}
         for name in self.variables:
             columns[name] = pd.Series(frame[name].to_numpy(dtype=object), dtype=object)
+        if timing is not None:
+            for name, values in ((SEND_AT, send_at), (ZONE, zones), (KEY, keys)):
+                columns[name] = pd.Series(values, dtype=object)
         chunk = pd.DataFrame(columns)
         return chunk
 
@@ -185,12 +199,13 @@ class ContactStream:
 
 def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phone_column: str | None = None,
                   sheet: str | None = None, chunk_rows: int | None = None,
-                  opted_out: Iterable[str] = (), max_bytes: int | None = None) -> ContactStream:
+                  opted_out: Iterable[str] = (), max_bytes: int | None = None,
+                  timing: RowTiming | None = None) -> ContactStream:
     """Open a contact file and stream its chunks (see ContactStream); whole-file problems raise now.
 
     `region` is the default region for numbers written without a country code; `opted_out` holds E.164
     numbers; `chunk_rows` and `max_bytes` default to the settings (BLAST_INGEST_CHUNK_ROWS,
-    BLAST_MAX_UPLOAD_BYTES).
+    BLAST_MAX_UPLOAD_BYTES). `timing` adds per-row send times and zones (see ContactStream).
     """
     settings = get_settings()
     region = phones.check_region(region)
@@ -198,12 +213,12 @@ def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phon
     source = open_source(path, sheet=sheet, max_bytes=max_bytes or settings.max_upload_bytes)
     try:
         position = find_phone_column(source.header.names, source.header.identifiers, phone_column, path.name)
+        return ContactStream(source, position, region=region, opted_out=frozenset(opted_out),
+                             chunk_rows=max(1, chunk_rows or settings.ingest_chunk_rows), timing=timing)
     except IngestError:
         if hasattr(source, "workbook"):
             source.workbook.close()
         raise
-    return ContactStream(source, position, region=region, opted_out=frozenset(opted_out),
-                         chunk_rows=max(1, chunk_rows or settings.ingest_chunk_rows))
 
 
 def load_optouts(engine: Engine | None) -> frozenset[str]:
@@ -254,20 +269,21 @@ def variables_json(chunk: pd.DataFrame, variables: list[str]) -> list[str]:
 def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region: str = phones.DEFAULT_REGION,
                   template: str, provider: str, kind: str = "text", phone_column: str | None = None,
                   sheet: str | None = None, chunk_rows: int | None = None,
-                  max_bytes: int | None = None) -> IngestReport:
+                  max_bytes: int | None = None, timing: RowTiming | None = None) -> IngestReport:
     """Read a contact file into message rows of a campaign: `pending` to send, `skipped` with a reason.
 
     Each valid recipient's text is rendered from `template` (and skipped when a variable is missing or
     the text is over the `provider`'s limit for `kind`). Opt-outs are read once, at the start. On
     Postgres all rows arrive in one COPY, in one transaction; on SQLite in one transaction per chunk.
-    Returns the report (`as_dict()` gives the `blast import --json` shape).
+    `timing` (campaigns.ingest_timing) gives rows their send time, zone and key (relative reminders,
+    quiet hours). Returns the report (`as_dict()` gives the `blast import --json` shape).
     """
     from campaigns.ingest_writers import writer_for
 
     compiled = templates.compile_template(template)
     stream = read_contacts(path, region=region, phone_column=phone_column, sheet=sheet, chunk_rows=chunk_rows,
-                           opted_out=load_optouts(engine), max_bytes=max_bytes)
-    with writer_for(engine, campaign_id) as writer:
+                           opted_out=load_optouts(engine), max_bytes=max_bytes, timing=timing)
+    with writer_for(engine, campaign_id, timed=timing is not None) as writer:
         for chunk in stream:
             bodies = np.full(len(chunk), None, dtype=object)
             valid = np.flatnonzero(chunk["skip_reason"].isna().to_numpy())

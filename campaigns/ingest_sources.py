@@ -68,6 +68,26 @@ def identifiers_for(headers: list[str]) -> list[str]:
     return found
 
 
+def _squash(header: str) -> str:
+    return re.sub(r"[^0-9a-z]+", "", header.lower())
+
+
+def find_named_column(names: list[str], identifiers: list[str], wanted: str, file_name: str) -> int:
+    """The position of the column the user named: exactly, then ignoring case, then ignoring spaces and
+    punctuation, then by its template identifier; an IngestError listing the headers otherwise."""
+    tests = (
+        lambda name, _identifier: name == wanted,
+        lambda name, _identifier: name.strip().lower() == wanted.strip().lower(),
+        lambda name, _identifier: bool(_squash(wanted)) and _squash(name) == _squash(wanted),
+        lambda _name, identifier: identifier == wanted,
+    )
+    for test in tests:
+        for position, (name, identifier) in enumerate(zip(names, identifiers, strict=True)):
+            if test(name, identifier):
+                return position
+    raise IngestError(f"{file_name}: no column {wanted!r} (headers: {', '.join(names)})")
+
+
 def _cell_text(value: object) -> str:
     """An Excel cell as the text a person sees (whole-number floats without `.0`)."""
     if value is None:

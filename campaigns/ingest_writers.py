@@ -1,7 +1,8 @@
 """Bulk writing of ingested message rows: COPY on Postgres, executemany on SQLite.
 
 Both take the chunks of `campaigns.ingest` with each row's rendered text and variables (JSON text) and
-write every row: `pending` when its skip reason is None, else `skipped` with the reason.
+write every row: `pending` when its skip reason is None, else `skipped` with the reason. Chunks with
+per-row times (`campaigns.ingest_timing`) also fill `send_at`, `timezone` and `dedupe_key`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
+from campaigns.ingest_timing import KEY, SEND_AT, ZONE
 from campaigns.models import Message, utcnow
 from campaigns.states import MessageState
 
 COLUMNS = ("campaign_id", "row_number", "phone", "raw_phone", "variables", "body", "state", "skip_reason",
            "attempts", "created_at", "updated_at")
+# Chunk column -> message column, written when the chunk has them.
+TIMING_COLUMNS = ((SEND_AT, "send_at"), (ZONE, "timezone"), (KEY, "dedupe_key"))
 RAW_PHONE_WIDTH = 64  # message.raw_phone is VARCHAR(64): longer cells are cut (the rest is no number)
 REASON_WIDTH = 200  # message.skip_reason
 
@@ -36,6 +40,19 @@ def _rows(chunk: pd.DataFrame, bodies: np.ndarray, variables: list[str]):
     numbers = chunk["row_number"].to_numpy(dtype=np.int64).tolist()
     phones = chunk["phone"].to_numpy(dtype=object).tolist()
     return numbers, phones, raw, variables, bodies.tolist(), states, reasons
+
+
+def _timing(chunk: pd.DataFrame) -> list[list]:
+    """The per-row time columns present in the chunk (see TIMING_COLUMNS), as lists."""
+    return [chunk[name].to_numpy(dtype=object).tolist() for name, _ in TIMING_COLUMNS if name in chunk]
+
+
+def _columns(timed: bool) -> tuple[str, ...]:
+    return COLUMNS + tuple(column for _, column in TIMING_COLUMNS) if timed else COLUMNS
+
+
+def _copy_time(value: datetime | None) -> str:
+    return "" if value is None else value.isoformat(sep=" ")
 
 
 def _quoted(values):
@@ -54,9 +71,10 @@ class PostgresCopyWriter(AbstractContextManager):
     SLICE_ROWS = 10_000
     QUEUED_SLICES = 4
 
-    def __init__(self, engine: Engine, campaign_id: int):
+    def __init__(self, engine: Engine, campaign_id: int, *, timed: bool = False):
         self.engine = engine
         self.campaign_id = campaign_id
+        self.timed = timed
         self.now = utcnow().isoformat(sep=" ")
         self._queue: queue.Queue[str | None] = queue.Queue(maxsize=self.QUEUED_SLICES)
         self._failure: BaseException | None = None
@@ -66,7 +84,7 @@ class PostgresCopyWriter(AbstractContextManager):
         try:
             self.cursor = self.raw.driver_connection.cursor()
             self._copy_context = self.cursor.copy(
-                f"COPY message ({', '.join(COLUMNS)}) FROM STDIN (FORMAT csv)")
+                f"COPY message ({', '.join(_columns(self.timed))}) FROM STDIN (FORMAT csv)")
             self.copy = self._copy_context.__enter__()
         except BaseException:
             self.raw.close()
@@ -89,14 +107,20 @@ class PostgresCopyWriter(AbstractContextManager):
             raise self._failure
         numbers, phones, raw, variables, bodies, states, reasons = _rows(chunk, bodies, variables)
         head = f"{self.campaign_id},"
-        tail = f",0,{self.now},{self.now}\n"
+        tail = f",0,{self.now},{self.now}"
+        if self.timed:
+            send_at, zones, keys = _timing(chunk)
+            tail = [f"{tail},{_copy_time(moment)},{zone},{key}\n"
+                    for moment, zone, key in zip(send_at, _quoted(zones), _quoted(keys), strict=True)]
+        else:
+            tail = [tail + "\n"] * len(numbers)
         fields = (numbers, phones, _quoted(raw), _quoted(variables), _quoted(bodies), states,
-                  _quoted(reasons))
+                  _quoted(reasons), tail)
         for start in range(0, len(numbers), self.SLICE_ROWS):
             piece = [column[start:start + self.SLICE_ROWS] for column in fields]
             self._queue.put("".join([
-                f"{head}{number},{phone or ''},{raw_text},{variables_text},{body},{state},{reason}{tail}"
-                for number, phone, raw_text, variables_text, body, state, reason in zip(*piece, strict=True)
+                f"{head}{number},{phone or ''},{raw_text},{variables_text},{body},{state},{reason}{row_tail}"
+                for number, phone, raw_text, variables_text, body, state, reason, row_tail in zip(*piece, strict=True)
             ]))
 
     def __exit__(self, kind, error, traceback):
@@ -132,14 +156,15 @@ class SqliteWriter(AbstractContextManager):
 
     QUEUED_CHUNKS = 1
 
-    def __init__(self, engine: Engine, campaign_id: int):
+    def __init__(self, engine: Engine, campaign_id: int, *, timed: bool = False):
         self.engine = engine
         self.campaign_id = campaign_id
+        self.timed = timed
         processor = Message.__table__.c.created_at.type.bind_processor(engine.dialect)
-        now: datetime | str = utcnow()
-        self.now = processor(now) if processor else now
-        placeholders = ", ".join("?" for _ in COLUMNS)
-        self.statement = f"INSERT INTO message ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+        self.time_processor = processor or (lambda moment: moment)
+        self.now = self.time_processor(utcnow())
+        columns = _columns(timed)
+        self.statement = f"INSERT INTO message ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         self._queue: queue.Queue[list | None] = queue.Queue(maxsize=self.QUEUED_CHUNKS)
         self._failure: BaseException | None = None
 
@@ -168,9 +193,13 @@ class SqliteWriter(AbstractContextManager):
             raise self._failure
         numbers, phones, raw, variables, bodies, states, reasons = _rows(chunk, bodies, variables)
         size = len(numbers)
+        extra = []
+        if self.timed:
+            send_at, zones, keys = _timing(chunk)
+            extra = [[None if moment is None else self.time_processor(moment) for moment in send_at], zones, keys]
         self._queue.put(list(zip(repeat(self.campaign_id, size), numbers, phones, raw, variables, bodies,
                                  states, reasons, repeat(0, size), repeat(self.now, size),
-                                 repeat(self.now, size), strict=True)))
+                                 repeat(self.now, size), *extra, strict=True)))
 
     def __exit__(self, kind, error, traceback):
         self._queue.put(None)
@@ -181,7 +210,8 @@ class SqliteWriter(AbstractContextManager):
         return False
 
 
-def writer_for(engine: Engine, campaign_id: int) -> PostgresCopyWriter | SqliteWriter:
+def writer_for(engine: Engine, campaign_id: int, *, timed: bool = False) -> PostgresCopyWriter | SqliteWriter:
+    """`timed`: the chunks carry per-row times (campaigns.ingest_timing) to write as well."""
     if engine.dialect.name == "postgresql":
-        return PostgresCopyWriter(engine, campaign_id)
-    return SqliteWriter(engine, campaign_id)
+        return PostgresCopyWriter(engine, campaign_id, timed=timed)
+    return SqliteWriter(engine, campaign_id, timed=timed)

@@ -67,24 +67,52 @@ def create_campaign(*, account: AccountConfig, template: str, name: str | None, 
 
 def launch(path: str | Path, *, account_name: str, template: str, name: str | None = None,
            media_url: str | None = None, at: datetime | None = None, region: str = "UG",
-           phone_column: str | None = None, options: dict | None = None, start: bool = True) -> tuple[int, dict]:
-    """Create a campaign from a contact file and start it now or at `at`. Returns (id, ingest report)."""
-    from campaigns import ingest
+           phone_column: str | None = None, options: dict | None = None, start: bool = True,
+           quiet_hours: str | None = None) -> tuple[int, dict]:
+    """Create a campaign from a contact file and start it now or at `at`. Returns (id, ingest report).
+
+    `quiet_hours` ("21:00-08:00", in each recipient's local time; see campaigns.quiet_hours): a message
+    due inside its recipient's window waits for the window's end.
+    """
+    from campaigns import quiet_hours as quiet
 
     account = get_account(account_name)
+    window = quiet.normalise(quiet_hours)
     path = Path(path)
     campaign_id = create_campaign(account=account, template=template, name=name, media_url=media_url,
-                                  region=region, source_file=str(path), options=options)
-    kind = (options or {}).get("kind") or ("media" if media_url else "text")
+                                  region=region, source_file=str(path), options=options, quiet_hours=window)
     try:
-        report = ingest.load_messages(get_engine(), campaign_id, path, region=region, template=template,
-                                      provider=account.provider, kind=kind, phone_column=phone_column)
+        report = ingest_into(campaign_id, path, account=account, template=template, region=region,
+                             media_url=media_url, options=options, phone_column=phone_column,
+                             timing=quiet_timing(window))
     except Exception:
         _delete_campaign(campaign_id)
         raise
     if start:
         schedule_start(campaign_id, at)
     return campaign_id, _report_dict(report)
+
+
+def quiet_timing(window: str | None, timing=None):
+    """The ingest's per-row timing, asked to keep each recipient's zone when there are quiet hours."""
+    from campaigns.ingest_timing import RowTiming
+
+    if window is None:
+        return timing
+    timing = timing or RowTiming(now=utcnow())
+    timing.zones = True
+    return timing
+
+
+def ingest_into(campaign_id: int, path: str | Path, *, account: AccountConfig, template: str, region: str,
+                media_url: str | None = None, options: dict | None = None, phone_column: str | None = None,
+                timing=None):
+    """Read a contact file into an existing (draft) campaign's messages; returns the ingest report."""
+    from campaigns import ingest
+
+    kind = (options or {}).get("kind") or ("media" if media_url else "text")
+    return ingest.load_messages(get_engine(), campaign_id, Path(path), region=region, template=template,
+                                provider=account.provider, kind=kind, phone_column=phone_column, timing=timing)
 
 
 def _report_dict(report) -> dict:

@@ -76,6 +76,9 @@ class Message(SQLModel, table=True):
         Index("ix_message_in_flight", "state", "updated_at",
               sqlite_where=text("state IN ('queued', 'sending', 'unknown')"),
               postgresql_where=text("state IN ('queued', 'sending', 'unknown')")),
+        # A relative reminder's (schedule, phone, date value): never a second message for it.
+        Index("uq_message_dedupe_key", "dedupe_key", unique=True,
+              sqlite_where=text("dedupe_key IS NOT NULL"), postgresql_where=text("dedupe_key IS NOT NULL")),
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
@@ -90,6 +93,8 @@ class Message(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = None
     send_at: datetime | None = None  # earliest send time (relative reminders, quiet hours)
+    timezone: str | None = Field(default=None, max_length=64)  # recipient's IANA zone (quiet hours)
+    dedupe_key: str | None = Field(default=None, max_length=200)  # "schedule|phone|date" (relative reminders)
     provider_message_id: str | None = Field(default=None, max_length=100)
     cost: str | None = Field(default=None, max_length=32)
     error_code: str | None = Field(default=None, max_length=64)

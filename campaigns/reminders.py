@@ -1,19 +1,43 @@
-"""Reminder blasts: a contact file and a template launched as a new campaign on a cron (in a time zone)
-or once at a given time. Each firing is claimed by a conditional UPDATE of `next_fire_at`, so two beats
-never launch the same occurrence twice (and the campaign's (schedule_id, occurrence) is unique)."""
+"""Reminder blasts: a contact file and a template launched as a new campaign on a cron (in a time zone),
+once at a given time, or relative to a date column of the file ("24h before appointment_at").
+
+Firing an occurrence, exactly once:
+1. one transaction claims it (a conditional UPDATE of the schedule's `next_fire_at`) and creates its
+   campaign as a draft with the unique (schedule_id, occurrence); a second beat loses the claim;
+2. the file is ingested into that draft, which then starts.
+A crash between 1 and 2 (or during 2) leaves a draft of a schedule: a later firing round, once the draft is
+`RECOVER_AFTER` old, claims it again (a conditional UPDATE of its `created_at`), deletes any rows a partial
+ingest left and ingests again. Nothing is lost and no occurrence becomes two campaigns.
+
+A relative schedule re-reads its file on its `cron` (default every 15 minutes; the first read right after
+`add`). Each firing is a campaign holding the rows that are new since earlier firings and due before the
+next firing (plus `HORIZON_MARGIN`); each row's message carries its own `send_at` and its key
+(schedule, phone, date value), unique in the database, so no firing (another beat's, a restarted beat's)
+gives a recipient a second message for the same date. A firing with no new row leaves no campaign.
+What happens to rows whose time has passed is in campaigns.ingest_timing.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from campaigns.errors import BlastError, NotFound
-from campaigns.models import Campaign, Schedule, utcnow
+from campaigns.models import Campaign, Message, Schedule, utcnow
+from campaigns.states import CampaignStatus
+
+log = logging.getLogger("blast.reminders")
+
+RELATIVE_REREAD_CRON = "*/15 * * * *"  # a relative schedule re-reads its file this often by default
+HORIZON_MARGIN = timedelta(minutes=5)  # rows due this long after the next firing are written now already
+RECOVER_AFTER = timedelta(minutes=5)  # a schedule's draft this old lost its ingest (a crash): redo it
 
 
 def next_fire(schedule: Schedule, after: datetime) -> datetime | None:
@@ -31,13 +55,24 @@ def _aware(moment: datetime | None) -> datetime | None:
 
 def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path, template: str,
         cron: str | None = None, timezone: str = "UTC", run_at: datetime | None = None,
-        region: str = "UG", now: datetime | None = None) -> int:
-    """A cron schedule (`cron` in `timezone`) or a one-off (`run_at`); returns its id."""
+        region: str = "UG", now: datetime | None = None, relative: str | None = None,
+        quiet_hours: str | None = None) -> int:
+    """A cron schedule (`cron` in `timezone`), a one-off (`run_at`) or a relative one (`relative`, e.g.
+    "24h before appointment_at"; `cron` is then how often the file is re-read, default every 15 minutes,
+    and `timezone` the zone of date values written without one). `quiet_hours`: "21:00-08:00" in each
+    recipient's local time. Returns the schedule's id."""
+    from campaigns import quiet_hours as quiet
     from campaigns.lifecycle import sync_account
     from campaigns.settings import get_account
 
-    if (cron is None) == (run_at is None):
-        raise BlastError("give either a cron expression or a one-off time")
+    rule = None
+    if relative is not None:
+        if run_at is not None:
+            raise BlastError("a relative schedule takes no one-off time")
+        rule = _relative_rule(relative, source_file)
+        cron = cron or RELATIVE_REREAD_CRON
+    elif (cron is None) == (run_at is None):
+        raise BlastError("give either a cron expression, a one-off time or a relative rule")
     if cron is not None and not croniter.is_valid(cron):
         raise BlastError(f"{cron!r} is not a cron expression")
     try:
@@ -46,11 +81,15 @@ def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path
         raise BlastError(f"{timezone!r} is not a time zone") from None
     if not Path(source_file).is_file():
         raise BlastError(f"contact file {source_file} does not exist")
+    window = quiet.normalise(quiet_hours)
     account = get_account(account_name)
-    schedule = Schedule(name=name, account_name=account.name, kind="cron" if cron else "once", cron=cron,
-                        timezone=timezone, run_at=_aware(run_at), source_file=str(Path(source_file).resolve()),
-                        template=template, region=region)
-    schedule.next_fire_at = next_fire(schedule, now or utcnow())
+    kind = "relative" if rule else "cron" if cron else "once"
+    schedule = Schedule(name=name, account_name=account.name, kind=kind, cron=cron, timezone=timezone,
+                        run_at=_aware(run_at), source_file=str(Path(source_file).resolve()), template=template,
+                        region=region, quiet_hours=window, date_column=rule.date_column if rule else None,
+                        offset_seconds=rule.offset_seconds if rule else None)
+    now = now or utcnow()
+    schedule.next_fire_at = now if rule else next_fire(schedule, now)
     if schedule.next_fire_at is None:
         raise BlastError("the one-off time is in the past")
     from sqlmodel import Session
@@ -60,6 +99,35 @@ def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path
         session.add(schedule)
         session.commit()
         return schedule.id
+
+
+def _relative_rule(phrase: str, source_file: str | Path):
+    """The parsed rule, its date column checked against the file's header (a BlastError naming it)."""
+    from campaigns.ingest_sources import find_named_column, open_source
+    from campaigns.ingest_timing import RelativeRule, parse_relative
+    from campaigns.settings import get_settings
+
+    rule = parse_relative(phrase)
+    path = Path(source_file)
+    if not path.is_file():
+        raise BlastError(f"contact file {source_file} does not exist")
+    source = open_source(path, max_bytes=get_settings().max_upload_bytes)
+    try:
+        header = source.header
+    finally:
+        if hasattr(source, "workbook"):
+            source.workbook.close()
+    position = find_named_column(header.names, header.identifiers, rule.date_column, path.name)
+    return RelativeRule(header.names[position], rule.offset_seconds)
+
+
+def rule_text(schedule: Schedule) -> str | None:
+    """A relative schedule's rule as a phrase ("1d before appointment_at"); None for other kinds."""
+    from campaigns.ingest_timing import describe
+
+    if schedule.kind != "relative":
+        return None
+    return describe(schedule.offset_seconds or 0, schedule.date_column or "")
 
 
 def listed(engine: Engine) -> list[Schedule]:
@@ -77,28 +145,104 @@ def remove(engine: Engine, schedule_id: int) -> None:
 
 
 def fire_due(engine: Engine, *, now: datetime | None = None) -> list[int]:
-    """Launch a campaign for every schedule that is due; returns the new campaigns' ids."""
-    from campaigns import lifecycle
-
+    """Finish occurrences a crash interrupted, then fire every schedule that is due; returns the ids of
+    the campaigns started."""
     now = now or utcnow()
-    launched = []
+    launched = [campaign_id for campaign_id in (_recover(engine, draft, now) for draft in _stale_drafts(engine, now))
+                if campaign_id is not None]
     for schedule in listed(engine):
         due = _aware(schedule.next_fire_at)
         if not schedule.enabled or due is None or due > now:
             continue
-        following = next_fire(schedule, now)
+        campaign_id = _claim(engine, schedule, due, now)
+        if campaign_id is None:
+            continue  # another beat fired this occurrence
+        if (started := _fill(engine, campaign_id, now)) is not None:
+            launched.append(started)
+    return launched
+
+
+def _claim(engine: Engine, schedule: Schedule, due: datetime, now: datetime) -> int | None:
+    """One transaction: move the schedule past this occurrence and create the occurrence's draft."""
+    from sqlalchemy.exc import IntegrityError
+
+    following = next_fire(schedule, now)
+    try:
         with engine.begin() as connection:
             claimed = connection.execute(
                 update(Schedule).where(Schedule.id == schedule.id, Schedule.next_fire_at == schedule.next_fire_at)
                 .values(next_fire_at=following, last_fired_at=now, enabled=following is not None,
                         updated_at=now)).rowcount
-        if not claimed:
-            continue  # another beat fired this occurrence
-        campaign_id, _ = lifecycle.launch(schedule.source_file, account_name=schedule.account_name,
-                                          template=schedule.template, region=schedule.region,
-                                          name=f"{schedule.name} {due:%Y-%m-%d %H:%M}")
-        with engine.begin() as connection:
-            connection.execute(update(Campaign).where(Campaign.id == campaign_id)
-                               .values(schedule_id=schedule.id, occurrence=due.isoformat()))
-        launched.append(campaign_id)
-    return launched
+            if not claimed:
+                return None
+            return connection.execute(insert(Campaign).values(
+                name=f"{schedule.name} {due:%Y-%m-%d %H:%M}", account_name=schedule.account_name,
+                status=CampaignStatus.DRAFT, template=schedule.template, options=schedule.options,
+                region=schedule.region.upper(), source_file=schedule.source_file, quiet_hours=schedule.quiet_hours,
+                schedule_id=schedule.id, occurrence=due.isoformat(), created_at=now,
+            ).returning(Campaign.id)).scalar_one()
+    except IntegrityError:
+        return None  # the occurrence's campaign exists: another beat claimed it
+
+
+def _stale_drafts(engine: Engine, now: datetime) -> list[int]:
+    with engine.connect() as connection:
+        return list(connection.execute(
+            select(Campaign.id).where(Campaign.schedule_id.is_not(None), Campaign.status == CampaignStatus.DRAFT,
+                                      Campaign.created_at <= now - RECOVER_AFTER).order_by(Campaign.id)
+        ).scalars())
+
+
+def _recover(engine: Engine, campaign_id: int, now: datetime) -> int | None:
+    """Take over a draft whose ingest died (a conditional UPDATE, so one taker), clear it, ingest again."""
+    with engine.begin() as connection:
+        taken = connection.execute(
+            update(Campaign).where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.DRAFT,
+                                   Campaign.created_at <= now - RECOVER_AFTER).values(created_at=now)).rowcount
+        if not taken:
+            return None
+        connection.execute(delete(Message).where(Message.campaign_id == campaign_id))
+    log.warning("schedule campaign %s was left unfinished (a crash?); ingesting it again", campaign_id)
+    return _fill(engine, campaign_id, now)
+
+
+def _fill(engine: Engine, campaign_id: int, now: datetime) -> int | None:
+    """Ingest the schedule's file into its draft and start it; None when it failed (a later round retries)
+    or when a relative firing found nothing new (its draft is then deleted)."""
+    from campaigns import lifecycle
+    from campaigns.settings import get_account
+
+    with engine.connect() as connection:
+        campaign = connection.execute(select(Campaign).where(Campaign.id == campaign_id)).one()
+        schedule = connection.execute(select(Schedule).where(Schedule.id == campaign.schedule_id)).one()
+    try:
+        timing = _relative_timing(engine, schedule, now) if schedule.kind == "relative" else None
+        report = lifecycle.ingest_into(
+            campaign_id, campaign.source_file, account=get_account(campaign.account_name),
+            template=campaign.template, region=campaign.region, options=json.loads(campaign.options or "{}"),
+            timing=lifecycle.quiet_timing(campaign.quiet_hours, timing))
+    except Exception as error:
+        log.warning("schedule %s: firing %s failed (%s: %s); a later round tries again", schedule.id,
+                    campaign.occurrence, type(error).__name__, error)
+        return None
+    if timing is not None:
+        log.info("schedule %s: %d new rows, %d done earlier, %d later, %d next time (second row of a phone)",
+                 schedule.id, report.rows, timing.already, timing.later, timing.deferred)
+        if report.rows == 0:
+            lifecycle._delete_campaign(campaign_id)
+            return None
+    lifecycle.schedule_start(campaign_id)
+    return campaign_id
+
+
+def _relative_timing(engine: Engine, schedule, now: datetime):
+    from campaigns.ingest_timing import RelativeRule, RowTiming
+
+    with engine.connect() as connection:
+        known = set(connection.execute(
+            select(Message.dedupe_key).join(Campaign, Campaign.id == Message.campaign_id)
+            .where(Campaign.schedule_id == schedule.id, Message.dedupe_key.is_not(None))).scalars())
+    next_firing = _aware(schedule.next_fire_at) or now
+    return RowTiming(now=now, rule=RelativeRule(schedule.date_column, schedule.offset_seconds),
+                     default_zone=schedule.timezone, until=max(next_firing, now) + HORIZON_MARGIN,
+                     key_prefix=f"{schedule.id}|", known_keys=known)

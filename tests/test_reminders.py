@@ -87,3 +87,87 @@ def test_schedule_cli_add_list_remove(engine, contacts):
     assert runner.invoke(app, ["schedule", "remove", str(schedule_id)]).exit_code == 0
     [row] = json.loads(runner.invoke(app, ["schedule", "list", "--json"]).output)
     assert row["enabled"] is False and row["next_fire_at"] is None
+
+
+class Crash(BaseException):
+    """The process dying: nothing below it catches this."""
+
+
+def messages_of(engine, campaign_id: int) -> list[str]:
+    from campaigns.models import Message
+
+    with engine.connect() as connection:
+        return sorted(connection.execute(select(Message.phone).where(Message.campaign_id == campaign_id)).scalars())
+
+
+def test_a_crash_between_claim_and_ingest_loses_nothing_and_sends_nothing_twice(engine, contacts, monkeypatch):
+    from campaigns import lifecycle
+
+    # given a cron schedule that is due
+    start = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    reminders.add(engine, name="weekly", account_name="ug", source_file=contacts, template="Hi {{ name }}",
+                  cron="0 9 * * MON", timezone="Africa/Kampala", now=start)
+    due = datetime(2026, 3, 2, 6, 0, 30, tzinfo=UTC)
+
+    # when the process dies right after claiming the occurrence, before ingesting
+    def crash(*args, **kwargs):
+        raise Crash()
+
+    monkeypatch.setattr(lifecycle, "ingest_into", crash)
+    with pytest.raises(Crash):
+        reminders.fire_due(engine, now=due)
+    monkeypatch.undo()
+    # then the claim left the occurrence's campaign as a draft, and the schedule moved on
+    [(schedule_id, occurrence, status)] = campaigns(engine)
+    assert status == "draft" and occurrence == datetime(2026, 3, 2, 6, 0, tzinfo=UTC).isoformat()
+    # when another round comes while the draft might still be ingesting elsewhere, then it waits
+    assert reminders.fire_due(engine, now=due + timedelta(minutes=1)) == []
+    # when a round comes after the draft is stale
+    [campaign_id] = reminders.fire_due(engine, now=due + reminders.RECOVER_AFTER + timedelta(seconds=1))
+    # then that same occurrence is ingested and running, once; later rounds add nothing
+    assert campaigns(engine) == [(schedule_id, occurrence, "running")]
+    assert len(messages_of(engine, campaign_id)) == 3
+    assert reminders.fire_due(engine, now=due + timedelta(hours=1)) == []
+    assert len(campaigns(engine)) == 1
+
+
+def test_a_crash_in_the_middle_of_an_ingest_is_redone_without_duplicates(engine, contacts, monkeypatch):
+    from campaigns import ingest_writers as ingest
+
+    # given a one-off schedule and an ingest writing one row per chunk
+    monkeypatch.setenv("BLAST_INGEST_CHUNK_ROWS", "1")
+    reset_settings()
+    now = datetime.now(UTC)
+    reminders.add(engine, name="once", account_name="ug", source_file=contacts, template="Hi",
+                  run_at=now + timedelta(minutes=1), now=now)
+    real_writer = ingest.writer_for
+
+    class DiesOnSecondChunk:
+        def __init__(self, *args, **kwargs):
+            self.inner, self.chunks = real_writer(*args, **kwargs), 0
+
+        def __enter__(self):
+            self.inner.__enter__()
+            return self
+
+        def write(self, *args):
+            self.chunks += 1
+            if self.chunks == 2:
+                raise Crash()
+            self.inner.write(*args)
+
+        def __exit__(self, *exc_info):
+            return self.inner.__exit__(*exc_info)
+
+    # when the process dies after the first chunk
+    monkeypatch.setattr(ingest, "writer_for", DiesOnSecondChunk)
+    with pytest.raises(Crash):
+        reminders.fire_due(engine, now=now + timedelta(minutes=2))
+    monkeypatch.setattr(ingest, "writer_for", real_writer)
+    [(_, _, status)] = campaigns(engine)
+    assert status == "draft"
+    # then a later round redoes the occurrence: every recipient exactly once
+    [campaign_id] = reminders.fire_due(engine, now=now + timedelta(minutes=2) + reminders.RECOVER_AFTER)
+    phones = messages_of(engine, campaign_id)
+    assert len(phones) == 3 and len(set(phones)) == 3
+    assert [status for _, _, status in campaigns(engine)] == ["running"]

@@ -6,6 +6,11 @@ publish one send task per small batch of them. A million-recipient campaign ther
 than a few seconds of work in the broker, and no task carries a countdown. Messages are moved before
 their tasks are published; if publishing fails, the reconciler finds them queued too long and hands them
 back to `pending`.
+
+Quiet hours (campaigns.quiet_hours) are checked here, on the selected batch only, for campaigns that have
+them: a picked message whose recipient's local time is inside the window is not queued; it and every other
+pending message of that campaign in the same zone get `send_at` = the window's end (one UPDATE per zone),
+so the next rounds do not pick them again until then. Campaigns without quiet hours pay nothing.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import and_, exists, func, or_, select, text, update
 
+from campaigns import quiet_hours
 from campaigns.db import get_engine, is_postgres
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account, get_settings
@@ -112,12 +118,14 @@ def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> in
     with engine.begin() as connection:
         if not _lock_account(connection, account.name):
             return 0
-        campaign_ids = connection.execute(
-            select(Campaign.id).where(Campaign.account_name == account.name,
-                                      Campaign.status == CampaignStatus.RUNNING).order_by(Campaign.id)
-        ).scalars().all()
-        if not campaign_ids:
+        campaigns = connection.execute(
+            select(Campaign.id, Campaign.quiet_hours).where(Campaign.account_name == account.name,
+                                                            Campaign.status == CampaignStatus.RUNNING)
+            .order_by(Campaign.id)
+        ).all()
+        if not campaigns:
             return 0
+        campaign_ids = [campaign.id for campaign in campaigns]
         queued = connection.execute(
             select(func.count()).select_from(Message).where(
                 Message.campaign_id.in_(campaign_ids), Message.state == MessageState.QUEUED)
@@ -126,6 +134,10 @@ def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> in
         if room < min(batch, depth):
             return 0
         picked = _pick(connection, list(campaign_ids), room, now)
+        windows = {campaign.id: quiet_hours.parse_window(campaign.quiet_hours)
+                   for campaign in campaigns if campaign.quiet_hours and campaign.id in picked}
+        if windows:
+            picked = hold_quiet_recipients(connection, picked, windows, now)
         for ids in picked.values():
             transition(connection, ids, expected=MessageState.PENDING, to=MessageState.QUEUED, now=now)
     total = 0
@@ -134,6 +146,39 @@ def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> in
             publish(campaign_id, ids[start:start + batch])
         total += len(ids)
     return total
+
+
+def hold_quiet_recipients(connection, picked: dict[int, list[int]], windows: dict, now) -> dict[int, list[int]]:
+    """Leave out of `picked` the messages whose recipient is inside the campaign's quiet window now, and
+    move `send_at` of every pending message of that campaign and zone to the window's end (aware UTC).
+
+    `windows`: campaign id -> QuietWindow. Messages without a stored zone are taken to be in UTC.
+    """
+    kept: dict[int, list[int]] = {}
+    for campaign_id, ids in picked.items():
+        window = windows.get(campaign_id)
+        if window is None:
+            kept[campaign_id] = ids
+            continue
+        zones = connection.execute(select(Message.id, Message.timezone).where(Message.id.in_(ids))).all()
+        ends: dict[str | None, object] = {}
+        held = set()
+        for message_id, zone in zones:
+            if zone not in ends:
+                ends[zone] = window.wait_until(zone or quiet_hours.FALLBACK_ZONE, now)
+            if ends[zone] is not None:
+                held.add(message_id)
+        for zone, end in ends.items():
+            if end is not None:
+                connection.execute(
+                    update(Message).where(
+                        Message.campaign_id == campaign_id, Message.state == MessageState.PENDING,
+                        Message.timezone.is_(None) if zone is None else Message.timezone == zone,
+                        or_(Message.send_at.is_(None), Message.send_at < end))
+                    .values(send_at=end))
+        if remaining := [message_id for message_id in ids if message_id not in held]:
+            kept[campaign_id] = remaining
+    return kept
 
 
 def _gateway_batch(account: AccountConfig) -> int:
