@@ -73,8 +73,8 @@ def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path
         cron = cron or RELATIVE_REREAD_CRON
     elif (cron is None) == (run_at is None):
         raise BlastError("give either a cron expression, a one-off time or a relative rule")
-    if cron is not None and not croniter.is_valid(cron):
-        raise BlastError(f"{cron!r} is not a cron expression")
+    if cron is not None:
+        _check_cron(cron)
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
@@ -99,6 +99,23 @@ def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path
         session.add(schedule)
         session.commit()
         return schedule.id
+
+
+def _check_cron(cron: str) -> None:
+    """Five fields, or six with the seconds last (croniter's order): "0 9 * * MON", "* * * * * */10"."""
+    if not croniter.is_valid(cron):
+        raise BlastError(f"{cron!r} is not a cron expression")
+    fields = cron.split()
+    if len(fields) == 6 and fields[5] == "*":
+        raise BlastError(f"{cron!r}: the sixth field is the seconds and * fires every second; "
+                         "give the seconds (e.g. 0) or use five fields")
+
+
+def _occurrence_label(schedule: Schedule, due: datetime) -> str:
+    """The occurrence in the schedule's zone, to the second when its cron has a seconds field."""
+    local = due.astimezone(ZoneInfo(schedule.timezone))
+    seconds = schedule.cron is not None and len(schedule.cron.split()) == 6
+    return f"{local:%Y-%m-%d %H:%M:%S}" if seconds else f"{local:%Y-%m-%d %H:%M}"
 
 
 def _relative_rule(phrase: str, source_file: str | Path):
@@ -176,7 +193,7 @@ def _claim(engine: Engine, schedule: Schedule, due: datetime, now: datetime) -> 
             if not claimed:
                 return None
             return connection.execute(insert(Campaign).values(
-                name=f"{schedule.name} {due:%Y-%m-%d %H:%M}", account_name=schedule.account_name,
+                name=f"{schedule.name} {_occurrence_label(schedule, due)}", account_name=schedule.account_name,
                 status=CampaignStatus.DRAFT, template=schedule.template, options=schedule.options,
                 region=schedule.region.upper(), source_file=schedule.source_file, quiet_hours=schedule.quiet_hours,
                 schedule_id=schedule.id, occurrence=due.isoformat(), created_at=now,

@@ -3,6 +3,7 @@ only one beat send it, however many are started."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 
 from celery.beat import Scheduler
@@ -29,10 +30,19 @@ BEAT_SCHEDULE = {
     "check-balances": {"task": "blast.check_balances", "schedule": 3600.0, "options": {"expires": 600}},
 }
 
-LEASE_NAME = "beat"
+LEASE_NAME = "beat"  # one lease per installation (its database): see lease_name()
 LEASE_SECONDS = 5.0  # a beat that stops renewing (killed, hung) lets a standby take over after this long
 RENEW_EVERY_SECONDS = LEASE_SECONDS / 5  # the leader renews at least this often, between sends
 STANDBY_CHECK_SECONDS = 1.0  # how often a standing-by beat tries to take the lease
+
+
+def lease_name() -> str:
+    """The beat lease of this installation: two Blast installations sharing one Redis (each with its own
+    database) each keep their own beat. The name holds a digest of the database URL, never its password."""
+    from sqlalchemy.engine import make_url
+
+    database = make_url(get_settings().database_url).render_as_string(hide_password=True)
+    return f"{LEASE_NAME}:{hashlib.sha256(database.encode()).hexdigest()[:16]}"
 
 
 class OneBeatScheduler(Scheduler):
@@ -49,7 +59,7 @@ class OneBeatScheduler(Scheduler):
     def tick(self, *args, **kwargs) -> float:
         """One round; returns the seconds to sleep before the next."""
         if self.lease is None:
-            self.lease = locks.BeatLease(LEASE_NAME, ttl_seconds=LEASE_SECONDS)
+            self.lease = locks.BeatLease(lease_name(), ttl_seconds=LEASE_SECONDS)
         try:
             leading = self.lease.hold()
         except Exception as error:  # the lock's store is unreachable: sending nothing is the safe side

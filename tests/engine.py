@@ -16,6 +16,7 @@ from sqlalchemy import select
 from campaigns import tallies
 from campaigns.db import engine_for
 from campaigns.models import Attempt, Message
+from workers.sandbox.harness import die_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,7 +115,8 @@ class BlastProcesses:
     def start(self, *args: str, name: str) -> subprocess.Popen:
         log = (self.log_dir / f"{name}.log").open("wb")
         process = subprocess.Popen([sys.executable, "-m", "campaigns.cli", *args], env=self.env, cwd=ROOT,
-                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                   preexec_fn=die_with_parent)  # a killed test run leaves no process behind
         self.processes.append(process)
         return process
 

@@ -20,6 +20,7 @@ import requests
 
 from campaigns.settings import AccountConfig
 from workers.providers.base import HttpAnswer
+from workers.sandbox.harness import die_with_parent
 
 # The sandbox's built-in accounts (the sandbox contract).
 CREDENTIALS: dict[str, dict[str, str]] = {
@@ -80,7 +81,7 @@ class GatewaySandbox:
         command = [str(blast)] if blast.exists() else [shutil.which("blast") or "blast"]
         self.log = tempfile.TemporaryFile()  # not a pipe: a chatty sandbox must never block on it
         self.process = subprocess.Popen([*command, "sandbox", "--port", str(self.port)],
-                                        stdout=self.log, stderr=subprocess.STDOUT)
+                                        stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
         wait_until(self._answers, timeout=30, interval=0.1, message="the sandbox to answer")
         return self
 

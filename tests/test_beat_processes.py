@@ -206,6 +206,22 @@ def test_a_lease_not_renewed_expires(redis_url, blast_home, monkeypatch):
     standby.release()
 
 
+def test_each_installation_has_its_own_beat_lease_without_its_password(monkeypatch, blast_home):
+    # given two installations sharing one Redis, each with its own database
+    def name_for(database_url: str) -> str:
+        monkeypatch.setenv("BLAST_DATABASE_URL", database_url)
+        reset_settings()
+        return beat.lease_name()
+
+    first = name_for("postgresql+psycopg://blast:s3cret-one@db1/blast")
+    again = name_for("postgresql+psycopg://blast:other-s3cret@db1/blast")
+    second = name_for("postgresql+psycopg://blast:s3cret-one@db2/blast")
+    reset_settings()
+    # then their leases differ, a password change keeps the same lease, and no password is in the name
+    assert first != second and first == again
+    assert "s3cret" not in first + second
+
+
 # ---------------------------------------------------------------- one beat, on time
 
 

@@ -56,6 +56,20 @@ def test_cron_in_a_time_zone_fires_once_per_occurrence(engine, contacts):
     assert schedule.next_fire_at.replace(tzinfo=UTC) == datetime(2026, 3, 9, 6, 0, tzinfo=UTC)
 
 
+def test_campaigns_are_named_after_the_occurrence_in_the_schedules_zone(engine, contacts):
+    # given a cron with a seconds field in Kampala (UTC+3)
+    start = datetime(2026, 3, 2, 5, 59, 50, tzinfo=UTC)
+    reminders.add(engine, name="pulse", account_name="ug", source_file=contacts, template="Hi {{ name }}",
+                  cron="* * * * * */20", timezone="Africa/Kampala", now=start)
+    # when two occurrences of the same minute fire
+    reminders.fire_due(engine, now=datetime(2026, 3, 2, 6, 0, 1, tzinfo=UTC))
+    reminders.fire_due(engine, now=datetime(2026, 3, 2, 6, 0, 21, tzinfo=UTC))
+    # then each campaign's name tells its own local occurrence, to the second
+    with engine.connect() as connection:
+        names = connection.execute(select(Campaign.name).order_by(Campaign.id)).scalars().all()
+    assert names == ["pulse 2026-03-02 09:00:00", "pulse 2026-03-02 09:00:20"]
+
+
 def test_one_off_fires_once_then_stops(engine, contacts):
     now = datetime.now(UTC)
     reminders.add(engine, name="once", account_name="ug", source_file=contacts, template="Hi",
@@ -68,6 +82,7 @@ def test_one_off_fires_once_then_stops(engine, contacts):
 
 
 @pytest.mark.parametrize("fields", [{"cron": "not a cron"}, {"cron": "* * * * *", "timezone": "Mars/Base"},
+                                    {"cron": "*/2 * * * * *"},  # sixth field = seconds: every second
                                     {}, {"run_at": datetime(2000, 1, 1, tzinfo=UTC)}])
 def test_bad_schedules_are_refused(engine, contacts, fields):
     with pytest.raises(BlastError):

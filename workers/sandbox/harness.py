@@ -38,7 +38,7 @@ class SandboxError(RuntimeError):
     """The sandbox did not start, or its control API refused a call (the message says why)."""
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child, before exec: on Linux, ask for SIGTERM when the process that started us dies, so a
     killed test run leaves no sandbox behind. Elsewhere, nothing."""
     if not sys.platform.startswith("linux"):
@@ -117,7 +117,7 @@ class SandboxProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True,
-                                            preexec_fn=_die_with_parent)
+                                            preexec_fn=die_with_parent)
         deadline = time.monotonic() + self.startup_timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
