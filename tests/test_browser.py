@@ -173,3 +173,111 @@ def test_wrong_password_and_non_csv_upload_are_explained(page, tmp_path):
     expect(page.get_by_text("notes.pdf: unsupported type (use .csv or .xlsx)")).to_be_visible()
     expect(page.get_by_role("heading", name="New campaign: upload contacts")).to_be_visible()
     ui.screenshot(page, "upload-error")
+
+
+def action_button(page, name: str):
+    return page.get_by_role("button", name=name, exact=True)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_buttons_follow_the_status_live_and_a_stale_press_is_explained(page, engine):
+    from playwright.sync_api import expect
+
+    from campaigns import lifecycle
+    from tests.factories import make_campaign, make_messages
+
+    # given a running campaign (no worker: it stays running) and the operator on its page
+    campaign = make_campaign(engine, account="uganda", name="Live buttons", status="running")
+    make_messages(engine, campaign.id, 3)
+    ui.log_in(page, "admin", ADMIN_PASSWORD)
+    page.goto(f"/campaigns/{campaign.id}")
+    # then it offers pause and cancel only
+    expect(action_button(page, "pause")).to_be_visible()
+    expect(action_button(page, "cancel")).to_be_visible()
+    expect(action_button(page, "resume")).to_be_hidden()
+    expect(action_button(page, "retry failed")).to_be_hidden()
+
+    # when someone else pauses it (the command line), then without a reload the page offers resume instead
+    lifecycle.pause(campaign.id)
+    expect(ui.campaign_status(page)).to_have_text("paused")
+    expect(action_button(page, "resume")).to_be_visible()
+    expect(action_button(page, "pause")).to_be_hidden()
+    # when the operator resumes it, then pause is back
+    action_button(page, "resume").click()
+    expect(page.get_by_text("resume: done")).to_be_visible()
+    expect(action_button(page, "pause")).to_be_visible()
+    expect(action_button(page, "resume")).to_be_hidden()
+    ui.screenshot(page, "campaign-buttons-running")
+
+    # given the page stops hearing from the server (its polls fail) while the campaign is cancelled elsewhere
+    with page.expect_event("requestfailed", lambda request: request.url.endswith("/progress.json")):
+        page.route("**/progress.json", lambda route: route.abort())  # polls are sequential: none in flight after
+    lifecycle.cancel(campaign.id)
+    # when the operator presses the pause the stale page still shows
+    action_button(page, "pause").click()
+    # then the campaign page explains the refusal, shows the true status and no action, at its own address
+    expect(page.get_by_role("alert")).to_have_text(
+        f"Could not pause: campaign {campaign.id} is cancelled; cannot make it paused. "
+        "The buttons below are those it allows now.")
+    expect(ui.campaign_status(page)).to_have_text("cancelled")
+    for name in ("pause", "resume", "cancel", "retry failed"):
+        expect(action_button(page, name)).to_be_hidden()
+    expect(page.get_by_role("link", name="Export results (CSV)")).to_be_visible()
+    expect(page).to_have_url(re.compile(rf"/campaigns/{campaign.id}$"))
+    ui.screenshot(page, "campaign-refused-action")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_chart_has_a_scale_over_the_campaigns_own_minutes(page, engine):
+    from datetime import timedelta
+
+    from playwright.sync_api import expect
+
+    from campaigns.models import Message, utcnow
+    from tests.factories import make_campaign, make_messages
+
+    # given a campaign that sent for eight minutes two hours ago: 3, then 10, then 5 messages a minute
+    start = (utcnow() - timedelta(hours=2)).replace(second=0, microsecond=0)
+    campaign = make_campaign(engine, account="uganda", name="Short one", status="finished", started_at=start,
+                             finished_at=start + timedelta(minutes=7, seconds=20))
+    sent = {0: 3, 3: 10, 7: 5}
+    ids = iter(make_messages(engine, campaign.id, sum(sent.values()), state="submitted"))
+    with engine.begin() as connection:
+        for minute, count in sent.items():
+            for second in range(count):
+                connection.execute(Message.__table__.update().where(Message.id == next(ids))
+                                   .values(submitted_at=start + timedelta(minutes=minute, seconds=second)))
+    # when the operator opens its page
+    ui.log_in(page, "admin", ADMIN_PASSWORD)
+    page.goto(f"/campaigns/{campaign.id}")
+    chart = page.locator("#chart")
+    # then the chart has one bar per minute of the campaign, wide, not the last hour's sixty slivers
+    bars = chart.locator("rect")
+    expect(bars).to_have_count(8)
+    first, last = clock(start), clock(start + timedelta(minutes=7))
+    # and a scale: the top of the y axis, and the first and last minutes in UTC
+    expect(chart.locator("text", has_text="/min")).to_have_text("10/min")
+    expect(chart.locator("text.start-time")).to_have_text(first)
+    expect(chart.locator("text.end-time")).to_have_text(f"{last} UTC")
+    chart_box = chart.bounding_box()
+    widths = [bars.nth(i).bounding_box()["width"] for i in range(8)]
+    heights = [bars.nth(i).bounding_box()["height"] for i in range(8)]
+    assert min(widths) > chart_box["width"] / 15
+    assert heights[3] == pytest.approx(2 * heights[7], rel=0.02) and heights[1] == 0
+    # and a text alternative: the summary the image is described by, and the minutes as a table
+    summary = f"{first} to {last} UTC: 18 accepted, at most 10 in a minute ({clock(start + timedelta(minutes=3))})."
+    expect(page.locator("#chart-summary")).to_have_text(summary)
+    expect(chart).to_have_attribute("aria-label", f"Messages accepted by the gateway per minute. {summary}")
+    page.get_by_text("The chart as a table").click()
+    rows = page.locator("#chart-table").get_by_role("row")
+    expect(rows).to_have_count(9)
+    expect(rows.nth(4)).to_have_text(re.compile(rf"{clock(start + timedelta(minutes=3))}\s*10"))
+    # and a finished campaign with nothing failed offers no action
+    for name in ("pause", "resume", "cancel", "retry failed"):
+        expect(action_button(page, name)).to_be_hidden()
+    ui.screenshot(page, "campaign-chart")
+
+
+def clock(moment) -> str:
+    """HH:MM of a UTC time, as the chart labels it."""
+    return moment.strftime("%H:%M")

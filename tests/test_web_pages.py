@@ -234,3 +234,140 @@ def test_upload_refuses_other_types_and_big_files(client, monkeypatch):
     reset_settings()
     assert upload(client, token, "big.csv", b"phone\n" + b"+256701234567\n" * 5).status_code == 413
     assert upload(client, "wrong", "ok.csv", b"phone\n+256701234567\n").status_code == 403
+
+
+def shown_actions(html: str) -> list[str]:
+    """The action buttons the campaign page shows (their forms not hidden), in page order."""
+    forms = re.findall(r'<form method="post" action="/campaigns/\d+/(\w+)"[^>]*?data-action="\w+"([^>]*)>', html)
+    return [action for action, rest in forms if "hidden" not in rest]
+
+
+@pytest.mark.parametrize(("status", "failed", "expected"), [
+    ("draft", 0, ["cancel"]),
+    ("scheduled", 0, ["pause", "cancel"]),
+    ("running", 0, ["pause", "cancel"]),
+    ("running", 2, ["pause", "cancel", "retry"]),
+    ("paused", 0, ["resume", "cancel"]),
+    ("finished", 0, []),
+    ("finished", 2, ["retry"]),
+    ("cancelled", 2, []),
+])
+def test_campaign_page_shows_only_the_actions_its_status_allows(client, engine, status, failed, expected):
+    # given a campaign in `status` with `failed` failed messages and one pending
+    log_in(client)
+    campaign = make_campaign(engine, status=status)
+    make_messages(engine, campaign.id, 1)
+    if failed:
+        make_messages(engine, campaign.id, failed, state="failed", start=1)
+    # when its page and its progress JSON are fetched
+    html = client.get(f"/campaigns/{campaign.id}").text
+    progress = client.get(f"/campaigns/{campaign.id}/progress.json").json()
+    # then both offer exactly the actions the status allows, in the page's order
+    assert shown_actions(html) == expected
+    assert progress["actions"] == expected
+    # and every button is still on the page (hidden), for the script to show when the status changes
+    assert html.count("data-action=") == 4
+
+
+@pytest.mark.parametrize("failed", [0, 1])
+@pytest.mark.parametrize("status", ["draft", "scheduled", "running", "paused", "finished", "cancelled"])
+def test_offered_actions_are_exactly_those_the_lifecycle_accepts(client, engine, status, failed):
+    from campaigns import lifecycle
+    from campaigns.errors import BlastError
+    from campaigns.web.campaign_actions import allowed_actions
+
+    # given, for each action, a fresh campaign in `status` with one pending and `failed` failed messages
+    accepted = []
+    for action in ("pause", "resume", "cancel", "retry"):
+        campaign = make_campaign(engine, status=status)
+        make_messages(engine, campaign.id, 1)
+        if failed:
+            make_messages(engine, campaign.id, failed, state="failed", start=1)
+        # when the lifecycle is asked to do it
+        try:
+            moved = getattr(lifecycle, action)(campaign.id)
+        except BlastError:
+            continue
+        if action != "retry" or moved:  # a retry with nothing to retry does nothing
+            accepted.append(action)
+    # then the page offers exactly the actions the lifecycle did
+    assert allowed_actions(status, failed=failed) == accepted
+
+
+def test_refused_action_is_explained_on_the_campaign_page(client, engine):
+    # given a finished campaign whose page, opened earlier, still offered pause
+    token = log_in(client)
+    campaign = make_campaign(engine, name="old news", status="finished")
+    make_messages(engine, campaign.id, 2, state="submitted")
+    # when pause is pressed
+    answer = client.post(f"/campaigns/{campaign.id}/pause", data={"csrf_token": token})
+    # then the answer is a refusal (409), shown as the campaign page with a message saying why
+    assert answer.status_code == 409
+    assert '<strong id="status">finished</strong>' in answer.text and "old news" in answer.text
+    assert (f'<p class="error flash" role="alert">Could not pause: campaign {campaign.id} is finished; '
+            f"cannot make it paused. The buttons below are those it allows now.</p>") in answer.text
+    assert "Back to campaigns" not in answer.text and shown_actions(answer.text) == []
+    # and the campaign is as it was
+    assert client.get(f"/campaigns/{campaign.id}/progress.json").json()["status"] == "finished"
+
+
+def test_chart_spans_the_campaign_not_a_fixed_hour(client, engine):
+    from datetime import timedelta
+
+    from campaigns.web.sending_chart import campaign_minutes
+
+    # given a campaign that sent from 12:00 to 12:07 three hours ago, one that has run for 5 minutes,
+    # and one that has run for 5 hours
+    log_in(client)
+    now = utcnow().replace(second=30, microsecond=0)
+    start = (now - timedelta(hours=3)).replace(second=0)
+    old = make_campaign(engine, status="finished", started_at=start,
+                        finished_at=start + timedelta(minutes=7, seconds=5))
+    ids = make_messages(engine, old.id, 4, state="submitted")
+    sent_at = [start + timedelta(seconds=10), start + timedelta(minutes=3), start + timedelta(minutes=3, seconds=40),
+               start + timedelta(minutes=7)]
+    with engine.begin() as connection:
+        for message_id, at in zip(ids, sent_at, strict=True):
+            connection.execute(Message.__table__.update().where(Message.id == message_id).values(submitted_at=at))
+    young = make_campaign(engine, status="running", started_at=now - timedelta(minutes=5))
+    long_running = make_campaign(engine, status="running", started_at=now - timedelta(hours=5))
+    # when their charts are asked for
+    old_chart, young_chart = campaign_minutes(old.id, now=now), campaign_minutes(young.id, now=now)
+    long_chart = campaign_minutes(long_running.id, now=now)
+    # then the finished one covers its own eight minutes, with what it sent in each
+    minute = start.strftime("%Y-%m-%dT%H:%M")
+    assert old_chart["minutes"][0]["minute"] == minute and not old_chart["clipped"]
+    assert [m["count"] for m in old_chart["minutes"]] == [1, 0, 0, 2, 0, 0, 0, 1]
+    # and the running ones span from their start to now, at most the last hour
+    assert len(young_chart["minutes"]) == 6 and young_chart["minutes"][-1]["minute"] == now.strftime("%Y-%m-%dT%H:%M")
+    assert len(long_chart["minutes"]) == 60 and long_chart["clipped"]
+    # and the progress JSON carries the chart
+    assert client.get(f"/campaigns/{old.id}/progress.json").json()["chart"] == old_chart
+
+
+def test_accounts_page_shows_rates_without_a_useless_decimal(client, tmp_path):
+    # given accounts sending 10 and 2.5 messages per second
+    config = tmp_path / "blast.toml"
+    config.write_text(config.read_text() + '\n[accounts.halting]\nprovider = "socnet"\n'
+                      'base_url = "http://127.0.0.1:9"\napi_key = "${TEST_SOCNET_KEY}"\nrate = 2.5\n')
+    reset_settings()
+    log_in(client)
+    # when the accounts page is shown
+    html = client.get("/accounts").text
+    # then the rates read 10 and 2.5
+    assert "<td>acct</td><td>socnet</td><td>10</td>" in html
+    assert "<td>halting</td><td>socnet</td><td>2.5</td>" in html
+    assert "10.0" not in html
+
+
+def test_preview_without_a_phone_column_leaves_the_launch_mapping_empty(client):
+    # given an uploaded list whose phone header is not a known name
+    token = log_in(client)
+    preview_url = upload(client, token, "odd.csv", b"who,digits\nAmy,+256701234567\n").headers["location"]
+    # when the preview is shown
+    html = client.get(preview_url).text
+    # then the launch form's phone column is empty, not the word "None"
+    launch_form = html[html.index(f'action="{preview_url}/launch"'):]
+    launch_form = launch_form[:launch_form.index("</form>")]
+    assert '<input type="hidden" name="phone_column" value="" class="mirror">' in launch_form
+    assert "None" not in html

@@ -16,6 +16,8 @@ from campaigns import export, lifecycle, tallies
 from campaigns.errors import BlastError, NotFound
 from campaigns.settings import ConfigError, get_account, get_settings, load_accounts
 from campaigns.web import auth, balances, compose, insights, launches, previews, uploads
+from campaigns.web.campaign_actions import BUTTON_ORDER, allowed_actions
+from campaigns.web.sending_chart import campaign_minutes
 
 HERE = Path(__file__).parent
 TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"),
@@ -84,22 +86,32 @@ def campaign_list(request: Request, user: User):
 
 @router.get("/campaigns/{campaign_id}")
 def campaign_page(request: Request, campaign_id: int, user: User):
+    return show_campaign(request, campaign_id, notice=request.query_params.get("notice"))
+
+
+def show_campaign(request: Request, campaign_id: int, *, status_code: int = 200, notice: str | None = None,
+                  refusal: str | None = None) -> HTMLResponse:
+    """The campaign page, with the buttons its status allows; `refusal` explains an action just refused."""
     try:
         report = tallies.campaign_report(campaign_id)
     except NotFound as error:
         return page(request, "error.html", status_code=404, message=str(error))
-    return page(request, "campaign.html", report=report, states=tallies.SHOWN_STATES,
+    actions = allowed_actions(report["status"], failed=report["counts"]["failed"])
+    return page(request, "campaign.html", status_code=status_code, report=report, states=tallies.SHOWN_STATES,
                 failures=insights.failures(campaign_id), skips=insights.skip_reasons(campaign_id),
-                notice=request.query_params.get("notice"))
+                notice=notice, refusal=refusal, actions=actions, all_actions=BUTTON_ORDER)
 
 
 @router.get("/campaigns/{campaign_id}/progress.json")
 def campaign_progress(campaign_id: int, user: User):
-    """Polled every second by the campaign page: tallies, sending per minute, failures grouped."""
+    """Polled every second by the campaign page: tallies, the actions the status allows, sending per minute
+    (the last hour, and the campaign's own span for the chart), failures grouped."""
     try:
         report = tallies.campaign_report(campaign_id)
+        report["chart"] = campaign_minutes(campaign_id)
     except NotFound as error:
         return JSONResponse({"error": str(error)}, status_code=404)
+    report["actions"] = allowed_actions(report["status"], failed=report["counts"]["failed"])
     report["per_minute"] = insights.sent_per_minute(campaign_id)
     report["failures"] = insights.failures(campaign_id)
     return report
@@ -115,8 +127,10 @@ def campaign_action(request: Request, campaign_id: int, action: str, user: User,
         result = ACTIONS[action](campaign_id)
     except NotFound as error:
         return page(request, "error.html", status_code=404, message=str(error))
-    except BlastError as error:
-        return page(request, "error.html", status_code=409, message=str(error))
+    except BlastError as error:  # the status does not allow it (any more): say so on the campaign page
+        label = "retry failed" if action == "retry" else action
+        return show_campaign(request, campaign_id, status_code=409,
+                             refusal=f"Could not {label}: {error}. The buttons below are those it allows now.")
     notice = f"{action}: done" + (f" ({result} messages)" if isinstance(result, int) else "")
     return RedirectResponse(f"/campaigns/{campaign_id}?notice={notice}", status_code=303)
 

@@ -1,25 +1,126 @@
 // Live progress: polls the campaign's JSON once a second; every value is written as text, never as HTML.
 (function () {
   "use strict";
-  var url = document.currentScript.getAttribute("data-progress");
+  var script = document.currentScript;
+  var url = script.getAttribute("data-progress");
+  var pagePath = script.getAttribute("data-page");
   var SVG = "http://www.w3.org/2000/svg";
+  // The chart's drawing box, in SVG user units (the viewBox): plot area inside the margins.
+  var WIDTH = 720, HEIGHT = 200, LEFT = 68, RIGHT = 16, TOP = 20, BOTTOM = 28;
+  var MIN_SLOTS = 10; // a campaign of a few minutes still gets bars of a sensible width
+  var COUNTED_BARS = 15; // up to this many bars, each shows its count above it
+  var LABEL_SPACING = 56; // least distance between two time labels' centres
+  var NICE_STEPS = [1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10];
+  var TICK_MINUTES = [1, 2, 5, 10, 15, 20, 30];
 
-  function drawChart(perMinute) {
+  // A refused action answers from its POST address: show the campaign's own address, so reload is a GET.
+  if (pagePath && window.location.pathname !== pagePath) {
+    window.history.replaceState(null, "", pagePath);
+  }
+
+  function number(n) { return n.toLocaleString("en"); }
+
+  function axisNumber(n) { return n >= 10000 ? number(n / 1000) + "k" : number(n); } // fits the y axis' margin
+
+  function clock(minute) { return minute.slice(11, 16); } // "YYYY-MM-DDTHH:MM" (UTC) -> "HH:MM"
+
+  function niceCeiling(n) {
+    if (n <= 1) { return 1; }
+    var power = Math.pow(10, Math.floor(Math.log10(n)));
+    for (var i = 0; i < NICE_STEPS.length; i++) {
+      if (NICE_STEPS[i] * power >= n) { return NICE_STEPS[i] * power; }
+    }
+    return 10 * power;
+  }
+
+  function svgElement(name, attributes, text) {
+    var element = document.createElementNS(SVG, name);
+    Object.keys(attributes).forEach(function (key) { element.setAttribute(key, String(attributes[key])); });
+    if (text !== undefined) { element.textContent = text; }
+    return element;
+  }
+
+  function label(x, y, text, anchor, extraClass) {
+    return svgElement("text", { x: x, y: y, "text-anchor": anchor, "class": "label " + (extraClass || "") }, text);
+  }
+
+  function summarise(minutes, clipped) {
+    var total = 0, peak = minutes[0];
+    minutes.forEach(function (m) { total += m.count; if (m.count > peak.count) { peak = m; } });
+    if (!total) { return "No message accepted by the gateway in this time."; }
+    var first = clock(minutes[0].minute), last = clock(minutes[minutes.length - 1].minute);
+    var span = first === last ? first + " UTC" : first + " to " + last + " UTC";
+    return (clipped ? "The campaign's last " + minutes.length + " minutes, " : "") + span + ": " + number(total) +
+      " accepted, at most " + number(peak.count) + " in a minute (" + clock(peak.minute) + ").";
+  }
+
+  function drawChart(chart) {
     var svg = document.getElementById("chart");
+    var minutes = chart.minutes;
     while (svg.firstChild) { svg.removeChild(svg.firstChild); }
-    var width = 600, height = 120, top = Math.max.apply(null, perMinute.map(function (m) { return m.count; }));
-    var bar = width / Math.max(perMinute.length, 1);
-    perMinute.forEach(function (m, i) {
-      var h = top ? (m.count / top) * (height - 10) : 0;
-      var rect = document.createElementNS(SVG, "rect");
-      rect.setAttribute("x", String(i * bar));
-      rect.setAttribute("y", String(height - h));
-      rect.setAttribute("width", String(Math.max(bar - 1, 1)));
-      rect.setAttribute("height", String(h));
-      var title = document.createElementNS(SVG, "title");
-      title.textContent = m.minute + ": " + m.count;
-      rect.appendChild(title);
-      svg.appendChild(rect);
+    if (!minutes.length) { return; }
+    var plotWidth = WIDTH - LEFT - RIGHT, plotHeight = HEIGHT - TOP - BOTTOM, bottom = TOP + plotHeight;
+    var top = niceCeiling(Math.max.apply(null, minutes.map(function (m) { return m.count; })));
+    var slot = plotWidth / Math.max(minutes.length, MIN_SLOTS);
+    var gap = Math.min(slot * 0.2, 8);
+
+    [top, top / 2].forEach(function (value) {
+      var y = bottom - (value / top) * plotHeight;
+      svg.appendChild(svgElement("line", { x1: LEFT, x2: WIDTH - RIGHT, y1: y, y2: y, "class": "grid" }));
+    });
+    svg.appendChild(label(LEFT - 6, TOP + 4, axisNumber(top) + "/min", "end"));
+    if (top % 2 === 0) { svg.appendChild(label(LEFT - 6, TOP + plotHeight / 2 + 4, axisNumber(top / 2), "end")); }
+    svg.appendChild(label(LEFT - 6, bottom + 4, "0", "end"));
+
+    minutes.forEach(function (m, i) {
+      var h = (m.count / top) * plotHeight, x = LEFT + i * slot + gap / 2, width = Math.max(slot - gap, 1);
+      var bar = svgElement("rect", { x: x, y: bottom - h, width: width, height: h, "class": "bar" });
+      bar.appendChild(svgElement("title", {}, clock(m.minute) + " UTC: " + number(m.count) + " accepted"));
+      svg.appendChild(bar);
+      if (m.count && minutes.length <= COUNTED_BARS) {
+        svg.appendChild(label(x + width / 2, bottom - h - 4, number(m.count), "middle", "count"));
+      }
+    });
+    svg.appendChild(svgElement("line", { x1: LEFT, x2: WIDTH - RIGHT, y1: bottom, y2: bottom, "class": "axis" }));
+    drawTimeLabels(svg, minutes, slot, gap, bottom + 18);
+    var summary = summarise(minutes, chart.clipped);
+    svg.setAttribute("aria-label", "Messages accepted by the gateway per minute. " + summary);
+    document.getElementById("chart-summary").textContent = summary;
+    drawChartTable(minutes);
+  }
+
+  // The first and last minutes under their bars (at the bars' outer ends when bars are narrow); between them,
+  // round minutes far enough apart. Widths are estimates for the 12px label font.
+  function drawTimeLabels(svg, minutes, slot, gap, y) {
+    var last = minutes.length - 1, clockWidth = 34, utcWidth = 62;
+    var centre = function (i) { return LEFT + (i + 0.5) * slot; };
+    var firstText = clock(minutes[0].minute) + (last ? "" : " UTC");
+    var firstWide = slot >= (last ? clockWidth : utcWidth) + gap;
+    var firstRight = firstWide ? centre(0) + clockWidth / 2 : LEFT + gap / 2 + clockWidth;
+    svg.appendChild(label(firstWide ? centre(0) : LEFT + gap / 2, y, firstText, firstWide ? "middle" : "start",
+      "start-time"));
+    if (!last) { return; }
+    var end = LEFT + (last + 1) * slot - gap / 2;
+    var lastWide = slot >= (clockWidth + utcWidth) / 2 + 8 && centre(last) + utcWidth / 2 <= WIDTH - RIGHT;
+    var lastLeft = lastWide ? centre(last) - utcWidth / 2 : end - utcWidth;
+    svg.appendChild(label(lastWide ? centre(last) : end, y, clock(minutes[last].minute) + " UTC",
+      lastWide ? "middle" : "end", "end-time"));
+    var every = TICK_MINUTES.filter(function (n) { return n * slot >= LABEL_SPACING; })[0] || 60;
+    minutes.forEach(function (m, i) {
+      var x = centre(i), round = Number(m.minute.slice(14, 16)) % every === 0;
+      if (round && x - firstRight >= LABEL_SPACING - clockWidth / 2 && lastLeft - x >= LABEL_SPACING - clockWidth / 2) {
+        svg.appendChild(label(x, y, clock(m.minute), "middle", "time"));
+      }
+    });
+  }
+
+  function drawChartTable(minutes) {
+    var table = document.getElementById("chart-table");
+    while (table.rows.length > 1) { table.deleteRow(1); }
+    minutes.forEach(function (m) {
+      var row = table.insertRow();
+      row.insertCell().textContent = m.minute.replace("T", " ");
+      row.insertCell().textContent = String(m.count);
     });
   }
 
@@ -32,6 +133,12 @@
     });
   }
 
+  function showActions(actions) {
+    document.querySelectorAll("form[data-action]").forEach(function (form) {
+      form.hidden = actions.indexOf(form.getAttribute("data-action")) < 0;
+    });
+  }
+
   function update(report) {
     document.getElementById("status").textContent = report.status;
     document.getElementById("pause-reason").textContent = report.pause_reason ? "(" + report.pause_reason + ")" : "";
@@ -40,7 +147,8 @@
       var cell = document.querySelector('td[data-state="' + state + '"]');
       if (cell) { cell.textContent = String(report.counts[state]); }
     });
-    drawChart(report.per_minute);
+    if (report.actions) { showActions(report.actions); }
+    drawChart(report.chart || { minutes: report.per_minute, clipped: false });
     drawFailures(report.failures);
   }
 
