@@ -33,6 +33,10 @@ def add(
     quiet_hours: Annotated[str | None, typer.Option(
         "--quiet-hours", help="no sends in this window of each recipient's local time, e.g. 21:00-08:00")] = None,
     region: Annotated[str, typer.Option(help="default region for numbers without a country code")] = "UG",
+    phone_column: Annotated[str | None, typer.Option(
+        "--phone-column", help="column holding the numbers (default: detected from the header)")] = None,
+    media_url: Annotated[str | None, typer.Option(
+        "--media-url", help="image, video or document URL sent with every message")] = None,
 ) -> None:
     """Add a reminder blast; prints its id."""
     from campaigns import lifecycle, reminders
@@ -42,7 +46,8 @@ def add(
     schedule_id = reminders.add(get_engine(), name=name or file.stem, account_name=account, source_file=file,
                                 template=read_template(template), cron=cron, timezone=timezone,
                                 run_at=lifecycle.parse_when(at) if at else None, region=region,
-                                relative=relative, quiet_hours=quiet_hours)
+                                relative=relative, quiet_hours=quiet_hours, phone_column=phone_column,
+                                media_url=media_url)
     typer.echo(schedule_id)
 
 
@@ -55,7 +60,8 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = 
     rows = [{"id": s.id, "name": s.name, "account": s.account_name, "kind": s.kind, "cron": s.cron,
              "timezone": s.timezone, "enabled": s.enabled,
              "next_fire_at": s.next_fire_at.isoformat() if s.next_fire_at else None,
-             "relative": reminders.rule_text(s), "quiet_hours": s.quiet_hours}
+             "relative": reminders.rule_text(s), "quiet_hours": s.quiet_hours,
+             **dict(zip(("phone_column", "media_url"), reminders.firing_options(s)[1:], strict=True))}
             for s in reminders.listed(get_engine())]
     if as_json:
         typer.echo(json.dumps(rows))

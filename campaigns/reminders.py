@@ -56,11 +56,13 @@ def _aware(moment: datetime | None) -> datetime | None:
 def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path, template: str,
         cron: str | None = None, timezone: str = "UTC", run_at: datetime | None = None,
         region: str = "UG", now: datetime | None = None, relative: str | None = None,
-        quiet_hours: str | None = None) -> int:
+        quiet_hours: str | None = None, phone_column: str | None = None, media_url: str | None = None,
+        options: dict | None = None) -> int:
     """A cron schedule (`cron` in `timezone`), a one-off (`run_at`) or a relative one (`relative`, e.g.
     "24h before appointment_at"; `cron` is then how often the file is re-read, default every 15 minutes,
     and `timezone` the zone of date values written without one). `quiet_hours`: "21:00-08:00" in each
-    recipient's local time. Returns the schedule's id."""
+    recipient's local time. `phone_column`, `media_url` and `options` (the message kind and its extras) mean
+    what they mean to lifecycle.launch and are given to every firing. Returns the schedule's id."""
     from campaigns import quiet_hours as quiet
     from campaigns.lifecycle import sync_account
     from campaigns.settings import get_account
@@ -81,13 +83,16 @@ def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path
         raise BlastError(f"{timezone!r} is not a time zone") from None
     if not Path(source_file).is_file():
         raise BlastError(f"contact file {source_file} does not exist")
+    if phone_column:
+        phone_column = _named_column(phone_column, source_file)
     window = quiet.normalise(quiet_hours)
     account = get_account(account_name)
     kind = "relative" if rule else "cron" if cron else "once"
     schedule = Schedule(name=name, account_name=account.name, kind=kind, cron=cron, timezone=timezone,
                         run_at=_aware(run_at), source_file=str(Path(source_file).resolve()), template=template,
                         region=region, quiet_hours=window, date_column=rule.date_column if rule else None,
-                        offset_seconds=rule.offset_seconds if rule else None)
+                        offset_seconds=rule.offset_seconds if rule else None,
+                        options=_stored_options(phone_column, media_url, options))
     now = now or utcnow()
     schedule.next_fire_at = now if rule else next_fire(schedule, now)
     if schedule.next_fire_at is None:
@@ -120,11 +125,17 @@ def _occurrence_label(schedule: Schedule, due: datetime) -> str:
 
 def _relative_rule(phrase: str, source_file: str | Path):
     """The parsed rule, its date column checked against the file's header (a BlastError naming it)."""
-    from campaigns.ingest_sources import find_named_column, open_source
     from campaigns.ingest_timing import RelativeRule, parse_relative
-    from campaigns.settings import get_settings
 
     rule = parse_relative(phrase)
+    return RelativeRule(_named_column(rule.date_column, source_file), rule.offset_seconds)
+
+
+def _named_column(wanted: str, source_file: str | Path) -> str:
+    """The file's header as written for a column the user named (a BlastError listing the headers if none)."""
+    from campaigns.ingest_sources import find_named_column, open_source
+    from campaigns.settings import get_settings
+
     path = Path(source_file)
     if not path.is_file():
         raise BlastError(f"contact file {source_file} does not exist")
@@ -134,8 +145,24 @@ def _relative_rule(phrase: str, source_file: str | Path):
     finally:
         if hasattr(source, "workbook"):
             source.workbook.close()
-    position = find_named_column(header.names, header.identifiers, rule.date_column, path.name)
-    return RelativeRule(header.names[position], rule.offset_seconds)
+    return header.names[find_named_column(header.names, header.identifiers, wanted, path.name)]
+
+
+def _stored_options(phone_column: str | None, media_url: str | None, options: dict | None) -> str:
+    """Schedule.options: the message options (launch's `options`) under "message", and the phone column and
+    media URL every firing uses."""
+    stored = {"message": dict(options or {}), "phone_column": phone_column or None,
+              "media_url": (media_url or "").strip() or None}
+    return json.dumps(stored)
+
+
+def firing_options(schedule) -> tuple[dict, str | None, str | None]:
+    """(message options, phone column, media URL) a firing of `schedule` uses. A schedule stored before these
+    were kept holds only message options (or none)."""
+    stored = json.loads(schedule.options or "{}")
+    message = stored.get("message") if "message" in stored else {
+        key: value for key, value in stored.items() if key not in ("phone_column", "media_url")}
+    return dict(message or {}), stored.get("phone_column"), stored.get("media_url")
 
 
 def rule_text(schedule: Schedule) -> str | None:
@@ -184,6 +211,7 @@ def _claim(engine: Engine, schedule: Schedule, due: datetime, now: datetime) -> 
     from sqlalchemy.exc import IntegrityError
 
     following = next_fire(schedule, now)
+    message_options, _phone_column, media_url = firing_options(schedule)
     try:
         with engine.begin() as connection:
             claimed = connection.execute(
@@ -194,7 +222,8 @@ def _claim(engine: Engine, schedule: Schedule, due: datetime, now: datetime) -> 
                 return None
             return connection.execute(insert(Campaign).values(
                 name=f"{schedule.name} {_occurrence_label(schedule, due)}", account_name=schedule.account_name,
-                status=CampaignStatus.DRAFT, template=schedule.template, options=schedule.options,
+                status=CampaignStatus.DRAFT, template=schedule.template, options=json.dumps(message_options),
+                media_url=media_url,
                 region=schedule.region.upper(), source_file=schedule.source_file, quiet_hours=schedule.quiet_hours,
                 schedule_id=schedule.id, occurrence=due.isoformat(), created_at=now,
             ).returning(Campaign.id)).scalar_one()
@@ -234,9 +263,11 @@ def _fill(engine: Engine, campaign_id: int, now: datetime) -> int | None:
         schedule = connection.execute(select(Schedule).where(Schedule.id == campaign.schedule_id)).one()
     try:
         timing = _relative_timing(engine, schedule, now) if schedule.kind == "relative" else None
+        _options, phone_column, _media_url = firing_options(schedule)
         report = lifecycle.ingest_into(
             campaign_id, campaign.source_file, account=get_account(campaign.account_name),
             template=campaign.template, region=campaign.region, options=json.loads(campaign.options or "{}"),
+            media_url=campaign.media_url, phone_column=phone_column,
             timing=lifecycle.quiet_timing(campaign.quiet_hours, timing))
     except Exception as error:
         log.warning("schedule %s: firing %s failed (%s: %s); a later round tries again", schedule.id,

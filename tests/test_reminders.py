@@ -186,3 +186,70 @@ def test_a_crash_in_the_middle_of_an_ingest_is_redone_without_duplicates(engine,
     phones = messages_of(engine, campaign_id)
     assert len(phones) == 3 and len(set(phones)) == 3
     assert [status for _, _, status in campaigns(engine)] == ["running"]
+
+
+def write_two_phone_columns(path) -> tuple[list[str], list[str]]:
+    """A list whose detected phone column ("phone") is not the one to send to ("Office Phone")."""
+    home = ["+256770000101", "+256770000102"]
+    office = ["+256780000201", "+256780000202"]
+    path.write_text("name,phone,Office Phone\n" + "".join(
+        f"P{i},{home[i]},{office[i]}\n" for i in range(2)), encoding="utf-8")
+    return home, office
+
+
+def test_a_mapped_phone_column_and_media_go_to_every_firing(engine, contacts, tmp_path):
+    from campaigns.models import Message
+
+    # given a schedule reading the numbers from a column that is not the detected one, with a media file
+    path = tmp_path / "offices.csv"
+    home, office = write_two_phone_columns(path)
+    start = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    reminders.add(engine, name="offices", account_name="ug", source_file=path, template="Hi {{ name }}",
+                  cron="0 9 * * *", timezone="Africa/Kampala", now=start, phone_column="office phone",
+                  media_url="https://example.com/flyer.jpg")
+    # when two occurrences fire
+    first = reminders.fire_due(engine, now=datetime(2026, 3, 2, 6, 0, tzinfo=UTC))
+    second = reminders.fire_due(engine, now=datetime(2026, 3, 3, 6, 0, tzinfo=UTC))
+    # then each campaign carries the media and its messages went to the mapped numbers only
+    assert len(first) == len(second) == 1
+    with engine.connect() as connection:
+        rows = connection.execute(select(Campaign.id, Campaign.media_url, Campaign.options)).all()
+        for campaign_id, media_url, options in rows:
+            assert (media_url, json.loads(options)) == ("https://example.com/flyer.jpg", {})
+            phones = connection.execute(select(Message.phone).where(Message.campaign_id == campaign_id,
+                                                                    Message.state != "skipped")).scalars()
+            assert sorted(phones) == office
+    assert len(rows) == 2 and not set(home) & set(office)
+
+
+def test_message_options_are_kept_and_a_missing_phone_column_is_named(engine, contacts, tmp_path):
+    # given a schedule with buttons (launch's options)
+    buttons = {"kind": "buttons", "buttons": ["Yes", "No"], "footer": "Reply"}
+    start = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    reminders.add(engine, name="ask", account_name="ug", source_file=contacts, template="Coming?",
+                  cron="0 9 * * *", now=start, options=buttons)
+    # when it fires, then its campaign has those options and no media
+    [campaign_id] = reminders.fire_due(engine, now=datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    with engine.connect() as connection:
+        options, media_url = connection.execute(select(Campaign.options, Campaign.media_url)
+                                                .where(Campaign.id == campaign_id)).one()
+    assert (json.loads(options), media_url) == (buttons, None)
+    # when a phone column the file lacks is named, then the schedule is refused with the headers listed
+    with pytest.raises(BlastError, match=r"no column 'Office' \(headers: name, phone\)"):
+        reminders.add(engine, name="bad", account_name="ug", source_file=contacts, template="Hi",
+                      cron="0 9 * * *", phone_column="Office")
+
+
+def test_schedule_cli_takes_a_phone_column_and_a_media_url(engine, contacts, tmp_path):
+    from campaigns.cli import app
+
+    path = tmp_path / "offices.csv"
+    write_two_phone_columns(path)
+    runner = CliRunner()
+    added = runner.invoke(app, ["schedule", "add", str(path), "--account", "ug", "--template", "Hi",
+                                "--cron", "0 9 * * *", "--phone-column", "Office Phone",
+                                "--media-url", "https://example.com/flyer.jpg"])
+    assert added.exit_code == 0, added.output
+    [row] = json.loads(runner.invoke(app, ["schedule", "list", "--json"]).output)
+    assert (row["phone_column"], row["media_url"]) == ("Office Phone", "https://example.com/flyer.jpg")
+

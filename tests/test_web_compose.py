@@ -8,11 +8,14 @@ import json
 import re
 import threading
 import uuid
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from campaigns import reminders
 from campaigns.models import Campaign, Message, Schedule
 from campaigns.settings import reset_settings
 from campaigns.web import launches
@@ -264,13 +267,13 @@ def test_reminder_schedule_from_the_page_listed_and_removed(client, composing, e
 def test_reminder_schedule_refusals_are_explained_on_the_compose_page(client, composing, engine):
     token, url = composing
     form = {"csrf_token": token, "account": "uganda", "template": "Hi {{ name }}", "region": "UG"}
-    # a one-off time in the past, a bad cron, and a phone column the scheduled launch would not find
+    # a one-off time in the past, a bad cron, and a phone column the file does not have
     past = client.post(url + "/schedule", data={**form, "schedule_run_at": "2020-01-01T09:00"}).text
     cron = client.post(url + "/schedule", data={**form, "schedule_cron": "every monday"}).text
-    mapped = client.post(url + "/schedule", data={**form, "schedule_cron": "0 9 * * 1", "phone_column": "Name"}).text
+    mapped = client.post(url + "/schedule", data={**form, "schedule_cron": "0 9 * * 1", "phone_column": "Nope"}).text
     assert "the one-off time is in the past" in past
     assert "&#39;every monday&#39; is not a cron expression" in cron
-    assert "reminder schedules read the detected phone column (Mobile No)" in mapped
+    assert "no column &#39;Nope&#39; (headers: Name, Mobile No)" in mapped
     with engine.connect() as connection:
         assert connection.execute(select(func.count()).select_from(Schedule)).scalar() == 0
 
@@ -309,8 +312,11 @@ def test_no_secret_appears_on_the_new_pages(client, composing, sandbox):
                                                for value in credentials.values() if len(str(value)) >= 8]
     client.post(url + "/schedule", data={"csrf_token": token, "account": "india", "template": "Hi",
                                          "schedule_cron": "0 9 * * *"})
-    bodies = [client.get(url, params={"account": account, "template": "Hi {{ name }}"}).text
-              for account in ACCOUNTS]
+    client.post(url + "/schedule", data={"csrf_token": token, "account": "aussie", "template": "Hi",
+                                         "schedule_cron": "0 9 * * *", "media_url": "https://example.com/a.jpg",
+                                         "phone_column": "Mobile No", "quiet_hours": "21:00-08:00"})
+    bodies = [client.get(url, params={"account": account, "template": "Hi {{ name }}",
+                                      "quiet_hours": "21:00-08:00"}).text for account in ACCOUNTS]
     bodies += [preview_json(client, url, token, template="Hi", account=account).text for account in ACCOUNTS]
     bodies += [test_send(client, token, url, account=account, test_phone="+256772999111").text
                for account in ACCOUNTS]
@@ -362,3 +368,155 @@ def test_background_launch_page_counts_rows_until_done(client, composing, tmp_pa
     answer = client.get(f"/launches/{job.id}", follow_redirects=False)
     assert answer.headers["location"] == "/campaigns/1234?notice=launched"
     assert client.get("/launches/unknown").status_code == 404
+
+
+# ---------------------------------------------------------------- quiet hours, relative schedules, mapped extras
+
+
+def aware(moment: datetime) -> datetime:
+    """A stored time as aware UTC (SQLite gives it back naive)."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def test_launch_with_quiet_hours_stores_the_window_on_the_campaign(client, composing, engine):
+    token, url = composing
+    common = {"csrf_token": token, "account": "uganda", "template": "Hi {{ name }}", "phone_column": "Mobile No",
+              "region": "UG"}
+    # given the compose page with quiet hours typed: the field keeps them and the launch and schedule forms carry them
+    html = client.get(url, params={"quiet_hours": "21:00-08:00"}).text
+    assert re.search(r'<input name="quiet_hours" id="quiet-hours" value="21:00-08:00"', html)
+    assert len(re.findall(r'<input type="hidden" name="quiet_hours" value="21:00-08:00" class="mirror">', html)) == 2
+    # when a campaign is launched now with quiet hours, one at a time with others, and one with a bad window
+    now = client.post(url + "/launch", follow_redirects=False, data={
+        **common, "name": "quiet now", "quiet_hours": "21:00-08:00"})
+    later = client.post(url + "/launch", follow_redirects=False, data={
+        **common, "name": "quiet later", "at": "2099-01-01T09:00+03:00", "quiet_hours": " 22:30-6:00 "})
+    bad = client.post(url + "/launch", follow_redirects=False, data={
+        **common, "name": "bad window", "quiet_hours": "9pm-8am"})
+    # then each campaign holds its window, and each recipient its zone for it
+    assert now.status_code == later.status_code == 303
+    with engine.connect() as connection:
+        rows = {name: (window, status) for name, window, status in connection.execute(
+            select(Campaign.name, Campaign.quiet_hours, Campaign.status))}
+        zones = set(connection.execute(select(Message.timezone).join(Campaign, Campaign.id == Message.campaign_id)
+                                       .where(Campaign.name == "quiet now", Message.state != "skipped")).scalars())
+    assert rows == {"quiet now": ("21:00-08:00", "running"), "quiet later": ("22:30-06:00", "scheduled")}
+    assert zones == {"Africa/Kampala"}
+    # and the bad window is explained, nothing created
+    assert bad.status_code == 400 and "quiet hours &#39;9pm-8am&#39;: write them as HH:MM-HH:MM" in bad.text
+
+
+@pytest.fixture
+def visits(client):
+    """A logged-in operator with a list of two appointments 24h 5 min and 24h 10 min ahead uploaded:
+    (csrf token, compose page URL, {phone: appointment time})."""
+    token = log_in(client)
+    start = datetime.now(UTC).replace(microsecond=0)
+    appointments = {"+256772000011": start + timedelta(days=1, minutes=5),
+                    "+256772000012": start + timedelta(days=1, minutes=10)}
+    content = "name,Mobile No,appointment_at\n" + "".join(
+        f"P{i},{phone},{when.isoformat()}\n" for i, (phone, when) in enumerate(appointments.items()))
+    answer = upload(client, token, "visits.csv", content.encode())
+    assert answer.status_code == 303
+    return token, answer.headers["location"], appointments
+
+
+def schedule_form(token: str, **fields) -> dict:
+    return {"csrf_token": token, "account": "uganda", "template": "See you {{ name }}", "region": "UG",
+            "phone_column": "Mobile No", "schedule_name": "visits", **fields}
+
+
+def test_relative_schedule_from_the_page_is_stored_with_its_rule_and_fires(client, visits, engine):
+    token, url, appointments = visits
+    # given quiet hours that cover none of the reminders (two hours from now, Kampala time)
+    quiet_start = (datetime.now(UTC) + timedelta(hours=2)).astimezone(ZoneInfo("Africa/Kampala"))
+    window = f"{quiet_start:%H:%M}-{quiet_start + timedelta(hours=1):%H:%M}"
+    # and the page offers the list's other columns as the date column
+    html = client.get(url).text
+    date_select = re.search(r'<select name="schedule_date_column".*?</select>', html, re.S).group(0)
+    assert re.findall(r'<option value="([^"]*)"', date_select) == ["", "name", "appointment_at"]
+    # when a reminder 24h before each appointment is scheduled, the rule's column picked from the select
+    added = client.post(url + "/schedule", follow_redirects=False, data=schedule_form(
+        token, schedule_relative="24h before", schedule_date_column="appointment_at", quiet_hours=window))
+    # then it is stored with its rule and window, and listed with them
+    assert added.status_code == 303 and added.headers["location"] == "/schedules?notice=scheduled"
+    with engine.connect() as connection:
+        schedule = connection.execute(select(Schedule)).one()
+    assert (schedule.kind, schedule.date_column, schedule.offset_seconds, schedule.quiet_hours, schedule.cron) == (
+        "relative", "appointment_at", -86400, window, reminders.RELATIVE_REREAD_CRON)
+    listing = client.get("/schedules").text
+    row = re.search(r"<tr>\s*<td>\d+</td><td>visits</td>.*?</tr>", listing, re.S).group(0)
+    assert '<td class="rule">1d before appointment_at</td>' in row
+    assert f'<td class="quiet-hours">{window}</td>' in row and "none (removed or done)" not in row
+    # when beat's round comes (its clock injected: the schedule's first firing)
+    [campaign_id] = reminders.fire_due(engine, now=aware(schedule.next_fire_at))
+    # then each recipient's message waits for its own time, 24 hours before its appointment
+    with engine.connect() as connection:
+        campaign = connection.execute(select(Campaign).where(Campaign.id == campaign_id)).one()
+        sends = {phone: aware(send_at) for phone, send_at in connection.execute(
+            select(Message.phone, Message.send_at).where(Message.campaign_id == campaign_id))}
+    assert campaign.quiet_hours == window and campaign.schedule_id == schedule.id
+    assert sends == {phone: when - timedelta(days=1) for phone, when in appointments.items()}
+
+
+def test_schedule_from_the_page_keeps_the_mapped_phone_column_and_extras_through_a_firing(client, engine):
+    token = log_in(client)
+    # given a list whose detected phone column ("phone") is not the one to send to
+    content = b"name,phone,Office Phone\nAmy,+256770000101,+256780000201\nBob,+256770000102,+256780000202\n"
+    url = upload(client, token, "offices.csv", content).headers["location"]
+    assert '<option value="phone" selected>' in client.get(url).text
+    # when a media schedule (SMSGlobal) and a buttons one (HTTP API) are added with the office numbers mapped
+    common = {"csrf_token": token, "template": "Hi {{ name }}", "region": "UG", "phone_column": "Office Phone",
+              "schedule_cron": "0 9 * * *"}
+    media = client.post(url + "/schedule", follow_redirects=False, data={
+        **common, "account": "aussie", "schedule_name": "flyer", "kind": "media",
+        "media_url": "https://example.com/flyer.jpg"})
+    buttons = client.post(url + "/schedule", follow_redirects=False, data={
+        **common, "account": "india", "schedule_name": "ask", "kind": "buttons", "buttons": "Yes\nNo",
+        "footer": "Reply"})
+    assert media.status_code == buttons.status_code == 303
+    # and both fire (the injected clock: their next firing)
+    with engine.connect() as connection:
+        due = max(aware(moment) for moment in connection.execute(select(Schedule.next_fire_at)).scalars())
+    assert len(reminders.fire_due(engine, now=due)) == 2
+    # then each campaign carries the media or the buttons, and its messages went to the office numbers
+    with engine.connect() as connection:
+        fired = {}
+        for campaign_id, name, media_url, options in connection.execute(
+                select(Campaign.id, Campaign.name, Campaign.media_url, Campaign.options)):
+            phones = sorted(connection.execute(select(Message.phone).where(
+                Message.campaign_id == campaign_id, Message.state != "skipped")).scalars())
+            fired[name.split()[0]] = (media_url, json.loads(options), phones)
+    office = ["+256780000201", "+256780000202"]
+    assert fired == {"flyer": ("https://example.com/flyer.jpg", {}, office),
+                     "ask": (None, {"kind": "buttons", "buttons": ["Yes", "No"], "footer": "Reply"}, office)}
+
+
+def test_bad_schedule_inputs_are_explained_on_the_compose_page(client, visits, engine):
+    token, url, _appointments = visits
+
+    def refusal(**fields) -> str:
+        html = client.post(url + "/schedule", data=schedule_form(token, **fields)).text
+        found = re.search(r'<p class="error" id="schedule-error">(.*?)</p>', html, re.S)
+        return found.group(1) if found else ""
+
+    # when each bad input is sent, then the compose page says what is wrong with it, by name
+    cron = {"schedule_cron": "0 9 * * *"}
+    assert refusal(**cron, quiet_hours="9pm-8am").startswith("quiet hours &#39;9pm-8am&#39;: write them as HH:MM")
+    assert "unknown unit &#39;parsecs&#39;" in refusal(schedule_relative="24 parsecs before appointment_at")
+    assert "write it as AMOUNT UNIT before|after COLUMN" in refusal(schedule_relative="tomorrow")
+    assert "no column &#39;visit_at&#39; (headers: name, Mobile No, appointment_at)" in refusal(
+        schedule_relative="24h before visit_at")
+    assert "the rule names the date column &#39;name&#39; but &#39;appointment_at&#39; is picked" in refusal(
+        schedule_relative="24h before name", schedule_date_column="appointment_at")
+    assert "needs its rule, e.g. 24h before appointment_at" in refusal(schedule_date_column="appointment_at")
+    assert "a relative schedule takes no one-off time" in refusal(
+        schedule_relative="24h before appointment_at", schedule_run_at="2099-01-01T09:00")
+    assert "no column &#39;Office&#39;" in refusal(**cron, phone_column="Office")
+    assert "socnet accounts take text messages here, not media" in refusal(
+        **cron, media_url="https://example.com/a.jpg")
+    # and the quiet hours typed are still in their field after a refusal; nothing was stored
+    kept = client.post(url + "/schedule", data=schedule_form(token, schedule_cron="bad", quiet_hours="21:00-08:00"))
+    assert re.search(r'<input name="quiet_hours" id="quiet-hours" value="21:00-08:00"', kept.text)
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Schedule)).scalar() == 0

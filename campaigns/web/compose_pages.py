@@ -128,6 +128,28 @@ def _run_at(text: str, timezone: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
+def _relative_phrase(rule: str, date_column: str) -> str | None:
+    """The schedule form's relative rule: as typed ("24h before appointment_at"), or its amount and direction
+    ("24h before") completed with the date column picked from the file's columns; None when not relative."""
+    from campaigns.ingest_timing import parse_relative
+
+    rule, date_column = rule.strip(), date_column.strip()
+    if not rule:
+        if date_column:
+            raise BlastError(f"a relative schedule needs its rule, e.g. 24h before {date_column}")
+        return None
+    if not date_column:
+        return rule
+    try:
+        named = parse_relative(rule).date_column
+    except BlastError:
+        return f"{rule} {date_column}"
+    if named != date_column:
+        raise BlastError(f"the rule names the date column {named!r} but {date_column!r} is picked; "
+                         f"write the rule without a column (e.g. 24h before) or pick {named!r}")
+    return rule
+
+
 def _add_schedule(token: str, values: dict[str, str], form: dict[str, str]) -> int:
     upload = uploads.find_upload(token)
     account = get_account(values["account"])
@@ -135,23 +157,24 @@ def _add_schedule(token: str, values: dict[str, str], form: dict[str, str]) -> i
         raise BlastError("write the template first")
     extras = compose.extras_from_form(values, account.provider)
     if extras.kind != compose.TEXT:
-        raise BlastError("reminder schedules send plain text for now; clear the media, buttons or list")
-    detected = uploads.first_rows(upload).detected_phone
-    if values["phone_column"] and values["phone_column"] != detected:
-        raise BlastError(f"reminder schedules read the detected phone column ({detected or 'none found'}); "
-                         f"rename the column {values['phone_column']!r} to 'phone' in the file")
+        compose.check_with_gateway(account, extras, None)
     timezone = (form.get("schedule_timezone") or "UTC").strip()
     cron = (form.get("schedule_cron") or "").strip() or None
     name = (form.get("schedule_name") or "").strip() or upload.original_name.rsplit(".", 1)[0]
     return reminders.add(get_engine(), name=name, account_name=account.name, source_file=upload.path,
                          template=values["template"], cron=cron, timezone=timezone,
                          run_at=_run_at(form.get("schedule_run_at") or "", timezone),
-                         region=(values["region"] or "UG").upper())
+                         region=(values["region"] or "UG").upper(),
+                         relative=_relative_phrase(form.get("schedule_relative") or "",
+                                                   form.get("schedule_date_column") or ""),
+                         quiet_hours=values["quiet_hours"] or None, phone_column=values["phone_column"] or None,
+                         media_url=extras.media_url, options=compose.launch_options(extras))
 
 
 @router.post("/uploads/{token}/schedule")
 async def add_schedule(request: Request, token: str, user: User):
-    """Launch this upload as a reminder blast: on a cron in a time zone, or once at a given time."""
+    """Launch this upload as a reminder blast: on a cron in a time zone, once at a given time, or relative to
+    a date column of the list; with the page's phone column, extras and quiet hours."""
     form = await _form(request)
     values = compose_values(form)
     try:
@@ -171,6 +194,7 @@ def _schedule_rows() -> list[dict]:
         rows.append({
             "id": schedule.id, "name": schedule.name, "account": schedule.account_name, "kind": schedule.kind,
             "when": _shown(schedule.run_at, zone) if schedule.kind == "once" else schedule.cron,
+            "rule": reminders.rule_text(schedule), "quiet_hours": schedule.quiet_hours,
             "timezone": schedule.timezone, "enabled": schedule.enabled,
             "next_fire": _shown(schedule.next_fire_at, zone), "last_fired": _shown(schedule.last_fired_at, zone),
             "template": schedule.template, "file": Path(schedule.source_file).name,

@@ -220,7 +220,7 @@ def upload_preview(request: Request, token: str, user: User, phone_column: str |
 
 def compose_values(params) -> dict[str, str]:
     """The compose form's fields (template and extras) from a query or a posted form, as text."""
-    names = ("template", "account", "region", "phone_column", *compose.FORM_FIELDS)
+    names = ("template", "account", "region", "phone_column", "quiet_hours", *compose.FORM_FIELDS)
     return {name: str(params.get(name) or "") for name in names}
 
 
@@ -243,9 +243,12 @@ def upload_launch(request: Request, token: str, user: User, account: Annotated[s
                   at: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
                   buttons: Annotated[str, Form()] = "", footer: Annotated[str, Form()] = "",
                   list_header: Annotated[str, Form()] = "", list_button: Annotated[str, Form()] = "",
-                  list_rows: Annotated[str, Form()] = ""):
+                  list_rows: Annotated[str, Form()] = "", quiet_hours: Annotated[str, Form()] = ""):
     """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`, with the media,
-    buttons or list the account's gateway offers."""
+    buttons or list the account's gateway offers, and quiet hours ("21:00-08:00" in each recipient's local
+    time; empty: none)."""
+    from campaigns import quiet_hours as quiet
+
     auth.check_csrf(request, csrf_token)
     form = {"kind": kind, "media_url": media_url, "buttons": buttons, "footer": footer,
             "list_header": list_header, "list_button": list_button, "list_rows": list_rows}
@@ -256,12 +259,13 @@ def upload_launch(request: Request, token: str, user: User, account: Annotated[s
         if extras.kind != compose.TEXT:
             compose.check_with_gateway(chosen, extras, None)
         when = lifecycle.parse_when(at or None)
+        window = quiet.normalise(quiet_hours)
 
         def launch() -> int:
             campaign_id, _report = lifecycle.launch(
                 upload.path, account_name=account, template=template,
                 name=name or Path(upload.original_name).stem, media_url=extras.media_url, at=when, region=region,
-                phone_column=phone_column or None, options=compose.launch_options(extras))
+                phone_column=phone_column or None, options=compose.launch_options(extras), quiet_hours=window)
             return campaign_id
 
         if launches.in_background(upload.path):
