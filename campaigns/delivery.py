@@ -21,7 +21,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 
 from campaigns.models import Campaign, Message, StatusEvent, utcnow
-from campaigns.states import EventKind, MessageState, Outcome
+from campaigns.states import CampaignStatus, EventKind, MessageState, Outcome
 from campaigns.transitions import sources, transition, transition_each
 from workers.providers.events import Inbound, StatusUpdate
 
@@ -127,10 +127,28 @@ def _apply(connection, matched: list[tuple[int, StatusUpdate]]) -> int:
             moved += transition_each(connection, list(rows.values()),
                                      expected=[s for s in sources(M.FAILED) if s in REPORTED], to=M.FAILED)
         else:  # THROTTLED: send again, once (the cleared provider id is what makes it once)
-            moved += transition(connection, ids, expected=(M.SUBMITTED, M.SENT), to=M.PENDING,
+            resent = transition(connection, ids, expected=(M.SUBMITTED, M.SENT), to=M.PENDING,
                                 provider_message_id=None, submitted_at=None, sent_at=None,
                                 next_attempt_at=utcnow() + timedelta(seconds=RESEND_DELAY_SECONDS))
+            if resent:
+                _reopen_finished(connection, ids)
+            moved += resent
     return moved
+
+
+def _reopen_finished(connection, message_ids: list[int]) -> None:
+    """A 2301 may come after the campaign's last send finished it: running again, so the pacer sends it.
+    In a cancelled campaign the message is cancelled instead; a paused one waits for the operator."""
+    campaign_ids = select(Message.campaign_id).where(Message.id.in_(message_ids), Message.state == M.PENDING)
+    connection.execute(update(Campaign).where(Campaign.id.in_(campaign_ids),
+                                              Campaign.status == CampaignStatus.FINISHED)
+                       .values(status=CampaignStatus.RUNNING, finished_at=None))
+    in_cancelled = connection.execute(
+        select(Message.id).join(Campaign, Campaign.id == Message.campaign_id)
+        .where(Message.id.in_(message_ids), Message.state == M.PENDING,
+               Campaign.status == CampaignStatus.CANCELLED)).scalars().all()
+    if in_cancelled:
+        transition(connection, list(in_cancelled), expected=M.PENDING, to=M.CANCELLED)
 
 
 def apply_waiting(engine: Engine, *, limit: int = 5000) -> int:

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
     schedule_tick_seconds: float = Field(default=5.0, gt=0)
+    # How often beat polls the gateways' delivery reports and inboxes (schedules/beat.py), in seconds.
+    report_poll_seconds: float = Field(default=60.0, gt=0)
     # Seconds added to each account's one-second window to absorb the jitter between a rate-limiter grant
     # and the message reaching the gateway (thread wake-ups, the GIL, the network): the price is ~3% of rate.
     rate_safety_seconds: float = 0.03

@@ -14,6 +14,7 @@ from schedules import locks
 log = logging.getLogger("blast.beat")
 
 _TICK = get_settings().schedule_tick_seconds
+_POLL = get_settings().report_poll_seconds  # BLAST_REPORT_POLL_SECONDS
 
 BEAT_SCHEDULE = {
     # Keep every account's queue a few seconds deep; start scheduled campaigns; finish done ones.
@@ -23,8 +24,8 @@ BEAT_SCHEDULE = {
                   "options": {"expires": 30}},
     # Delivery reports and opt-outs (schedules/tasks.py); each job runs under a lock (schedules/locks.py).
     "apply-waiting-events": {"task": "blast.apply_waiting_events", "schedule": 5.0, "options": {"expires": 5}},
-    "poll-reports": {"task": "blast.poll_reports", "schedule": 60.0, "options": {"expires": 60}},
-    "poll-inbound": {"task": "blast.poll_inbound", "schedule": 60.0, "options": {"expires": 60}},
+    "poll-reports": {"task": "blast.poll_reports", "schedule": _POLL, "options": {"expires": max(_POLL, 10)}},
+    "poll-inbound": {"task": "blast.poll_inbound", "schedule": _POLL, "options": {"expires": max(_POLL, 10)}},
     # Reminder blasts that are due become campaigns (BLAST_SCHEDULE_TICK_SECONDS).
     "fire-schedules": {"task": "blast.fire_schedules", "schedule": _TICK, "options": {"expires": max(2 * _TICK, 10)}},
     "check-balances": {"task": "blast.check_balances", "schedule": 3600.0, "options": {"expires": 600}},

@@ -126,6 +126,10 @@ class BlastProcesses:
     def beat(self, name: str = "beat") -> subprocess.Popen:
         return self.start("beat", "-l", "WARNING", name=name)
 
+    def web(self, port: int, name: str = "web") -> subprocess.Popen:
+        """`blast web` on 127.0.0.1:`port`; the caller waits for it to answer."""
+        return self.start("web", "--host", "127.0.0.1", "--port", str(port), name=name)
+
     def log(self, name: str) -> str:
         """What the process started as `name` has written so far."""
         path = self.log_dir / f"{name}.log"

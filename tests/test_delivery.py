@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from campaigns import delivery, optouts
-from campaigns.models import Message, OptOut, StatusEvent
+from campaigns.models import Campaign, Message, OptOut, StatusEvent
 from campaigns.settings import reset_settings
 from campaigns.states import EventKind
 from tests.factories import make_campaign, make_messages
@@ -36,9 +36,10 @@ webhook_secret = "{SECRET}"
 """
 
 
-def submitted(engine, count: int, *, account: str = "dv", provider: str = "devino") -> list[int]:
+def submitted(engine, count: int, *, account: str = "dv", provider: str = "devino",
+              campaign_status: str = "running") -> list[int]:
     """Given `count` messages the gateway accepted, with provider ids p<id>."""
-    campaign = make_campaign(engine, account=account, provider=provider, status="running")
+    campaign = make_campaign(engine, account=account, provider=provider, status=campaign_status)
     ids = make_messages(engine, campaign.id, count, state="submitted")
     with engine.begin() as connection:
         for message_id in ids:
@@ -102,6 +103,24 @@ def test_throttled_callback_resends_exactly_once(engine):
     again = delivery.apply_updates(engine, "dv", [throttled, throttled])
     assert again["moved"] == 0
     assert message(engine, ids[0]).state == "submitted"
+
+
+@pytest.mark.parametrize(("before", "after", "message_after"), [("finished", "running", "pending"),
+                                                                ("paused", "paused", "pending"),
+                                                                ("cancelled", "cancelled", "cancelled")])
+def test_a_late_2301_follows_the_campaigns_status(engine, before, after, message_after):
+    # given a campaign whose messages were all accepted (finished), or one the operator paused or cancelled
+    ids = submitted(engine, 2, campaign_status=before)
+    # when a late 2301 callback arrives for one of them
+    delivery.apply_updates(engine, "dv", [status(f"p{ids[0]}", EventKind.THROTTLED, error_code="2301",
+                                                 outcome="throttled")])
+    # then the message waits to be sent again and a finished campaign runs again so the pacer sends it;
+    # a paused one keeps the operator's decision, and in a cancelled one the message is cancelled
+    assert states(engine, ids) == [message_after, "submitted"]
+    with engine.connect() as connection:
+        campaign_status = connection.execute(select(Campaign.status).join(Message, Message.campaign_id == Campaign.id)
+                                             .where(Message.id == ids[0])).scalar_one()
+    assert campaign_status == after
 
 
 def test_callback_before_the_provider_id_is_applied_later(engine):
