@@ -1,4 +1,4 @@
-"""`blast schedule add|list|remove`: reminder blasts (cron in a time zone, one-off, or relative to a date
+"""`blast schedule add|change|list|remove`: reminder blasts (cron in a time zone, one-off, or relative to a date
 column of the contact list)."""
 
 from __future__ import annotations
@@ -49,6 +49,28 @@ def add(
                                 relative=relative, quiet_hours=quiet_hours, phone_column=phone_column,
                                 media_url=media_url)
     typer.echo(schedule_id)
+
+
+@schedule_app.command("change")
+def change(
+    schedule_id: Annotated[int, typer.Argument(help="schedule id")],
+    cron: Annotated[str | None, typer.Option(help="new cron expression (cron and relative schedules)")] = None,
+    timezone: Annotated[str | None, typer.Option(help="new time zone of the cron")] = None,
+    at: Annotated[str | None, typer.Option(help="new one-off time, ISO 8601")] = None,
+    template: Annotated[str | None, typer.Option(help="new message template, or @FILE")] = None,
+    quiet_hours: Annotated[str | None, typer.Option(
+        "--quiet-hours", help='new quiet window, e.g. 21:00-08:00; "" removes it')] = None,
+) -> None:
+    """Change a reminder blast while beat runs; prints its next firing."""
+    from campaigns import lifecycle, reminders
+    from campaigns.cli_campaigns import read_template
+    from campaigns.db import get_engine
+
+    schedule = reminders.change(get_engine(), schedule_id, cron=cron, timezone=timezone,
+                                run_at=lifecycle.parse_when(at) if at else None,
+                                template=read_template(template) if template is not None else None,
+                                quiet_hours=quiet_hours)
+    typer.echo(schedule.next_fire_at.isoformat() if schedule.next_fire_at else "-")
 
 
 @schedule_app.command("list")

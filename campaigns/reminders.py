@@ -181,6 +181,57 @@ def listed(engine: Engine) -> list[Schedule]:
         return list(session.execute(select(Schedule).order_by(Schedule.id)).scalars())
 
 
+def change(engine: Engine, schedule_id: int, *, cron: str | None = None, timezone: str | None = None,
+           run_at: datetime | None = None, template: str | None = None, quiet_hours: str | None = None,
+           now: datetime | None = None) -> Schedule:
+    """Change a schedule while beat runs; what is not given stays. The next firing is computed again from
+    `now`. `quiet_hours=""` removes the window. The UPDATE is conditional on the next firing it read, so a
+    firing claimed in the same moment is never fired again nor lost: the change is then retried."""
+    from sqlmodel import Session
+
+    from campaigns import quiet_hours as quiet
+
+    now = now or utcnow()
+    for _ in range(3):
+        with Session(engine, expire_on_commit=False) as session:
+            schedule = session.get(Schedule, schedule_id)
+        if schedule is None or not schedule.enabled:
+            raise NotFound(f"no schedule with id {schedule_id}")
+        read_next = schedule.next_fire_at
+        if cron is not None:
+            if schedule.kind == "once":
+                raise BlastError(f"schedule {schedule_id} is a one-off: change its time with --at")
+            _check_cron(cron)
+            schedule.cron = cron
+        if run_at is not None:
+            if schedule.kind != "once":
+                raise BlastError(f"schedule {schedule_id} is not a one-off: change it with --cron")
+            schedule.run_at = _aware(run_at)
+        if timezone is not None:
+            try:
+                ZoneInfo(timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise BlastError(f"{timezone!r} is not a time zone") from None
+            schedule.timezone = timezone
+        values = {"cron": schedule.cron, "run_at": schedule.run_at, "timezone": schedule.timezone, "updated_at": now}
+        if template is not None:
+            values["template"] = template
+        if quiet_hours is not None:
+            values["quiet_hours"] = quiet.normalise(quiet_hours)
+        if cron is not None or run_at is not None or timezone is not None:
+            values["next_fire_at"] = next_fire(schedule, now)
+            if values["next_fire_at"] is None:
+                raise BlastError("the one-off time is in the past")
+        with engine.begin() as connection:
+            changed = connection.execute(update(Schedule).where(Schedule.id == schedule_id,
+                                                                Schedule.next_fire_at == read_next)
+                                         .values(**values)).rowcount
+        if changed:
+            with Session(engine, expire_on_commit=False) as session:
+                return session.get(Schedule, schedule_id)
+    raise BlastError(f"schedule {schedule_id} kept firing while it was being changed; try again")
+
+
 def remove(engine: Engine, schedule_id: int) -> None:
     with engine.begin() as connection:
         if not connection.execute(update(Schedule).where(Schedule.id == schedule_id)

@@ -253,3 +253,50 @@ def test_schedule_cli_takes_a_phone_column_and_a_media_url(engine, contacts, tmp
     [row] = json.loads(runner.invoke(app, ["schedule", "list", "--json"]).output)
     assert (row["phone_column"], row["media_url"]) == ("Office Phone", "https://example.com/flyer.jpg")
 
+
+
+def test_a_schedule_changed_while_beat_runs_fires_at_its_new_time_with_its_new_template(engine, contacts):
+    # given a daily 09:00 blast in Kampala (06:00 UTC)
+    start = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    schedule_id = reminders.add(engine, name="daily", account_name="ug", source_file=contacts,
+                                template="Old {{ name }}", cron="0 9 * * *", timezone="Africa/Kampala", now=start)
+    # when it is moved to 10:00 with a new template and quiet hours, before it fires
+    changed = reminders.change(engine, schedule_id, cron="0 10 * * *", template="New {{ name }}",
+                               quiet_hours="21:00-08:00", now=start)
+    assert changed.next_fire_at.replace(tzinfo=UTC) == datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    # then nothing fires at the old time, and the new time fires once with the new template and window
+    assert reminders.fire_due(engine, now=datetime(2026, 3, 2, 6, 0, 30, tzinfo=UTC)) == []
+    assert len(reminders.fire_due(engine, now=datetime(2026, 3, 2, 7, 0, 30, tzinfo=UTC))) == 1
+    assert reminders.fire_due(engine, now=datetime(2026, 3, 2, 7, 0, 31, tzinfo=UTC)) == []
+    with engine.connect() as connection:
+        [(template, window)] = connection.execute(select(Campaign.template, Campaign.quiet_hours)).all()
+    assert (template, window) == ("New {{ name }}", "21:00-08:00")
+
+
+@pytest.mark.parametrize(("fields", "problem"), [({"run_at": datetime(2030, 1, 1, tzinfo=UTC)}, "not a one-off"),
+                                                 ({"cron": "nope"}, "not a cron expression"),
+                                                 ({"timezone": "Mars/Base"}, "not a time zone"),
+                                                 ({"quiet_hours": "late"}, "")])
+def test_bad_changes_are_refused_and_change_nothing(engine, contacts, fields, problem):
+    start = datetime(2026, 3, 2, 5, 0, tzinfo=UTC)
+    schedule_id = reminders.add(engine, name="daily", account_name="ug", source_file=contacts, template="Hi",
+                                cron="0 9 * * *", now=start)
+    with pytest.raises(BlastError, match=problem):
+        reminders.change(engine, schedule_id, now=start, **fields)
+    [schedule] = reminders.listed(engine)
+    assert (schedule.cron, schedule.timezone, schedule.quiet_hours) == ("0 9 * * *", "UTC", None)
+
+
+def test_schedule_cli_change(engine, contacts):
+    from campaigns.cli import app
+
+    runner = CliRunner()
+    added = runner.invoke(app, ["schedule", "add", str(contacts), "--account", "ug", "--template", "Hi",
+                                "--at", "2099-01-01T09:00:00+00:00"])
+    assert added.exit_code == 0, added.output
+    schedule_id = added.output.strip()
+    result = runner.invoke(app, ["schedule", "change", schedule_id, "--at", "2099-01-02T09:00:00+00:00"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip().startswith("2099-01-02T09:00:00")
+    missing = runner.invoke(app, ["schedule", "change", "999", "--cron", "0 9 * * *"])
+    assert missing.exit_code != 0 and "no schedule with id 999" in str(missing.exception)
