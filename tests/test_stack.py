@@ -273,7 +273,13 @@ def test_procfile_end_to_end(database_url, redis_url, blast_home, tmp_path, sand
             tasks = requests.get(f"{flower}/api/tasks", auth=flower_login, timeout=10).json()
             return [task for task in tasks.values() if task.get("name") == "blast.send_messages"]
 
-        assert wait_until(send_tasks, timeout=30, interval=0.5, message="Flower to list blast.send_messages")
+        tasks = wait_until(send_tasks, timeout=30, interval=0.5, message="Flower to list blast.send_messages")
+        # and each shows the campaign id and its message ids as arguments, and no secret anywhere
+        campaign_id = int(campaign_url.rsplit("/", 1)[1])
+        assert all(task["args"].startswith(f"({campaign_id}, [") for task in tasks), tasks[:3]
+        everything = requests.get(f"{flower}/api/tasks", auth=flower_login, timeout=10).text
+        for secret in (DEFAULT_CREDENTIALS["socnet"]["key"], "admin-e2e-pass-2c8", flower_login[1]):
+            assert secret not in everything
         # when honcho is stopped with SIGTERM
         started.update(family(honcho.pid))
         honcho.send_signal(signal.SIGTERM)
