@@ -126,6 +126,9 @@ def stop_and_settle(stack, schedule_ids: list[int]) -> None:
         wait_until(all_finished, timeout=30, message="every campaign to finish")
     except AssertionError:
         print(stack.logs())
+        with stack.engine.connect() as connection:
+            print(connection.execute(select(Campaign.id, Campaign.status, Campaign.occurrence,
+                                            Campaign.created_at)).all())
         raise
 
 
@@ -252,6 +255,34 @@ def test_a_seconds_cron_fires_each_occurrence_once_and_on_time(stack):
     # and each campaign finished, every recipient sent exactly once
     assert {status for *_, status in campaigns} == {"finished"}
     assert_sent_once_per_campaign(stack, [warm_up_campaign] + [campaign_id for campaign_id, *_ in campaigns])
+
+
+@processes
+def test_a_schedule_changed_and_removed_while_beat_runs(stack):
+    # given a worker and a beat firing a schedule every two seconds
+    stack.worker("w1")
+    stack.beat()
+    schedule_id = add_cron(stack)
+    wait_for_campaigns(stack, schedule_id, 1, timeout=30)
+    # when it is changed to seconds 1, 5, 9, ... with a new template while beat runs
+    reminders.change(stack.engine, schedule_id, cron="* * * * * 1/4", template="Changed for {{ name }}")
+    changed_at = datetime.now(UTC)
+    wait_until(lambda: [c for c in fired(stack, schedule_id) if c[1] > changed_at][1:],
+               timeout=30, message="two firings after the change")
+    # and then removed
+    stop_and_settle(stack, [schedule_id])
+    campaigns = fired(stack, schedule_id)
+    # then every firing after the change is on the new seconds with the new template, none repeated,
+    # nothing fired after the removal settled, and every recipient got each campaign once
+    after = [(campaign_id, occurrence) for campaign_id, occurrence, _, _ in campaigns if occurrence > changed_at]
+    assert len(after) >= 2 and all(occurrence.second % 4 == 1 for _, occurrence in after), after
+    with stack.engine.connect() as connection:
+        templates = dict(connection.execute(select(Campaign.id, Campaign.template)
+                                            .where(Campaign.schedule_id == schedule_id)).all())
+    assert {templates[campaign_id] for campaign_id, _ in after} == {"Changed for {{ name }}"}
+    assert len({occurrence for _, occurrence, _, _ in campaigns}) == len(campaigns)
+    assert fired(stack, schedule_id) == campaigns
+    assert_sent_once_per_campaign(stack, [campaign_id for campaign_id, *_ in campaigns])
 
 
 # ---------------------------------------------------------------- two beats

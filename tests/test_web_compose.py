@@ -412,8 +412,10 @@ def visits(client):
     (csrf token, compose page URL, {phone: appointment time})."""
     token = log_in(client)
     start = datetime.now(UTC).replace(microsecond=0)
-    appointments = {"+256772000011": start + timedelta(days=1, minutes=5),
-                    "+256772000012": start + timedelta(days=1, minutes=10)}
+    # reminders due within the first reading's horizon whatever the time (the re-read cron's next quarter
+    # hour plus reminders.HORIZON_MARGIN, 5 minutes, is always more than 3 minutes away)
+    appointments = {"+256772000011": start + timedelta(days=1, minutes=1),
+                    "+256772000012": start + timedelta(days=1, minutes=3)}
     content = "name,Mobile No,appointment_at\n" + "".join(
         f"P{i},{phone},{when.isoformat()}\n" for i, (phone, when) in enumerate(appointments.items()))
     answer = upload(client, token, "visits.csv", content.encode())
