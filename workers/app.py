@@ -13,6 +13,9 @@ from celery import Celery
 from kombu import Queue, pools
 
 from campaigns.settings import get_settings
+from workers import broker_files
+
+broker_files.install()  # the embedded default's filesystem broker, without kombu's empty-message race
 
 # Redis redelivers an unacknowledged task after this many seconds. Send tasks finish in seconds, and the
 # pacer never publishes a countdown longer than a few seconds, so nothing legitimately runs this long.
