@@ -19,8 +19,9 @@ from typing import Any
 import requests
 
 from campaigns.settings import AccountConfig
+from tests.engine import wait_until
 from workers.providers.base import HttpAnswer
-from workers.sandbox.harness import die_with_parent
+from workers.sandbox.harness import die_with_parent, free_port
 
 # The sandbox's built-in accounts (the sandbox contract).
 CREDENTIALS: dict[str, dict[str, str]] = {
@@ -47,24 +48,6 @@ def answer(status: int, text: str, headers: dict[str, str] | None = None) -> Htt
     except ValueError:
         body = text
     return HttpAnswer(status=status, headers=headers or {}, body=body, text=text)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, message: str = "condition"):
-    """Poll `predicate` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {message}")
-        time.sleep(interval)
 
 
 class GatewaySandbox:

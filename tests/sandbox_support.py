@@ -16,6 +16,7 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 import requests
 
+from tests.engine import wait_until
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess
 
 SOCNET_KEY = DEFAULT_CREDENTIALS["socnet"]["key"]
@@ -46,15 +47,8 @@ def receiver():
 
 
 def poll_until(predicate, *, timeout: float = 15.0, what: str = "the condition"):
-    """Ask `predicate` until it returns something truthy (it asks the sandbox; nothing here sleeps long)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.02)
+    """Ask `predicate` (it asks the sandbox) every 20 ms until it returns something truthy."""
+    return wait_until(predicate, timeout=timeout, interval=0.02, message=what)
 
 
 class Receiver:

@@ -231,7 +231,7 @@ def test_status_progresses_to_read(sandbox, httpapi):
         update = httpapi.campaign_status(result.provider_message_id)
         return update if update.kind == EventKind.READ else None
 
-    assert wait_until(read_update, message="the message to be read").occurred_at is not None
+    assert wait_until(read_update, timeout=10, interval=0.02, message="the message to be read").occurred_at is not None
 
 
 def test_unknown_message_id_has_no_status(sandbox, httpapi):
@@ -263,7 +263,7 @@ def test_not_on_whatsapp_is_accepted_then_reported_failed(sandbox, httpapi):
         update = httpapi.campaign_status(result.provider_message_id)
         return update if update.kind == EventKind.FAILED else None
 
-    assert wait_until(failed, message="the report to say failed").reason
+    assert wait_until(failed, timeout=10, interval=0.02, message="the report to say failed").reason
 
 
 def test_webhook_brings_delivery_statuses_and_inbound_messages(sandbox, httpapi, hooks):

@@ -173,7 +173,7 @@ def test_status_progresses_to_read_in_the_outgoing_message(sandbox, smsglobal):
         return update if update.kind == EventKind.READ else None
 
     # then the outgoing message reaches read, its last status ("final")
-    assert wait_until(read_update, message="the message to be read").raw["state"] == "final"
+    assert wait_until(read_update, timeout=10, interval=0.02, message="the message to be read").raw["state"] == "final"
 
 
 def test_outgoing_list_pages_and_date_range(sandbox, smsglobal):
