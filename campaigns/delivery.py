@@ -139,10 +139,10 @@ def _apply(connection, matched: list[tuple[int, StatusUpdate]]) -> int:
 def _reopen_finished(connection, message_ids: list[int]) -> None:
     """A 2301 may come after the campaign's last send finished it: running again, so the pacer sends it.
     In a cancelled campaign the message is cancelled instead; a paused one waits for the operator."""
-    campaign_ids = select(Message.campaign_id).where(Message.id.in_(message_ids), Message.state == M.PENDING)
-    connection.execute(update(Campaign).where(Campaign.id.in_(campaign_ids),
-                                              Campaign.status == CampaignStatus.FINISHED)
-                       .values(status=CampaignStatus.RUNNING, finished_at=None))
+    from campaigns.lifecycle import reopen_finished
+
+    reopen_finished(connection, select(Message.campaign_id).where(Message.id.in_(message_ids),
+                                                                  Message.state == M.PENDING))
     in_cancelled = connection.execute(
         select(Message.id).join(Campaign, Campaign.id == Message.campaign_id)
         .where(Message.id.in_(message_ids), Message.state == M.PENDING,

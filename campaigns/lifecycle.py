@@ -151,6 +151,16 @@ def _get(session, campaign_id: int) -> Campaign:
     return campaign
 
 
+# The statuses each operator action starts from (the web app's buttons ask these before offering them).
+PAUSABLE = (C.RUNNING, C.SCHEDULED)
+RESUMABLE = (C.PAUSED,)
+CANCELLABLE = (C.DRAFT, C.SCHEDULED, C.RUNNING, C.PAUSED)
+
+
+def can_retry(status: str, *, failed: int) -> bool:
+    return failed > 0 and status != C.CANCELLED
+
+
 def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, **values) -> Campaign:
     with session_scope() as session:
         campaign = _get(session, campaign_id)
@@ -168,7 +178,7 @@ def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, **values
 
 def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str | None = None) -> None:
     """No new message starts within a second; messages in flight finish; queued ones go back to pending."""
-    _set_status(campaign_id, allowed=(C.RUNNING, C.SCHEDULED), to=C.PAUSED, pause_reason=str(reason),
+    _set_status(campaign_id, allowed=PAUSABLE, to=C.PAUSED, pause_reason=str(reason),
                 pause_detail=detail)
     with get_engine().begin() as connection:
         queued = connection.execute(
@@ -178,13 +188,13 @@ def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str 
 
 
 def resume(campaign_id: int) -> None:
-    _set_status(campaign_id, allowed=(C.PAUSED,), to=C.RUNNING, pause_reason=None, pause_detail=None)
+    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, pause_reason=None, pause_detail=None)
     _kick(campaign_id)
 
 
 def cancel(campaign_id: int) -> int:
     """The campaign ends now: every message not yet sent is cancelled. Returns how many."""
-    _set_status(campaign_id, allowed=(C.DRAFT, C.SCHEDULED, C.RUNNING, C.PAUSED), to=C.CANCELLED,
+    _set_status(campaign_id, allowed=CANCELLABLE, to=C.CANCELLED,
                 finished_at=utcnow())
     with get_engine().begin() as connection:
         ids = connection.execute(
@@ -205,13 +215,19 @@ def retry(campaign_id: int, reason: str | None = None) -> int:
             query = query.where((Message.error_code == reason) | (Message.error_reason == reason))
         ids = session.execute(query).scalars().all()
         moved = transition(session, ids, expected=M.FAILED, to=M.PENDING, attempts=0, next_attempt_at=None)
-        if moved and campaign.status == C.FINISHED:
-            session.execute(update(Campaign).where(Campaign.id == campaign_id, Campaign.status == C.FINISHED)
-                            .values(status=C.RUNNING, finished_at=None))
+        if moved:
+            reopen_finished(session, [campaign_id])
         session.commit()
     if moved:
         _kick(campaign_id)
     return moved
+
+
+def reopen_finished(connection, campaign_ids) -> None:
+    """Finished campaigns (ids, or a select of them) that have messages to send again run again, so the
+    pacer sends those: a retry of failed messages, or a late throttling callback."""
+    connection.execute(update(Campaign).where(Campaign.id.in_(campaign_ids), Campaign.status == C.FINISHED)
+                       .values(status=C.RUNNING, finished_at=None))
 
 
 def _kick(campaign_id: int) -> None:

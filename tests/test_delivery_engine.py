@@ -1,20 +1,18 @@
 """Delivery reports with the real engine: an embedded worker sends to the sandbox, whose Devino callbacks
-reach the web app served by uvicorn on a free port."""
+reach the web app served by uvicorn (in a thread) on a free port."""
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-import uvicorn
 from sqlalchemy import func, select
 
 from campaigns import delivery, lifecycle
 from campaigns.db import get_engine, migrate
+from campaigns.demo_web import WebAppThread
 from campaigns.models import StatusEvent
 from campaigns.settings import reset_settings
 from tests.engine import campaign_status, wait_until, write_config, write_contacts
-from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess, free_port
+from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess
 
 SECRET = "hook-secret-for-tests"
 DEVINO_KEY = DEFAULT_CREDENTIALS["devino"]["key"]
@@ -29,22 +27,15 @@ def sandbox_process():
 @pytest.fixture
 def web_app(blast_home, tmp_path, monkeypatch, sandbox_process):
     """The web app on a free port, BLAST_PUBLIC_URL pointing at it, a Devino account with a secret."""
-    from campaigns.web.app import create_app
-
     sandbox_process.reset(all=True)
-    port = free_port()
-    monkeypatch.setenv("BLAST_PUBLIC_URL", f"http://127.0.0.1:{port}")
+    web = WebAppThread(port=0)
+    monkeypatch.setenv("BLAST_PUBLIC_URL", web.url)
     write_config(tmp_path / "blast.toml", sandbox_process,
                  {"dv": {"provider": "devino", "rate": 100, "webhook_secret": SECRET}})
     reset_settings()
     migrate()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started, timeout=20, message="the web app to start")
-    yield sandbox_process
-    server.should_exit = True
-    thread.join(timeout=10)
+    with web:
+        yield sandbox_process
 
 
 def everything_read(campaign_id: int, total: int):

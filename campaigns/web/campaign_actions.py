@@ -1,16 +1,11 @@
-"""Which of the campaign page's buttons apply: the same rules campaigns/lifecycle.py enforces, asked before
-pressing instead of refused after (tests/test_web_pages.py checks the two agree for every status)."""
+"""Which of the campaign page's buttons apply: asked of campaigns/lifecycle.py before pressing instead of
+refused after (tests/test_web_pages.py checks the two agree for every status)."""
 
 from __future__ import annotations
 
-from campaigns.states import CampaignStatus
-
-C = CampaignStatus
+from campaigns.lifecycle import CANCELLABLE, PAUSABLE, RESUMABLE, can_retry
 
 BUTTON_ORDER = ("pause", "resume", "cancel", "retry")
-PAUSABLE = (C.RUNNING, C.SCHEDULED)
-RESUMABLE = (C.PAUSED,)
-CANCELLABLE = (C.DRAFT, C.SCHEDULED, C.RUNNING, C.PAUSED)
 
 
 def allowed_actions(status: str, *, failed: int) -> list[str]:
@@ -19,6 +14,6 @@ def allowed_actions(status: str, *, failed: int) -> list[str]:
         "pause": status in PAUSABLE,
         "resume": status in RESUMABLE,
         "cancel": status in CANCELLABLE,
-        "retry": failed > 0 and status != C.CANCELLED,
+        "retry": can_retry(status, failed=failed),
     }
     return [action for action in BUTTON_ORDER if allowed[action]]
