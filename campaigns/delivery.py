@@ -8,7 +8,9 @@ the move clears the provider id, so a replay of the same callback, or a second 2
 no longer matches the message, and the resend goes through the normal pacer.
 
 An event that names no known message (a callback faster than the worker recording the provider id) is
-kept with applied=False; `apply_waiting` applies it once the message carries that id.
+kept with applied=False; `apply_waiting` applies it once the message carries that id. An event that names
+no known message but echoes our id (Devino's callbackData) for a message left `unknown` by an ambiguous
+answer resolves it: the message takes the event's provider id, `submitted`, and the event applies.
 """
 
 from __future__ import annotations
@@ -20,10 +22,10 @@ from datetime import timedelta
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Engine
 
+from campaigns.events import Inbound, StatusUpdate
 from campaigns.models import Campaign, Message, StatusEvent, utcnow
 from campaigns.states import CampaignStatus, EventKind, MessageState, Outcome
 from campaigns.transitions import sources, transition, transition_each
-from workers.providers.events import Inbound, StatusUpdate
 
 M = MessageState
 RESEND_DELAY_SECONDS = 2.0  # a THROTTLED message waits this long before the pacer may queue it again
@@ -56,6 +58,8 @@ def apply_updates(engine: Engine, account_name: str, updates: Sequence[StatusUpd
         by_provider_id = _messages_by_provider_id(connection, account_name,
                                                   {u.provider_message_id for u in updates})
         by_reference = _messages_by_reference(connection, account_name, updates)
+        by_provider_id.update(_resolve_unknown_by_reference(
+            connection, [u for u in updates if u.provider_message_id not in by_provider_id], by_reference))
         events, matched = [], []
         now = utcnow()
         for item in updates:
@@ -107,6 +111,21 @@ def _messages_by_reference(connection, account_name: str, updates: Iterable[Stat
     return {str(message_id): message_id for message_id in rows}
 
 
+def _resolve_unknown_by_reference(connection, updates: Sequence[StatusUpdate], by_reference: dict[str, int]
+                                  ) -> dict[str, int]:
+    """Messages left `unknown` that a callback names by our id: they take its provider id (`submitted`), so
+    the callback, and every later one for that id, applies. Returns provider id -> message id."""
+    resolved: dict[str, int] = {}
+    for item in updates:
+        message_id = by_reference.get(item.reference) if item.reference else None
+        if message_id is None or item.provider_message_id in resolved or not item.provider_message_id:
+            continue
+        if transition(connection, message_id, expected=M.UNKNOWN, to=M.SUBMITTED,
+                      provider_message_id=item.provider_message_id[:100], error_code=None, error_reason=None):
+            resolved[item.provider_message_id] = message_id
+    return resolved
+
+
 def _apply(connection, matched: list[tuple[int, StatusUpdate]]) -> int:
     moved = 0
     grouped: dict[EventKind, list[tuple[int, StatusUpdate]]] = {}
@@ -156,7 +175,8 @@ def apply_waiting(engine: Engine, *, limit: int = 5000) -> int:
     event = StatusEvent.__table__
     with engine.begin() as connection:
         rows = connection.execute(
-            select(event.c.id, event.c.kind, event.c.error_code, event.c.raw, Message.id.label("message_id"))
+            select(event.c.id, event.c.kind, event.c.error_code, event.c.raw, event.c.account_name,
+                   Message.id.label("message_id"))
             .join(Message, Message.provider_message_id == event.c.provider_message_id)
             .join(Campaign, (Campaign.id == Message.campaign_id) & (Campaign.account_name == event.c.account_name))
             .where(event.c.applied.is_(False))
@@ -167,7 +187,7 @@ def apply_waiting(engine: Engine, *, limit: int = 5000) -> int:
             return 0
         matched = [(row.message_id, StatusUpdate(provider_message_id="", kind=EventKind(row.kind),
                                                  error_code=row.error_code,
-                                                 reason=_reason(row.kind, row.error_code)))
+                                                 reason=_reason(row.account_name, row.kind, row.error_code)))
                    for row in rows]
         _apply(connection, matched)
         connection.execute(
@@ -178,13 +198,18 @@ def apply_waiting(engine: Engine, *, limit: int = 5000) -> int:
     return len(rows)
 
 
-def _reason(kind: str, error_code: str | None) -> str | None:
+def _reason(account_name: str, kind: str, error_code: str | None) -> str | None:
+    """A kept failure's reason in its gateway's words (the gateway's own table of error codes)."""
     if kind != EventKind.FAILED:
         return None
-    from workers.providers import devino
+    from campaigns.settings import ConfigError, get_account
+    from workers.providers.registry import client_class
 
-    rule = devino.error_code_rule(error_code) if error_code else None
-    return rule.reason if rule is not None else f"failed at the gateway ({error_code or 'no code'})"
+    try:
+        reason = client_class(get_account(account_name).provider).reason_of(error_code) if error_code else None
+    except (ConfigError, ValueError):
+        reason = None
+    return reason or f"failed at the gateway ({error_code or 'no code'})"
 
 
 def apply_inbound(engine: Engine, account_name: str, inbound: Sequence[Inbound], *, source: str = "webhook") -> int:

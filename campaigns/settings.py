@@ -10,24 +10,18 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from datetime import UTC, timedelta, timezone, tzinfo
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROVIDERS = ("socnet", "smsglobal", "devino", "httpapi")
-Provider = Literal["socnet", "smsglobal", "devino", "httpapi"]
-
-# Credentials each gateway needs (DESIGN.md, "Accounts"); secret ones are never shown anywhere.
-REQUIRED_CREDENTIALS: dict[str, tuple[str, ...]] = {
-    "socnet": ("api_key",),
-    "smsglobal": ("api_key", "api_secret"),
-    "devino": ("api_key", "sender"),
-    "httpapi": ("token",),
-}
-SECRET_KEYS = frozenset({"api_key", "api_secret", "token", "webhook_secret"})
+# Which credentials each gateway needs, and which are secret, is in its module's GatewaySpec
+# (workers/providers/<gateway>.py); `webhook_secret` is every account's.
+COMMON_SECRETS = frozenset({"webhook_secret"})
 
 
 class ConfigError(Exception):
@@ -49,7 +43,6 @@ class Settings(BaseSettings):
     pace_depth_seconds: float = 2.0  # how much sending each account keeps queued in the broker
     queued_timeout_seconds: float = 60.0  # queued longer than this: the broker forgot it; pending again
     sending_timeout_seconds: float = 120.0  # sending longer than this: the worker died; unknown
-    unknown_timeout_seconds: float = 900.0  # unknown with no evidence from the gateway this long: failed
     reconcile_every_seconds: float = 10.0
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
@@ -92,12 +85,14 @@ def reset_settings() -> None:
 
 
 class AccountConfig(BaseModel):
-    """One `[accounts.NAME]` table. `rate` is messages per second for all workers together."""
+    """One `[accounts.NAME]` table. `rate` is messages per second for all workers together. Keys a gateway
+    declares beyond these (its spec's credentials and optional keys) are kept as extra fields; its secret
+    ones as SecretStr."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     name: str
-    provider: Provider
+    provider: str
     base_url: str
     rate: float = Field(gt=0, le=10_000)
     webhook_secret: SecretStr | None = None
@@ -110,12 +105,62 @@ class AccountConfig(BaseModel):
     retry_max_seconds: float = Field(default=300.0, gt=0)
     batch_size: int = Field(default=100, ge=1, le=1000)
     timeout_seconds: float = Field(default=10.0, gt=0)
+    # The account's time zone at the gateway (an IANA name such as "Australia/Sydney", or an offset such as
+    # "+10:00"): the zone its report filters and unzoned timestamps are in. Unset: learned from the
+    # offsets in the gateway's own timestamps, else UTC, and report windows widened either way.
+    timezone: str | None = None
+    # An `unknown` message (the gateway may have it) on a gateway that cannot be asked (no reports, no
+    # callbacks echoing our id): `hold` keeps it for the operator (`blast retry ID --reason unknown`),
+    # `resend` sends it again (a recipient may then get it twice).
+    on_unknown: Literal["hold", "resend"] = "hold"
+    # Seconds an `unknown` message's reports (or callback) get to show it before "not there" means "never
+    # arrived" and it is sent again, once; unset: the gateway's own (GatewaySpec.report_delay_seconds).
+    unknown_wait_seconds: float | None = Field(default=None, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone_of(value)
+        return value
 
     def secret(self, key: str) -> str:
-        value = getattr(self, key)
+        value = getattr(self, key, None)
         if value is None:
             raise ConfigError(f"account {self.name!r}: {key} is not set")
         return value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+
+    def secret_values(self) -> list[str]:
+        """Every secret this account holds, for masking (never to show)."""
+        values = [getattr(self, name, None) for name in (*type(self).model_fields, *(self.model_extra or {}))]
+        return [value.get_secret_value() for value in values
+                if isinstance(value, SecretStr) and value.get_secret_value()]
+
+    @property
+    def zone(self) -> tzinfo | None:
+        """The configured time zone, or None when the account gives none."""
+        return zone_of(self.timezone) if self.timezone else None
+
+
+_OFFSET = re.compile(r"^(?:UTC|GMT)?\s*([+-])(\d{1,2}):?(\d{2})?$", re.IGNORECASE)
+
+
+def zone_of(text: str) -> tzinfo:
+    """An IANA zone name or a UTC offset ("+10:00", "-0500", "+5:30", "UTC+3"); ValueError otherwise."""
+    value = text.strip()
+    if value.upper() in ("UTC", "Z", "GMT"):
+        return UTC
+    match = _OFFSET.match(value)
+    if match:
+        hours, minutes = int(match.group(2)), int(match.group(3) or 0)
+        if hours > 14 or minutes >= 60:
+            raise ValueError(f"timezone {text!r}: an offset is at most 14 hours")
+        delta = timedelta(hours=hours, minutes=minutes)
+        return timezone(-delta if match.group(1) == "-" else delta)
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"timezone {text!r} is neither an IANA zone name nor an offset like +10:00") from None
 
 
 _ENV_REFERENCE = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
@@ -137,18 +182,30 @@ def parse_accounts(document: dict, source: str = "blast.toml") -> dict[str, Acco
     if not isinstance(tables, dict):
         raise ConfigError(f"{source}: [accounts] must be a table of [accounts.NAME] tables")
     accounts: dict[str, AccountConfig] = {}
+    from workers.providers.registry import providers, spec_of
+
+    known = providers()
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: accounts.{name} must be a table")
         provider = table.get("provider")
-        if provider not in PROVIDERS:
+        if provider not in known:
             raise ConfigError(
-                f"account {name!r}: provider {provider!r} is unknown (expected one of {', '.join(PROVIDERS)})"
+                f"account {name!r}: provider {provider!r} is unknown (expected one of {', '.join(known)})"
             )
+        spec = spec_of(provider)
         values = {key: _expand(name, key, value) for key, value in table.items()}
-        for key in REQUIRED_CREDENTIALS[provider]:
+        for key in spec.credentials:
             if not values.get(key):
                 raise ConfigError(f"account {name!r}: {key} is required for provider {provider}")
+        allowed = set(AccountConfig.model_fields) | set(spec.credentials) | set(spec.optional)
+        unknown = sorted(set(values) - allowed)
+        if unknown:
+            raise ConfigError(f"account {name!r}: {unknown[0]}: Extra inputs are not permitted "
+                              f"(not a key of provider {provider})")
+        for key in (*spec.secrets, *COMMON_SECRETS):
+            if isinstance(values.get(key), str):
+                values[key] = SecretStr(values[key])
         try:
             accounts[name] = AccountConfig(name=name, **values)
         except ValidationError as error:

@@ -58,8 +58,12 @@ ALLOWED: frozenset[tuple[MessageState, MessageState]] = frozenset(
     }
 )
 
-# States a message can still leave by itself: a campaign with any of these is not finished.
+# States a message can still leave by itself: a campaign with any of these is not finished (an `unknown`
+# message held for the operator, error code HELD_CODE, does not keep it open).
 ACTIVE_STATES = (M.PENDING, M.QUEUED, M.SENDING, M.UNKNOWN)
+# The error code of an `unknown` message that waits for the operator: its gateway cannot be asked and the
+# account's `on_unknown` is `hold` (`blast retry ID --reason unknown` sends it again).
+HELD_CODE = "held"
 # The gateway has it: the message counts as sent for the campaign.
 ACCEPTED_STATES = (M.SUBMITTED, M.SENT, M.DELIVERED, M.READ)
 # Progress of delivery, lowest first; events never move a message backwards along it.
@@ -81,6 +85,8 @@ class PauseReason(StrEnum):
     AUTH = "auth"
     CONTENT = "content"
     ERROR_RATE = "error_rate"
+    GATEWAY_CHANGED = "gateway_changed"  # undocumented answers in a row: the gateway changed its API
+    CANARY = "canary"
 
 
 class Outcome(StrEnum):
@@ -89,6 +95,9 @@ class Outcome(StrEnum):
     ACCEPTED = "accepted"
     THROTTLED = "throttled"
     TRANSIENT = "transient"
+    # The gateway may have taken the message (HTTP 500, a 2xx body nobody documented, a read timeout, a
+    # connection dropped after the request was written): never sent again before the gateway is asked.
+    AMBIGUOUS = "ambiguous"
     QUOTA = "quota"
     AUTH = "auth"
     RECIPIENT = "recipient"

@@ -180,3 +180,33 @@ class SilentServer:
 
     def __exit__(self, *exc) -> None:
         self.socket.close()
+
+
+class DroppingServer(SilentServer):
+    """Reads each request whole, then closes the connection without a word: a gateway that crashed after
+    taking the message. `requests_read` counts the requests it read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests_read = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(2)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = connection.recv(65536)
+                        if not chunk:
+                            break
+                        data += chunk
+                except OSError:
+                    continue
+                self.requests_read += 1

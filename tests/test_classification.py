@@ -14,7 +14,7 @@ from campaigns.states import EventKind, Outcome
 from tests.gateways import account, answer
 from workers.providers import devino, httpapi, smsglobal, socnet
 from workers.providers.base import Outbound
-from workers.providers.events import parse_devino_callback
+from workers.providers.devino import parse_callback as parse_devino_callback
 
 A = Outcome
 TOKEN = "62b32c76758e0afb0d390793"
@@ -37,7 +37,7 @@ SOCNET_CASES = [
     ("405", 405, '{"message": "Method is not allowed for the requested route", "status": 405}', A.AUTH,
      "405"),
     ("422", 422, '{"message": "The [parameter] field must be [format].", "status": 422}', A.CONTENT, "422"),
-    ("500", 500, '{"message": "[Failure reason]", "status": 500}', A.TRANSIENT, "500"),
+    ("500", 500, '{"message": "[Failure reason]", "status": 500}', A.AMBIGUOUS, "500"),
     ("503", 503, '{"message": "response_message", "status": 503}', A.TRANSIENT, "503"),
     ("invalid", 200, '{"status": "invalid"}', A.RECIPIENT, "invalid"),
 ]
@@ -63,7 +63,10 @@ SMSGLOBAL_CASES = [
     ("HTTP 406", 406, '{"error": "Not Acceptable"}', A.CONTENT, "HTTP 406"),
     ("HTTP 415", 415, '{"error": "Unsupported Media Type"}', A.CONTENT, "HTTP 415"),
     ("HTTP 429", 429, '{"error": "Too Many Requests"}', A.THROTTLED, "HTTP 429"),
-    ("HTTP 5xx", 503, "<html>Service Unavailable</html>", A.TRANSIENT, "HTTP 503"),
+    ("HTTP 500", 500, "<html>Internal Server Error</html>", A.AMBIGUOUS, "HTTP 500"),
+    ("HTTP 502", 502, "<html>Bad Gateway</html>", A.TRANSIENT, "HTTP 502"),
+    ("HTTP 503", 503, "<html>Service Unavailable</html>", A.TRANSIENT, "HTTP 503"),
+    ("HTTP 5xx", 504, "<html>Gateway Timeout</html>", A.AMBIGUOUS, "HTTP 504"),
 ]
 
 DEVINO_REJECTED = ('{{"result": [{{"code": "REJECTED", "reasons": [{reasons}], '
@@ -85,7 +88,10 @@ DEVINO_SEND_CASES = [
     ("HTTP 401", 401, '{"error": "Unauthorized"}', A.AUTH, "HTTP 401"),
     ("HTTP 403", 403, '{"error": "Forbidden"}', A.AUTH, "HTTP 403"),
     ("HTTP 429", 429, "Too Many Requests", A.THROTTLED, "HTTP 429"),
-    ("HTTP 5xx", 502, "<html>Bad Gateway</html>", A.TRANSIENT, "HTTP 502"),
+    ("HTTP 500", 500, "<html>Internal Server Error</html>", A.AMBIGUOUS, "HTTP 500"),
+    ("HTTP 502", 502, "<html>Bad Gateway</html>", A.TRANSIENT, "HTTP 502"),
+    ("HTTP 503", 503, "<html>Service Unavailable</html>", A.TRANSIENT, "HTTP 503"),
+    ("HTTP 5xx", 504, "<html>Gateway Timeout</html>", A.AMBIGUOUS, "HTTP 504"),
 ]
 DEVINO_ERROR_CODES = [key for key in devino.OUTCOMES if key[0].isdigit()]
 
@@ -131,7 +137,7 @@ HTTPAPI_CASES = [
     ("HTTP 400", 400, "Bad Request", A.CONTENT, "HTTP 400"),
     ("HTTP 401", 401, "Unauthorized", A.AUTH, "HTTP 401"),
     ("HTTP 403", 403, "Forbidden", A.TRANSIENT, "HTTP 403"),
-    ("HTTP 500", 500, "HTTP ERROR", A.TRANSIENT, "HTTP 500"),
+    ("HTTP 500", 500, "HTTP ERROR", A.AMBIGUOUS, "HTTP 500"),
     ("HTTP 502", 502, "Service Temporarily Overloaded or there are Network issues between the two Servers",
      A.THROTTLED, "HTTP 502"),
     ("HTTP 503", 503, "Service Unavailable", A.TRANSIENT, "HTTP 503"),
@@ -293,8 +299,21 @@ def test_httpapi_raw_body_never_keeps_the_token():
         ("httpapi", 418, '{"data": null}'),
     ],
 )
-def test_undocumented_answers_are_transient_with_the_body_kept(provider, status, body):
+def test_undocumented_answers_are_ambiguous_with_the_body_kept(provider, status, body):
+    # the gateway may have taken the message: never sent again blindly, and the answer kept for a human
     result = classify(provider, status, body)
-    assert result.outcome == A.TRANSIENT
+    assert result.outcome == A.AMBIGUOUS and result.undocumented
     assert result.raw is not None
-    assert result.code == f"HTTP {status}"
+    assert result.code == f"undocumented HTTP {status}"
+
+
+@pytest.mark.parametrize(("status", "body", "outcome", "code"), [
+    (401, '{"reasons": [{"key": "forbidden"}], "description": "Access denied"}', A.AUTH, "forbidden"),
+    (402, '{"reasons": [{"key": "billing.error"}]}', A.QUOTA, "billing.error"),
+    (400, '{"reasons": [{"key": "too.many.messages", "ref": "messages"}]}', A.CONTENT,
+     "too.many.messages messages"),
+])
+def test_devino_whole_call_error_with_reasons_and_no_result_is_classified_by_its_reasons(status, body, outcome,
+                                                                                         code):
+    result = classify("devino", status, body)
+    assert (result.outcome, result.code, result.undocumented) == (outcome, code, False)

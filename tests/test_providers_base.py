@@ -4,13 +4,14 @@ secrets never shown, Retry-After, and the checks several documents state alike."
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
 
 from campaigns.states import Outcome
-from tests.gateways import SilentServer, account, free_port
+from tests.gateways import DroppingServer, SilentServer, account, free_port
 from workers.providers import (
     DevinoClient,
     HttpApiClient,
@@ -82,18 +83,41 @@ def test_devino_batch_size_is_the_accounts():
 
 
 def test_connection_refused_is_transient_and_never_raises():
+    # given no gateway listening: nothing can have been written
     client = client_for(account("httpapi", base_url=f"http://127.0.0.1:{free_port()}"))
     result = client.send(Outbound(message_id=1, to="+919812345678", text="hi"))
-    assert (result.outcome, result.code) == (Outcome.TRANSIENT, "connection error")
+    # then it is safe to send again
+    assert (result.outcome, result.code) == (Outcome.TRANSIENT, "connection refused")
     assert "62b32c76758e0afb0d390793" not in (result.detail or "")
 
 
-def test_a_gateway_that_never_answers_is_a_transient_timeout():
+def test_a_gateway_that_never_answers_is_an_ambiguous_timeout():
+    # given a gateway that reads the request and never answers: it may have the message
     with SilentServer() as silent:
         client = client_for(account("httpapi", base_url=silent.url, timeout_seconds=0.3))
         result = client.send(Outbound(message_id=1, to="+919812345678", text="hi"))
-    assert (result.outcome, result.code) == (Outcome.TRANSIENT, "timeout")
+    assert (result.outcome, result.code) == (Outcome.AMBIGUOUS, "timeout")
     assert "62b32c76758e0afb0d390793" not in (result.detail or "")
+
+
+def test_a_connection_dropped_after_the_request_was_written_is_ambiguous():
+    # given a gateway that reads the whole request, then hangs up without answering
+    with DroppingServer() as dropping:
+        client = client_for(account("socnet", base_url=dropping.url))
+        result = client.send(Outbound(message_id=1, to="+256701234567", text="hi"))
+        # then the request did reach it, and the message is not to be sent again blindly
+        assert dropping.requests_read == 1
+    assert (result.outcome, result.code) == (Outcome.AMBIGUOUS, "connection dropped")
+
+
+def test_a_request_past_its_slot_is_not_sent():
+    from workers.providers.base import SlotMissed
+
+    with DroppingServer() as dropping:
+        client = client_for(account("socnet", base_url=dropping.url))
+        with pytest.raises(SlotMissed):
+            client.send(Outbound(message_id=1, to="+256701234567", text="hi"), deadline=time.monotonic() - 0.001)
+        assert dropping.requests_read == 0
 
 
 def test_an_invalid_message_is_a_content_result_not_an_exception():

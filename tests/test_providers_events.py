@@ -9,24 +9,19 @@ from datetime import UTC, datetime
 import pytest
 import requests
 
+from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.states import EventKind, Outcome
-from workers.providers.events import (
-    DEVINO_STATUSES,
-    HTTPAPI_NUMBERS,
-    HTTPAPI_WORDS,
-    SMSGLOBAL_STATUSES,
-    BadPayload,
-    Inbound,
-    StatusUpdate,
-    httpapi_report_status,
-    normalise_phone,
-    parse_devino_callback,
-    parse_devino_incoming,
-    parse_httpapi_webhook,
-    parse_time,
-    smsglobal_inbound,
-    smsglobal_status,
-)
+from workers.providers.devino import STATUSES as DEVINO_STATUSES
+from workers.providers.devino import parse_callback as parse_devino_callback
+from workers.providers.devino import parse_incoming as parse_devino_incoming
+from workers.providers.events import normalise_phone, parse_time, word_family
+from workers.providers.httpapi import NUMBERS as HTTPAPI_NUMBERS
+from workers.providers.httpapi import WORDS as HTTPAPI_WORDS
+from workers.providers.httpapi import parse_webhook as parse_httpapi_webhook
+from workers.providers.httpapi import report_status as httpapi_report_status
+from workers.providers.smsglobal import STATUSES as SMSGLOBAL_STATUSES
+from workers.providers.smsglobal import inbound_message as smsglobal_inbound
+from workers.providers.smsglobal import status_update as smsglobal_status
 
 K = EventKind
 
@@ -319,3 +314,71 @@ def test_normalise_phone(value, expected):
 )
 def test_parse_time_gives_aware_utc(value, expected):
     assert parse_time(value) == expected
+
+
+# ---------------------------------------------------------------- words nobody listed (providers/README.md)
+
+
+@pytest.mark.parametrize(("word", "kind"), [
+    ("ACCEPTED_BY_OPERATOR", K.SENT), ("Seen", K.READ), ("DELIVERED_TO_HANDSET", K.DELIVERED),
+    ("not delivered", K.FAILED), ("REJECTED_BY_CARRIER", K.FAILED), ("vp-expired", K.FAILED),
+    ("Undeliverable", K.FAILED), ("TELEPORTED", K.UNKNOWN), ("", K.UNKNOWN), (None, K.UNKNOWN), (17, K.UNKNOWN),
+])
+def test_a_word_nobody_listed_is_read_by_its_family(word, kind):
+    assert word_family(word) == kind
+
+
+@pytest.mark.parametrize(("word", "kind"), [("enqueued", K.UNKNOWN), ("visited", K.READ), ("cancelled", K.FAILED),
+                                            ("vp_expired", K.FAILED), ("Expired_Validity", K.FAILED)])
+def test_devino_older_words_end_the_message_in_their_family(word, kind):
+    # given a callback with the older API's word (or one nobody listed), in any case
+    [update] = parse_devino_callback(devino_item(status=word.upper()))
+    # then the message ends in the word's family; a failure keeps the word as its reason
+    assert update.kind == kind
+    if kind == K.FAILED:
+        assert word.lower() in update.reason.lower()
+
+
+@pytest.mark.parametrize(("code", "outcome"), [("USER_BLOCKED", Outcome.RECIPIENT),
+                                               ("not_template_match", Outcome.CONTENT)])
+def test_devino_older_word_error_codes_are_classified(code, outcome):
+    [update] = parse_devino_callback(devino_item(status="UNDELIVERED", errorCode=code))
+    assert (update.kind, update.outcome, update.error_code) == (K.FAILED, outcome, code)
+
+
+def test_devino_unknown_word_with_a_failure_code_fails():
+    [update] = parse_devino_callback(devino_item(status="GONE_WRONG_SOMEHOW", errorCode=2305))
+    assert (update.kind, update.outcome) == (K.FAILED, Outcome.RECIPIENT)
+
+
+@pytest.mark.parametrize("body", [b'[{"messageId": {"a": 1}, "status": "SENT"}]',
+                                  b"[" * 100_000 + b"]" * 100_000])
+def test_devino_hostile_bodies_are_bad_payload(body):
+    with pytest.raises(BadPayload):
+        parse_devino_callback(body)
+
+
+def test_smsglobal_final_word_nobody_listed_fails_with_that_word():
+    update = smsglobal_status({"id": 1, "status": "beamed", "state": "final"})
+    assert update.kind == K.FAILED and update.error_code == "beamed" and "beamed" in update.reason
+
+
+def test_smsglobal_pending_word_nobody_listed_changes_nothing_and_a_failure_word_fails():
+    assert smsglobal_status({"id": 1, "status": "beamed", "state": "pending"}).kind == K.UNKNOWN
+    assert smsglobal_status({"id": 1, "status": "expiredAtCarrier", "state": "pending"}).kind == K.FAILED
+
+
+def test_httpapi_word_nobody_listed_is_read_by_its_family():
+    item = {**HTTPAPI_REPORT_ITEM, "statusMessageInfo": "Seen by user", "statusMessage": 42, "statusInfo": None,
+            "status": 42}
+    assert httpapi_report_status(item).kind == K.READ
+
+
+def test_times_with_offsets_and_account_zones():
+    from datetime import timedelta, timezone
+
+    assert parse_time("2016-08-16 23:30:05 +1000") == datetime(2016, 8, 16, 13, 30, 5, tzinfo=UTC)
+    assert parse_time("2016-08-16 23:30:05 -0500") == datetime(2016, 8, 17, 4, 30, 5, tzinfo=UTC)
+    plus_530 = timezone(timedelta(hours=5, minutes=30))
+    assert parse_time("2016-08-16 23:30:05", plus_530) == datetime(2016, 8, 16, 18, 0, 5, tzinfo=UTC)
+    assert parse_time("2022-05-06T13:25:47.065+05:30") == datetime(2022, 5, 6, 7, 55, 47, 65000, tzinfo=UTC)

@@ -11,7 +11,7 @@ import requests
 
 from campaigns.states import EventKind, Outcome
 from tests.gateways import account, wait_until
-from workers.providers import InvalidMessage, Outbound, SmsGlobalClient
+from workers.providers import InvalidMessage, Outbound, SentQuery, SmsGlobalClient
 from workers.providers.smsglobal import MacAuth, mac_signature
 
 TO = "+61400000001"
@@ -194,12 +194,18 @@ def test_outgoing_list_pages_and_date_range(sandbox, smsglobal):
     assert (later, total) == ([], 0)
 
 
-def test_find_sent_finds_the_message_to_a_number(sandbox, smsglobal):
-    since = datetime.now(UTC) - timedelta(minutes=5)
+def test_find_sent_finds_this_message_never_an_earlier_one_to_the_same_number(sandbox, smsglobal):
+    # given messages to two numbers, and one to the first number with other words
+    since = datetime.now(UTC)
     result = smsglobal.send(Outbound(message_id=1, to=TO, text="hi"))
     smsglobal.send(Outbound(message_id=2, to="+61400000009", text="other"))
-    assert smsglobal.find_sent(to=TO, since=since).provider_message_id == result.provider_message_id
-    assert smsglobal.find_sent(to="+61400000077", since=since) is None
+    smsglobal.send(Outbound(message_id=3, to=TO, text="other words"))
+    # when unknown messages are looked for
+    found = smsglobal.find_sent([SentQuery(1, TO, "hi", since), SentQuery(2, "+61400000077", "hi", since),
+                                 SentQuery(3, TO, "hi", since + timedelta(seconds=61))])
+    # then only the message with the number, the words and a time after the attempt began is a candidate
+    assert [u.provider_message_id for u in found[1]] == [result.provider_message_id]
+    assert 2 not in found and 3 not in found
 
 
 def test_capability_tells_who_is_on_whatsapp(sandbox, smsglobal):

@@ -25,7 +25,7 @@ from campaigns import quiet_hours
 from campaigns.db import get_engine, is_postgres
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account, get_settings
-from campaigns.states import ACTIVE_STATES, CampaignStatus, MessageState
+from campaigns.states import ACTIVE_STATES, HELD_CODE, CampaignStatus, MessageState
 from campaigns.transitions import transition
 
 # Messages per send task: small enough that many threads share an account's rate, large enough that
@@ -51,7 +51,11 @@ def start_due_campaigns(connection, now) -> None:
 
 def finish_done_campaigns(connection, now) -> list[int]:
     """Running campaigns with no message left that could still move on its own are finished."""
-    active = exists().where(Message.campaign_id == Campaign.id, Message.state.in_([s.value for s in ACTIVE_STATES]))
+    moving = [s.value for s in ACTIVE_STATES if s != MessageState.UNKNOWN]
+    active = exists().where(Message.campaign_id == Campaign.id, or_(
+        Message.state.in_(moving),
+        and_(Message.state == MessageState.UNKNOWN,
+             or_(Message.error_code.is_(None), Message.error_code != HELD_CODE))))
     done = connection.execute(
         select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING, ~active)
     ).scalars().all()

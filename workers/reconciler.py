@@ -1,32 +1,41 @@
-"""The reconciler: what the broker forgot is queued again; what a crash left unknown is resolved from the
-gateway's own records, never by a blind second send.
+"""The reconciler: what the broker forgot is queued again; what may have reached a gateway is resolved
+from the gateway's own records, never by a blind second send.
 
 - `queued` longer than `queued_timeout_seconds` -> `pending` (the task was lost: broker flushed, worker
   killed before it acknowledged). If the old task does turn up, its claim finds nothing to do.
 - `sending` longer than `sending_timeout_seconds` -> `unknown` (the worker died mid-call).
-- `unknown` -> resolved where the gateway keeps reports (SMSGlobal, HTTP API): found there, it is
-  `submitted` (or further); not there once the send can no longer arrive, `pending` again. Devino's
-  callbacks carry our message id, so they resolve it on their own. With no evidence after
-  `unknown_timeout_seconds` it is `failed` with code `unknown`: `blast retry ID --reason unknown` resends
-  it if the operator chooses.
+- `unknown` (that, or an ambiguous answer: HTTP 500, a body nobody documented, a read timeout), by what the
+  gateway offers (its GatewaySpec):
+  - it keeps reports (SMSGlobal, HTTP API): asked first. A match must be this message: its number, its
+    text, made after this attempt began, and not a message already recorded for another of ours. Found:
+    `submitted` with its provider id, and its reported status applied. Not there once the reports have had
+    `unknown_wait_seconds`: sent again, once (`pending`).
+  - its callbacks echo our id (Devino): the callback resolves it (campaigns.delivery); none within
+    `unknown_wait_seconds`: sent again, once.
+  - neither (Socnet): the account's `on_unknown`. `hold` (the default) keeps it `unknown` with error code
+    `held` for the operator (`blast retry ID --reason unknown`); the campaign can finish around it.
+    `resend` sends it again.
+  A message sent again counts the ambiguous attempt; at `max_attempts` it fails with code `unknown`.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import or_, select, update
 
 from campaigns.db import get_engine
 from campaigns.models import Campaign, Message, utcnow
-from campaigns.settings import get_account, get_settings
-from campaigns.states import MessageState
+from campaigns.settings import AccountConfig, ConfigError, get_account, get_settings
+from campaigns.states import HELD_CODE, MessageState
 from campaigns.transitions import transition
 
 log = logging.getLogger("blast.reconcile")
 M = MessageState
 LOST_OUTCOME_CODE = "unknown"
+UNKNOWN_BATCH = 5000  # unknown messages looked at per round
 
 
 def requeue_forgotten(connection, now, timeout: float) -> int:
@@ -43,44 +52,118 @@ def mark_lost_sends(connection, now, timeout: float) -> int:
     return transition(connection, stale, expected=M.SENDING, to=M.UNKNOWN, now=now) if stale else 0
 
 
-def resolve_unknown(engine, now, *, give_up_after: float) -> dict[str, int]:
-    """Ask the gateways that keep reports; give up on the others after `give_up_after` seconds."""
-    from workers.providers import client_for
+def aware(moment: datetime | None) -> datetime | None:
+    """A stored time as aware UTC (SQLite hands times back without their zone)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
-    counts = {"found": 0, "not_found": 0, "gave_up": 0}
+
+def resolve_unknown(engine, now: datetime) -> dict[str, int]:
+    """One round over the `unknown` messages not held for the operator, account by account."""
+    counts = {"found": 0, "resent": 0, "held": 0, "failed": 0}
     with engine.connect() as connection:
         rows = connection.execute(
-            select(Message.id, Message.phone, Message.updated_at, Campaign.account_name)
+            select(Message.id, Message.phone, Message.body, Message.attempts, Message.queued_at,
+                   Message.updated_at, Message.campaign_id, Campaign.account_name)
             .join(Campaign, Campaign.id == Message.campaign_id)
-            .where(Message.state == M.UNKNOWN)
-            .limit(5000)
+            .where(Message.state == M.UNKNOWN, or_(Message.error_code.is_(None), Message.error_code != HELD_CODE))
+            .order_by(Message.id)
+            .limit(UNKNOWN_BATCH)
         ).all()
-    by_account: dict[str, list] = {}
+    by_account: dict[str, list] = defaultdict(list)
     for row in rows:
-        by_account.setdefault(row.account_name, []).append(row)
+        by_account[row.account_name].append(row)
     for account_name, messages in by_account.items():
-        account = get_account(account_name)
-        client = client_for(account)
-        lookup = getattr(client, "find_sent", None)
-        for row in messages:
-            found = None
-            if lookup is not None:
-                try:
-                    found = lookup(to=row.phone, since=row.updated_at - timedelta(minutes=5))
-                except Exception as error:  # a gateway that cannot answer now is asked again next round
-                    log.warning("report lookup failed for %s: %s", account_name, type(error).__name__)
-                    continue
-            with engine.begin() as connection:
-                if found is not None:
-                    counts["found"] += transition(connection, row.id, expected=M.UNKNOWN, to=M.SUBMITTED, now=now,
-                                                  provider_message_id=found.provider_message_id)
-                elif lookup is not None and getattr(client, "reports_are_complete", True):
-                    counts["not_found"] += transition(connection, row.id, expected=M.UNKNOWN, to=M.PENDING, now=now)
-                elif row.updated_at < now - timedelta(seconds=give_up_after):
-                    counts["gave_up"] += transition(
-                        connection, row.id, expected=M.UNKNOWN, to=M.FAILED, now=now, error_code=LOST_OUTCOME_CODE,
-                        error_reason="outcome lost in a crash and the gateway keeps no report; not resent")
+        try:
+            account = get_account(account_name)
+        except ConfigError as error:
+            log.warning("unknown messages of account %s wait: %s", account_name, error)
+            continue
+        for key, value in _resolve_account(engine, account, messages, now).items():
+            counts[key] += value
     return counts
+
+
+def _resolve_account(engine, account: AccountConfig, messages: list, now: datetime) -> dict[str, int]:
+    from workers.providers.base import SentQuery, client_for
+
+    client = client_for(account)
+    spec = client.spec
+    wait = account.unknown_wait_seconds if account.unknown_wait_seconds is not None else spec.report_delay_seconds
+    settled = [row for row in messages if aware(row.updated_at) <= now - timedelta(seconds=wait)]
+    if spec.reports:
+        queries = [SentQuery(row.id, row.phone, row.body, aware(row.queued_at or row.updated_at))
+                   for row in messages if row.phone]
+        try:
+            candidates = client.find_sent(queries)
+        except Exception as error:  # a gateway that cannot answer now is asked again next round
+            log.warning("report lookup failed for %s: %s", account.name, type(error).__name__)
+            return {}
+        found = _record_found(engine, account, messages, candidates, now)
+        return {"found": len(found), **_resend(engine, account, [r for r in settled if r.id not in found], now)}
+    if spec.echoes_reference:
+        return _resend(engine, account, settled, now)  # no callback named them within the wait
+    if account.on_unknown == "resend":
+        return _resend(engine, account, messages, now)
+    return {"held": _hold(engine, [row.id for row in messages], now)}
+
+
+def _record_found(engine, account: AccountConfig, messages: list, candidates: dict, now: datetime) -> set[int]:
+    """Each unknown message takes its oldest candidate that no other message of ours carries; then the
+    status the report gave is applied. Returns the ids resolved."""
+    from campaigns import delivery
+
+    if not candidates:
+        return set()
+    provider_ids = {update.provider_message_id for updates in candidates.values() for update in updates}
+    with engine.connect() as connection:
+        taken = set(connection.execute(
+            select(Message.provider_message_id).join(Campaign, Campaign.id == Message.campaign_id)
+            .where(Campaign.account_name == account.name, Message.provider_message_id.in_(sorted(provider_ids)))
+        ).scalars())
+    resolved: set[int] = set()
+    updates = []
+    for row in messages:
+        choice = next((u for u in candidates.get(row.id, []) if u.provider_message_id not in taken), None)
+        if choice is None:
+            continue
+        with engine.begin() as connection:
+            moved = transition(connection, row.id, expected=M.UNKNOWN, to=M.SUBMITTED, now=now,
+                               provider_message_id=choice.provider_message_id, error_code=None, error_reason=None)
+        if moved:
+            taken.add(choice.provider_message_id)
+            resolved.add(row.id)
+            updates.append(choice)
+    if updates:
+        delivery.apply_updates(engine, account.name, updates, source="lookup")
+    return resolved
+
+
+def _resend(engine, account: AccountConfig, rows: list, now: datetime) -> dict[str, int]:
+    """Sent again, once: the gateway's records do not have them (or it cannot be asked and the account says
+    resend). At the account's max_attempts they fail instead."""
+    again = [row.id for row in rows if row.attempts < account.max_attempts]
+    spent = [row.id for row in rows if row.attempts >= account.max_attempts]
+    with engine.begin() as connection:
+        resent = transition(connection, again, expected=M.UNKNOWN, to=M.PENDING, now=now, next_attempt_at=now,
+                            error_code=None, error_reason=None) if again else 0
+        failed = transition(connection, spent, expected=M.UNKNOWN, to=M.FAILED, now=now,
+                            error_code=LOST_OUTCOME_CODE,
+                            error_reason="the gateway's answers were ambiguous on every attempt") if spent else 0
+    return {"resent": resent, "failed": failed}
+
+
+def _hold(engine, message_ids: list[int], now: datetime) -> int:
+    """Kept `unknown` for the operator: the gateway may have them and cannot be asked."""
+    with engine.begin() as connection:
+        return connection.execute(
+            update(Message)
+            .where(Message.id.in_(message_ids), Message.state == M.UNKNOWN)
+            .values(error_code=HELD_CODE, updated_at=now,
+                    error_reason="the gateway may have it and cannot be asked: held for the operator "
+                                 "(blast retry ID --reason unknown sends it again)")
+        ).rowcount
 
 
 def reconcile(engine=None) -> dict[str, int]:
@@ -90,7 +173,7 @@ def reconcile(engine=None) -> dict[str, int]:
     with engine.begin() as connection:
         requeued = requeue_forgotten(connection, now, settings.queued_timeout_seconds)
         lost = mark_lost_sends(connection, now, settings.sending_timeout_seconds)
-    resolved = resolve_unknown(engine, now, give_up_after=settings.unknown_timeout_seconds)
+    resolved = resolve_unknown(engine, now)
     result = {"requeued": requeued, "unknown": lost, **resolved}
     if any(result.values()):
         log.info("reconciled %s", result)

@@ -5,7 +5,8 @@
 | accepted  | submitted (provider id, cost kept)         | yes          | limiter: clean answer         |
 | throttled | pending after the hinted delay             | no           | limiter: effective rate halves|
 | transient | pending after backoff; failed at the bound | yes          |                               |
-| (read timeout: the request went out, no answer) -> unknown; the reconciler asks the gateway's reports |
+| ambiguous | unknown: the reconciler asks the gateway   | yes          | undocumented answers in a row:|
+|           | (reports, callbacks) or follows on_unknown |              | campaigns pause (gateway_changed)|
 | quota     | pending                                    | no           | running campaigns pause (quota)|
 | auth      | pending                                    | no           | running campaigns pause (auth) |
 | recipient | failed                                     | yes          |                               |
@@ -26,7 +27,13 @@ DEFAULT_THROTTLE_DELAY = 1.0
 # recipient, is at fault: the campaign pauses with reason content.
 CONTENT_PAUSE_THRESHOLD = 5
 
-USES_ATTEMPT = frozenset({Outcome.ACCEPTED, Outcome.TRANSIENT, Outcome.RECIPIENT, Outcome.CONTENT})
+# This many undocumented answers in a row on one account (across its campaigns and workers) mean the gateway
+# changed its API: its running campaigns pause (reason gateway_changed) rather than burn through the list.
+# A batch call's answer counts once.
+GATEWAY_CHANGED_AFTER = 5
+
+USES_ATTEMPT = frozenset({Outcome.ACCEPTED, Outcome.TRANSIENT, Outcome.AMBIGUOUS, Outcome.RECIPIENT,
+                          Outcome.CONTENT})
 PAUSES_ACCOUNT = {Outcome.QUOTA: PauseReason.QUOTA, Outcome.AUTH: PauseReason.AUTH}
 
 
@@ -36,15 +43,11 @@ def backoff_seconds(account: AccountConfig, attempts: int, *, rng: random.Random
     return ceiling * rng.uniform(0.5, 1.0)
 
 
-# The client's code for a request that went out but got no answer in time: the gateway may have it.
-READ_TIMEOUT_CODE = "timeout"
-
-
 def next_state(outcome: Outcome, *, attempts_after: int, account: AccountConfig, code: str | None = None
                ) -> MessageState:
     """The state a message in `sending` moves to; `attempts_after` counts this attempt if it used one."""
-    if outcome == Outcome.TRANSIENT and code == READ_TIMEOUT_CODE:
-        # Sending it again blindly could deliver it twice: the reconciler asks the gateway's reports.
+    if outcome == Outcome.AMBIGUOUS:
+        # Sending it again blindly could deliver it twice: the reconciler asks the gateway first.
         return MessageState.UNKNOWN
     if outcome == Outcome.ACCEPTED:
         return MessageState.SUBMITTED

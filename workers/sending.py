@@ -20,9 +20,10 @@ from sqlalchemy import func, insert, select, update
 from campaigns.db import get_engine
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
-from campaigns.states import CampaignStatus, MessageState, Outcome
+from campaigns.states import CampaignStatus, MessageState, Outcome, PauseReason
 from campaigns.transitions import transition, transition_each
 from workers import retry_policy
+from workers.providers.base import UNDOCUMENTED_CODE, SlotMissed
 
 log = logging.getLogger("blast.send")
 
@@ -33,6 +34,10 @@ MAX_TOKEN_WAIT_SECONDS = 2.0
 # A message handed back for lack of tokens (or a paused campaign) waits this long before the pacer
 # picks it again.
 HAND_BACK_DELAY_SECONDS = 0.5
+# Characters of an undocumented answer kept in the attempt and in the pause's detail.
+RAW_KEPT = 400
+# Only answers this recent count towards a run of undocumented ones.
+STREAK_HORIZON = timedelta(hours=1)
 
 M = MessageState
 RECORDABLE = (M.SENDING, M.UNKNOWN)  # the reconciler may have marked a slow send unknown meanwhile
@@ -130,17 +135,25 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
         if current is None or current.status != CampaignStatus.RUNNING:
             unsent.extend(chunk)
             continue
-        if not limiter.acquire(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS, count=len(chunk)):
-            unsent.extend(claimed[start:])
-            break
         outbound = [
             Outbound(message_id=row.id, to=row.phone, text=row.body, kind=info.kind, options=info.options,
                      callback_url=hook)
             for row in chunk
         ]
-        answers = client.send_batch(outbound) if len(outbound) > 1 else [client.send(outbound[0])]
+        deadline = limiter.acquire_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
+                                        count=len(chunk))
+        if deadline is None:
+            unsent.extend(claimed[start:])
+            break
+        try:
+            answers = (client.send_batch(outbound, deadline=deadline) if len(outbound) > 1
+                       else [client.send(outbound[0], deadline=deadline)])
+        except SlotMissed:  # this thread was starved past its slot: nothing was sent
+            unsent.extend(claimed[start:])
+            break
+        answered_at = utcnow()  # one time per call: a batch call's answer counts once in a streak
         for row, answer in zip(chunk, answers, strict=True):
-            results.append((row, answer))
+            results.append((row, answer, answered_at))
             if answer.outcome == Outcome.THROTTLED:
                 limiter.throttled(account.name, rate=account.rate)
     return record(engine, campaign_id, account, results, unsent)
@@ -154,8 +167,10 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
     counts: dict[str, int] = defaultdict(int)
     pause_reason = None
     content_codes: set[str] = set()
-    for row, answer in results:
+    undocumented = False
+    for row, answer, answered_at in results:
         outcome = Outcome(answer.outcome)
+        undocumented = undocumented or answer.undocumented
         counts[outcome.value] += 1
         used = outcome in retry_policy.USES_ATTEMPT
         attempts_after = row.attempts + (1 if used else 0)
@@ -169,8 +184,8 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
             values["next_attempt_at"] = retry_policy.retry_at(outcome, now=now, attempts_after=attempts_after,
                                                               account=account, retry_after=answer.retry_after)
         by_state[state].append(values)
-        attempts.append({"message_id": row.id, "at": now, "outcome": outcome.value, "code": answer.code,
-                         "detail": _reason(answer)})
+        attempts.append({"message_id": row.id, "at": answered_at, "outcome": outcome.value, "code": answer.code,
+                         "detail": _attempt_detail(answer)})
         pause_reason = pause_reason or retry_policy.PAUSES_ACCOUNT.get(outcome)
         if outcome == Outcome.CONTENT and answer.code:
             content_codes.add(answer.code)
@@ -188,7 +203,8 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
             pause_account_campaigns(connection, account.name, pause_reason, _pause_detail(results), now)
         for code in content_codes:
             _pause_if_content_repeats(connection, campaign_id, code)
-    if pause_reason or content_codes:
+        changed = undocumented and _pause_if_gateway_changed(connection, account.name, results)
+    if pause_reason or content_codes or changed:
         forget_campaign(campaign_id)
     return dict(counts)
 
@@ -206,8 +222,15 @@ def _reason(answer) -> str | None:
     return answer.detail[:500] if answer.detail else None
 
 
+def _attempt_detail(answer) -> str | None:
+    """The reason; for an answer nobody documented, also what came (secrets already masked)."""
+    if not answer.undocumented:
+        return _reason(answer)
+    return f"{answer.detail}: {json.dumps(answer.raw, default=str)[:RAW_KEPT]}"
+
+
 def _pause_detail(results) -> str:
-    for _row, answer in results:
+    for _row, answer, _at in results:
         if Outcome(answer.outcome) in retry_policy.PAUSES_ACCOUNT:
             return f"{answer.code or ''} {answer.detail or ''}".strip()[:500]
     return ""
@@ -220,6 +243,31 @@ def pause_account_campaigns(connection, account_name: str, reason, detail: str, 
         .where(Campaign.account_name == account_name, Campaign.status == CampaignStatus.RUNNING)
         .values(status=CampaignStatus.PAUSED, pause_reason=str(reason), pause_detail=detail or None)
     ).rowcount
+
+
+def _pause_if_gateway_changed(connection, account_name: str, results) -> bool:
+    """The account's last GATEWAY_CHANGED_AFTER answers (a batch call's counts once), across its campaigns
+    and workers, were all undocumented: its running campaigns pause with reason gateway_changed and the
+    last raw answer. Returns whether any paused."""
+    window = retry_policy.GATEWAY_CHANGED_AFTER
+    answers = connection.execute(
+        select(Attempt.at, func.min(Attempt.code).label("low"), func.max(Attempt.code).label("high"))
+        .join(Message, Message.id == Attempt.message_id)
+        .join(Campaign, Campaign.id == Message.campaign_id)
+        .where(Campaign.account_name == account_name, Attempt.at >= utcnow() - STREAK_HORIZON)
+        .group_by(Attempt.at).order_by(Attempt.at.desc()).limit(window)
+    ).all()
+    in_a_row = [a for a in answers if _undocumented(a.low) and _undocumented(a.high)]
+    if len(answers) < window or len(in_a_row) < window:
+        return False
+    last = next(answer for _row, answer, _at in reversed(results) if answer.undocumented)
+    detail = (f"{window} answers in a row that the gateway's document does not list; the last: "
+              f"{last.code}: {json.dumps(last.raw, default=str)[:RAW_KEPT]}")
+    return pause_account_campaigns(connection, account_name, PauseReason.GATEWAY_CHANGED, detail) > 0
+
+
+def _undocumented(code: str | None) -> bool:
+    return bool(code) and code.startswith(UNDOCUMENTED_CODE)
 
 
 def _pause_if_content_repeats(connection, campaign_id: int, code: str) -> None:

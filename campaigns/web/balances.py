@@ -1,5 +1,5 @@
-"""Account balances for the accounts page, where the gateway tells them (HTTP API checkBal, SMSGlobal
-credit balance). Asked with a short timeout, all accounts at once, and kept for a few minutes per process,
+"""Account balances for the accounts page, where the gateway's spec says it tells them. Asked with a short
+timeout, all accounts at once, and kept for a few minutes per process,
 so the page neither waits long nor asks the gateway on every view."""
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 
 from campaigns.settings import AccountConfig
 
-BALANCE_PROVIDERS = frozenset({"httpapi", "smsglobal"})
 TIMEOUT_SECONDS = 3.0  # the longest the page waits for one gateway's answer
 FRESH_SECONDS = 300.0  # a balance is asked again after this long
 RETRY_SECONDS = 60.0  # a failed ask is repeated after this long
@@ -37,8 +36,13 @@ _lock = threading.Lock()
 
 
 def _secrets_of(account: AccountConfig) -> list[str]:
-    values = (getattr(account, name, None) for name in ("api_key", "api_secret", "token", "webhook_secret"))
-    return [value.get_secret_value() for value in values if value is not None and value.get_secret_value()]
+    return account.secret_values()
+
+
+def tells_balance(account: AccountConfig) -> bool:
+    from workers.providers.registry import spec_of
+
+    return spec_of(account.provider).balance
 
 
 def _masked(text: str, secrets: list[str]) -> str:
@@ -49,12 +53,13 @@ def _masked(text: str, secrets: list[str]) -> str:
 
 def ask(account: AccountConfig, *, timeout: float = TIMEOUT_SECONDS) -> Balance:
     """The gateway's balance now (one request, `timeout` seconds at most to connect and to answer)."""
-    from workers.providers import GatewayError, ProviderClient  # the package registers every client
+    from workers.providers.base import GatewayError
+    from workers.providers.registry import client_class
 
     now = datetime.now(UTC)
-    client = ProviderClient._registry[account.provider](account.model_copy(update={"timeout_seconds": timeout}))
+    client = client_class(account.provider)(account.model_copy(update={"timeout_seconds": timeout}))
     try:
-        body = client.check_balance() if account.provider == "httpapi" else client.credit_balance()
+        body = client.balance()
     except GatewayError as error:
         return Balance(None, _masked(str(error), _secrets_of(account)), now)
     except Exception as error:  # an answer shaped unlike the document: the page shows the rest
@@ -77,7 +82,7 @@ def balances(accounts: Mapping[str, AccountConfig]) -> dict[str, Balance | None]
     due: list[AccountConfig] = []
     with _lock:
         for name, account in accounts.items():
-            if account.provider not in BALANCE_PROVIDERS:
+            if not tells_balance(account):
                 found[name] = None
                 continue
             cached = _cache.get(name)

@@ -2,7 +2,7 @@
 offers them (each gateway's client module lists its kinds), turned into launch's `media_url` and `options`.
 
 The form's fields:
-  kind          text | media | buttons | list (offered per gateway: COMPOSER_KINDS)
+  kind          text | media | buttons | list (offered per gateway: its spec's composer_kinds)
   media_url     http(s) URL of an image, video or document (media; buttons where the gateway takes one)
   buttons       one button a line: `Label` (quick reply), `Label | +256701234567` (call) or
                 `Label | https://...` (link)
@@ -22,16 +22,6 @@ from campaigns.errors import BlastError
 from campaigns.settings import AccountConfig
 
 TEXT, MEDIA, BUTTONS, LIST = "text", "media", "buttons", "list"
-# The kinds the page composes, per gateway (a subset of each client's KINDS: templates and OTPs need
-# names approved at the gateway, which the page does not know).
-COMPOSER_KINDS: dict[str, tuple[str, ...]] = {
-    "socnet": (TEXT,),
-    "smsglobal": (TEXT, MEDIA),
-    "devino": (TEXT, MEDIA),
-    "httpapi": (TEXT, MEDIA, BUTTONS, LIST),
-}
-# Gateways whose buttons may carry a file (HTTP API sendFilesButton).
-MEDIA_WITH_BUTTONS = frozenset({"httpapi"})
 FORM_FIELDS = ("kind", "media_url", "buttons", "footer", "list_header", "list_button", "list_rows")
 
 
@@ -55,14 +45,22 @@ class Extras:
         return options
 
 
+def _spec(provider: str):
+    from workers.providers.registry import spec_of
+
+    return spec_of(provider)
+
+
 def kinds_for(provider: str) -> tuple[str, ...]:
-    return COMPOSER_KINDS.get(provider, (TEXT,))
+    """The kinds the page composes for a gateway (its spec's composer_kinds: templates and OTPs need names
+    approved at the gateway, which the page does not know)."""
+    return _spec(provider).composer_kinds
 
 
 def features(accounts: Mapping[str, AccountConfig]) -> dict[str, dict]:
     """Per account: its provider and the kinds the page offers ({"provider", "kinds", "media_with_buttons"})."""
     return {name: {"provider": account.provider, "kinds": list(kinds_for(account.provider)),
-                   "media_with_buttons": account.provider in MEDIA_WITH_BUTTONS}
+                   "media_with_buttons": _spec(account.provider).media_with_buttons}
             for name, account in accounts.items()}
 
 
@@ -102,7 +100,7 @@ def extras_from_form(form: Mapping[str, str], provider: str) -> Extras:
         buttons = parse_buttons(form.get("buttons") or "")
         if not buttons:
             raise ComposeProblem("give at least one button (one a line)")
-        if media_url and provider not in MEDIA_WITH_BUTTONS:
+        if media_url and not _spec(provider).media_with_buttons:
             raise ComposeProblem(f"{provider} buttons cannot carry a media file")
         options = {"kind": BUTTONS, "buttons": buttons, **({"footer": footer} if footer else {})}
         return Extras(BUTTONS, media_url, options)
@@ -120,9 +118,10 @@ def extras_from_form(form: Mapping[str, str], provider: str) -> Extras:
 def check_with_gateway(account: AccountConfig, extras: Extras, text: str | None) -> None:
     """Ask the gateway's client whether a message of these extras (and `text`, or a stand-in when there is
     no rendered text yet) is one its document accepts; ComposeProblem with the client's words if not."""
-    from workers.providers import InvalidMessage, Outbound, ProviderClient  # the package registers every client
+    from workers.providers.base import InvalidMessage, Outbound
+    from workers.providers.registry import client_class
 
-    client = ProviderClient._registry[account.provider](account)
+    client = client_class(account.provider)(account)
     message = Outbound(message_id=0, to="+256701234567", text=text or "text", kind=extras.kind,
                        options=extras.outbound_options())
     try:

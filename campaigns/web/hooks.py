@@ -1,8 +1,9 @@
-"""Gateway webhooks: POST /hooks/<provider>/<account>.
+"""Gateway webhooks: POST /hooks/<provider>/<account>, for every gateway whose spec says it posts them.
 
 Authenticated by the account's webhook_secret, in the query (`token`, for gateways that take a URL per
-message and cannot send our header: Devino's callbackUrl) or the `X-Blast-Token` header. Bad input is a
-4xx, never a 500; 200 means stored (Devino retries a callback until it gets a 200).
+message and cannot send our header: Devino's callbackUrl) or the `X-Blast-Token` header. Each gateway's
+module reads its own body (`parse_webhook`). Bad input is a 4xx, never a 500; 200 means stored (Devino
+retries a callback until it gets a 200, with an empty body).
 """
 
 from __future__ import annotations
@@ -11,34 +12,34 @@ import hmac
 import logging
 import re
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 
 from campaigns import delivery
 from campaigns.db import get_engine
+from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.hooks import SECRET_PARAMETER
 from campaigns.settings import AccountConfig, ConfigError, load_accounts
-from workers.providers.events import (
-    BadPayload,
-    Inbound,
-    StatusUpdate,
-    parse_devino_callback,
-    parse_devino_incoming,
-    parse_httpapi_webhook,
-)
 
 router = APIRouter()
 _TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
 
 
+def _masked(value):
+    return _TOKEN_IN_QUERY.sub(r"\1****", value) if isinstance(value, str) and "token=" in value else value
+
+
 class _MaskTokenFilter(logging.Filter):
     """The access log prints each request line, query string included: Devino's callbackUrl carries the
-    webhook secret there, so it is masked."""
+    webhook secret there, so it is masked. The arguments keep their shape: uvicorn's access formatter
+    unpacks them (client, method, path, version, status)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "token=" in message:
-            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1****", message), ()
+        record.msg = _masked(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(_masked(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {key: _masked(value) for key, value in record.args.items()}
         return True
 
 
@@ -79,28 +80,21 @@ def store(account_name: str, events: list[StatusUpdate | Inbound]) -> dict[str, 
     return counts
 
 
-@router.post("/hooks/devino/{account_name}")
-async def devino_hook(account_name: str, request: Request) -> dict:
-    """Status callbacks (a JSON array); an incoming message (has `from`) is read as such."""
-    authenticated_account(request, "devino", account_name)
+@router.post("/hooks/{provider}/{account_name}")
+async def gateway_hook(provider: str, account_name: str, request: Request):
+    """Status callbacks and inbound messages, in the gateway's own shape."""
+    from workers.providers.registry import client_class, providers
+
+    if provider not in providers() or not client_class(provider).spec.webhooks:
+        raise HTTPException(404, "no such webhook")
+    gateway = client_class(provider)
+    authenticated_account(request, provider, account_name)
     body = await read_body(request)
     try:
-        if b'"from"' in body and b'"messageId"' not in body:
-            events: list = parse_devino_incoming(body)
-        else:
-            events = parse_devino_callback(body)
+        events = gateway.parse_webhook(body, request.headers.get("content-type", ""))
     except BadPayload as problem:
         raise HTTPException(400, str(problem)) from None
-    return await run_in_threadpool(store, account_name, events)
-
-
-@router.post("/hooks/httpapi/{account_name}")
-async def httpapi_hook(account_name: str, request: Request) -> dict:
-    """Delivery and inbox reports, JSON or multipart/form-data (JSON in the `json` field)."""
-    authenticated_account(request, "httpapi", account_name)
-    body = await read_body(request)
-    try:
-        events = parse_httpapi_webhook(body, request.headers.get("content-type", ""))
-    except BadPayload as problem:
-        raise HTTPException(400, str(problem)) from None
-    return await run_in_threadpool(store, account_name, events)
+    counts = await run_in_threadpool(store, account_name, events)
+    if gateway.webhook_reply is None:
+        return Response(status_code=200)
+    return counts

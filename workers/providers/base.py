@@ -1,8 +1,15 @@
 """What every gateway client shares: the outbound message, the classified answer, the send steps, the
-checks that several documents state alike, and one keep-alive HTTP session per worker thread per account.
+gateway's declarative spec, the checks that several documents state alike, and one keep-alive HTTP session
+per worker thread per account.
 
 A client knows HTTP and its gateway's words, never our tables. `send()` never raises for gateway or network
-trouble: every answer becomes a `SendResult` with one `Outcome` (DESIGN.md, "Classification").
+trouble: every answer becomes a `SendResult` with one `Outcome` (DESIGN.md, "Classification"). An answer
+that may mean the gateway took the message (HTTP 500, a body nobody documented, a read timeout, a
+connection dropped after the request was written) is AMBIGUOUS: the engine never sends it again blindly.
+
+Everything Blast knows about a gateway lives in its module: its `GatewaySpec` (credentials, kinds, limits,
+what it offers), its classification table, its status words, webhook parsing, report and inbox polling,
+balance. The base class answers "not offered" for what a gateway lacks.
 """
 
 from __future__ import annotations
@@ -11,9 +18,10 @@ import logging
 import mimetypes
 import re
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, NamedTuple
@@ -21,8 +29,10 @@ from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import NewConnectionError
 
-from campaigns.gateway_limits import measure, text_limit
+from campaigns.events import Inbound, StatusUpdate
+from campaigns.gateway_limits import Unit, measure, text_limit
 from campaigns.settings import AccountConfig
 from campaigns.states import Outcome
 
@@ -53,6 +63,45 @@ class _QueryTokenFilter(logging.Filter):
 logging.getLogger("urllib3.connectionpool").addFilter(_QueryTokenFilter())
 
 
+@dataclass(frozen=True)
+class GatewaySpec:
+    """What Blast knows about a gateway besides its send steps, declared once in the gateway's module.
+    Settings, the web app, beat and delivery read this; none of them switches on a provider's name."""
+
+    credentials: tuple[str, ...]  # keys its blast.toml table must give (DESIGN.md "Accounts")
+    secrets: tuple[str, ...] = ()  # keys never shown anywhere (held as SecretStr, masked in answers)
+    optional: tuple[str, ...] = ()  # other keys its table may give
+    kinds: tuple[str, ...] = ("text",)  # message kinds its client sends
+    composer_kinds: tuple[str, ...] = ("text",)  # the kinds the web page composes (no approved names)
+    media_with_buttons: bool = False  # buttons may carry a file
+    # Text limits per kind, from its document: kind -> (limit, "characters" | "bytes"); other kinds get
+    # campaigns.gateway_limits.DEFAULT_LIMIT. Caption kinds (image, video, ...) read the "media" row.
+    text_limits: Mapping[str, tuple[int, Unit]] = field(default_factory=dict)
+    batch_size: int = 1  # messages one call may carry (the account's batch_size bounds it further)
+    reports: bool = False  # keeps reports: polled by beat, and asked about an unknown message (find_sent)
+    webhooks: bool = False  # posts status or inbound messages to /hooks/<provider>/<account>
+    inbound: bool = False  # its inbox can be polled (a STOP opts the sender out)
+    balance: bool = False  # tells the account's balance
+    echoes_reference: bool = False  # callbacks carry our message id: an unknown message waits for one
+    # How long a sent message may take to show in its reports (or its callback to come), in seconds, before
+    # "not there" means "never arrived"; an account's `unknown_wait_seconds` overrides it.
+    report_delay_seconds: float = 120.0
+
+
+class NotOffered(NotImplementedError):
+    """The gateway does not offer this (its spec says so); callers ask the spec first."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentQuery:
+    """An `unknown` message, to be looked for in the gateway's own records."""
+
+    message_id: int  # our id (a gateway that takes a reference has it)
+    to: str  # E.164
+    text: str | None  # the rendered body, when the gateway's records show text
+    since: datetime  # aware UTC: this attempt began after it; no earlier message may match
+
+
 @dataclass(frozen=True, slots=True)
 class Outbound:
     """One message to one recipient, as the dispatch engine hands it to a client."""
@@ -79,6 +128,13 @@ class SendResult:
     detail: str | None = None  # human reason
     retry_after: float | None = None  # seconds, when the gateway hints
     raw: Any = None  # parsed body or text, kept (secrets masked)
+    undocumented: bool = False  # an answer the gateway's document does not list (AMBIGUOUS)
+
+
+class SlotMissed(Exception):
+    """The request would leave after its rate slot's deadline (a starved thread): it is not sent, and the
+    engine hands the message back. Sent that late it could share a second at the gateway with the rate's
+    worth of messages after it."""
 
 
 class InvalidMessage(ValueError):
@@ -107,7 +163,9 @@ class Rule(NamedTuple):
     reason: str
 
 
-UNDOCUMENTED = Rule(Outcome.TRANSIENT, "an answer the gateway's document does not list")
+UNDOCUMENTED = Rule(Outcome.AMBIGUOUS, "an answer the gateway's document does not list")
+# The error code prefix of an undocumented answer: several in a row pause the account's campaigns.
+UNDOCUMENTED_CODE = "undocumented"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +195,18 @@ class HttpAnswer:
 
 
 class ProviderClient:
-    """Subclasses (one module per gateway) set `provider` and implement validate, build_payload and
-    parse_result; `send` runs them in that order and turns every failure into a `SendResult`."""
+    """Subclasses (one module per gateway) set `provider` and `spec` and implement validate, build_payload
+    and parse_result; `send` runs them in that order and turns every failure into a `SendResult`. What a
+    gateway offers beyond sending (reports, webhooks, inbox, balance) it implements too; the base answers
+    NotOffered."""
 
     provider: ClassVar[str]
+    spec: ClassVar[GatewaySpec]
     max_batch: ClassVar[int] = 1
     # Gateways that take a status URL per message (Devino) get the web app's hook in Outbound.callback_url.
     wants_callback_url: ClassVar[bool] = False
-    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("api_key", "api_secret", "token", "webhook_secret")
+    # What the web app answers a webhook it stored (Devino wants 200 with an empty body).
+    webhook_reply: ClassVar[str | None] = "json"
 
     _registry: ClassVar[dict[str, type[ProviderClient]]] = {}
 
@@ -164,11 +226,7 @@ class ProviderClient:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
-        self._secrets = [
-            value.get_secret_value()
-            for name in self.SECRET_FIELDS
-            if (value := getattr(account, name, None)) is not None and value.get_secret_value()
-        ]
+        self._secrets = account.secret_values()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(account={self.account.name!r}, base_url={self.base_url!r})"
@@ -185,8 +243,9 @@ class ProviderClient:
     def parse_result(self, answer: HttpAnswer, message: Outbound) -> SendResult:
         raise NotImplementedError
 
-    def send(self, message: Outbound) -> SendResult:
-        """validate -> build_payload -> post -> parse_result. Never raises for gateway or network trouble."""
+    def send(self, message: Outbound, *, deadline: float | None = None) -> SendResult:
+        """validate -> build_payload -> post -> parse_result. Never raises for gateway or network trouble;
+        SlotMissed when the request would leave after `deadline` (time.monotonic())."""
         try:
             self.validate(message)
             request = self.build_payload(message)
@@ -194,18 +253,20 @@ class ProviderClient:
             return SendResult(Outcome.CONTENT, code="invalid", detail=self.redact(str(error)))
         except OSError as error:  # a local file to upload could not be read
             return SendResult(Outcome.CONTENT, code="invalid", detail=f"file unreadable: {error.strerror}")
-        answer = self.post(request)
+        answer = self.post(request, deadline=deadline)
         if isinstance(answer, SendResult):
             return answer
         try:
             return self.parse_result(answer, message)
-        except Exception as error:  # an answer shaped unlike the document: retry later, keep what came
+        except Exception as error:  # an answer shaped unlike the document: the gateway may have it
             log.warning("%s: unreadable answer (%s)", self.provider, type(error).__name__)
             return self.undocumented(answer)
 
-    def send_batch(self, messages: Sequence[Outbound]) -> list[SendResult]:
-        """One result per message, in order. Gateways without batch sending post one call each."""
-        return [self.send(message) for message in messages]
+    def send_batch(self, messages: Sequence[Outbound], *, deadline: float | None = None) -> list[SendResult]:
+        """One result per message, in order. Gateways without batch sending post one call each; only the
+        first is held to `deadline` (a later SlotMissed would lose the answers before it)."""
+        return [self.send(message, deadline=deadline if index == 0 else None)
+                for index, message in enumerate(messages)]
 
     def close(self) -> None:
         self.session.close()
@@ -216,16 +277,21 @@ class ProviderClient:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def post(self, request: GatewayRequest) -> HttpAnswer | SendResult:
-        """Make the call; a timeout or connection error comes back as a TRANSIENT SendResult."""
+    def post(self, request: GatewayRequest, *, deadline: float | None = None) -> HttpAnswer | SendResult:
+        """Make the call; a network failure comes back as a SendResult: TRANSIENT when nothing reached the
+        gateway, AMBIGUOUS when the request may have been read. SlotMissed, sending nothing, when it is
+        later than `deadline` (time.monotonic()) just before the request is written."""
+        if deadline is not None and time.monotonic() > deadline:
+            raise SlotMissed(f"{time.monotonic() - deadline:.4f} s past the slot's deadline")
         try:
             return self.call(request)
         except GatewayError as error:
             return SendResult(error.outcome, code=error.code, detail=error.detail)
 
     def call(self, request: GatewayRequest) -> HttpAnswer:
-        """Make the call; a timeout or connection error raises GatewayError(TRANSIENT), without the URL
-        (which may carry a token)."""
+        """Make the call; a network failure raises GatewayError without the URL (which may carry a token):
+        TRANSIENT when no connection was made (nothing was written), AMBIGUOUS when the request went out and
+        no answer came (read timeout, connection dropped)."""
         try:
             response = self.session.request(
                 request.method,
@@ -245,11 +311,20 @@ class ProviderClient:
         except requests.Timeout:
             # The gateway may have accepted the message before the answer was lost.
             raise GatewayError(
-                Outcome.TRANSIENT, "timeout", f"no answer from the gateway within {self.timeouts[1]:g} s"
+                Outcome.AMBIGUOUS, "timeout", f"no answer from the gateway within {self.timeouts[1]:g} s"
+            ) from None
+        except requests.ConnectionError as error:
+            if _never_connected(error):
+                raise GatewayError(
+                    Outcome.TRANSIENT, "connection refused", "the gateway did not take the connection"
+                ) from None
+            # The request was (or may have been) written: the gateway may have the message.
+            raise GatewayError(
+                Outcome.AMBIGUOUS, "connection dropped", f"{type(error).__name__} after the request went out"
             ) from None
         except requests.RequestException as error:
             raise GatewayError(
-                Outcome.TRANSIENT, "connection error", f"{type(error).__name__} talking to the gateway"
+                Outcome.TRANSIENT, "request error", f"{type(error).__name__} before the request went out"
             ) from None
         return self.answer_of(response)
 
@@ -294,13 +369,15 @@ class ProviderClient:
         )
 
     def undocumented(self, answer: HttpAnswer, detail: str = UNDOCUMENTED.reason) -> SendResult:
-        """Nobody documented this answer: retry later, and keep it for a human to read."""
+        """Nobody documented this answer: the gateway may have the message (AMBIGUOUS), and a human should
+        read what came (kept in `raw`, and in the attempt's detail)."""
         return SendResult(
-            Outcome.TRANSIENT,
-            code=f"HTTP {answer.status}",
+            Outcome.AMBIGUOUS,
+            code=f"{UNDOCUMENTED_CODE} HTTP {answer.status}",
             detail=detail,
             retry_after=retry_after_seconds(answer.headers),
             raw=self.raw_of(answer),
+            undocumented=True,
         )
 
     def raw_of(self, answer: HttpAnswer) -> Any:
@@ -324,6 +401,60 @@ class ProviderClient:
 
     def gateway_error(self, rule: Rule, code: str | None, answer: HttpAnswer) -> GatewayError:
         return GatewayError(rule.outcome, code, self.redact(rule.reason), raw=self.raw_of(answer))
+
+    # ------------------------------------------------------------------ beyond sending (per the spec)
+
+    def find_sent(self, queries: Sequence[SentQuery]) -> dict[int, list[StatusUpdate]]:
+        """For each unknown message (by our id), the messages in the gateway's records that may be it: to
+        its number, made after its `since`, with its text (or our reference) where the records show one;
+        oldest first. The caller drops those already recorded for another message. Gateways with reports."""
+        raise NotOffered(f"{self.provider} keeps no reports")
+
+    def poll_reports(self, *, since: datetime, until: datetime,
+                     stragglers: Sequence[str] = ()) -> tuple[list[StatusUpdate], int]:
+        """Status updates of the messages made in [since, until] (and of `stragglers`, provider ids still
+        waiting, where the gateway answers one id at a time), and the requests made."""
+        raise NotOffered(f"{self.provider} keeps no reports")
+
+    def poll_inbound(self, *, since: datetime, until: datetime) -> list[Inbound]:
+        """Messages received in [since, until]."""
+        raise NotOffered(f"{self.provider} has no inbox to poll")
+
+    def balance(self) -> dict | None:
+        """The account's balance in the gateway's words; None when it has none for this account."""
+        raise NotOffered(f"{self.provider} tells no balance")
+
+    @classmethod
+    def parse_webhook(cls, body: bytes, content_type: str) -> list[StatusUpdate | Inbound]:
+        """The events of one webhook request; BadPayload (a 400) when the body is not the gateway's."""
+        raise NotOffered(f"{cls.provider} posts no webhooks")
+
+    @classmethod
+    def reason_of(cls, error_code: str) -> str | None:
+        """A delivery failure's error code in the gateway's words, where its document has a table."""
+        return None
+
+
+def _never_connected(error: requests.ConnectionError) -> bool:
+    """True when the connection was never made (refused, no route, DNS): nothing reached the gateway."""
+    reason = getattr(error.args[0] if error.args else None, "reason", None)
+    return isinstance(reason, NewConnectionError) or isinstance(error, requests.ConnectTimeout)
+
+
+def matches_sent(query: SentQuery, *, to: str, at: datetime | None, text: str | None,
+                 reference: str | None = None, skew_seconds: float = 60.0) -> bool:
+    """Whether a message in a gateway's records may be the unknown one: the same number; made no earlier
+    than the attempt began (less `skew_seconds` of clock difference); and the same text, or our reference,
+    where the record shows one. A record without a time cannot be told from an earlier message: no match."""
+    if to.lstrip("+") != query.to.lstrip("+"):
+        return False
+    if at is None or at < query.since - timedelta(seconds=skew_seconds):
+        return False
+    if reference is not None:
+        return reference == str(query.message_id)
+    if text is not None and query.text is not None:
+        return text.strip() == query.text.strip()
+    return True
 
 
 # ---------------------------------------------------------------------- shared checks
@@ -463,7 +594,7 @@ _local = threading.local()
 def client_for(account: AccountConfig) -> ProviderClient:
     """This thread's client for the account: one keep-alive session per worker thread per account. A
     changed AccountConfig (settings reloaded with other values) closes the old client and makes a new one."""
-    import workers.providers  # noqa: F401  (registers every gateway's client)
+    from workers.providers.registry import client_class
 
     clients: dict[str, ProviderClient] = getattr(_local, "clients", None)
     if clients is None:
@@ -473,11 +604,7 @@ def client_for(account: AccountConfig) -> ProviderClient:
         return current
     if current is not None:
         current.close()
-    try:
-        cls = ProviderClient._registry[account.provider]
-    except KeyError:
-        raise ValueError(f"no client for provider {account.provider!r}") from None
-    clients[account.name] = client = cls(account)
+    clients[account.name] = client = client_class(account.provider)(account)
     return client
 
 

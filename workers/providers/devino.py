@@ -6,7 +6,12 @@ POST `/whatsapp/messages` with `Authorization: Key <api_key>` and a `messages` a
 
 Kinds: text; media, image, video, document, audio (options `media_url`, `filename`, `content_type`,
 `size_bytes`); template (options `template_id`, `params` as a list or {position: value}, `language_code`,
-`validity`). Every message carries our id as `callbackData`, which callbacks echo as `options`.
+`validity`). Every message carries our id as `callbackData`, which callbacks echo as `options`: an
+`unknown` message (an HTTP 500, a body nobody documented, a read timeout) waits for its callback, which
+names it by that id, before it is sent again.
+
+Callbacks: a JSON array of statuses posted to `callbackUrl`, retried for 24 hours until answered 200 with an
+empty body (providers/README.md); incoming messages come to the account's incoming URL.
 """
 
 from __future__ import annotations
@@ -16,10 +21,12 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.settings import AccountConfig
-from campaigns.states import Outcome
+from campaigns.states import EventKind, Outcome
 from workers.providers.base import (
     GatewayRequest,
+    GatewaySpec,
     HttpAnswer,
     InvalidMessage,
     Outbound,
@@ -33,6 +40,14 @@ from workers.providers.base import (
     content_type_of,
     file_name_of,
     require_e164,
+)
+from workers.providers.events import (
+    from_unix,
+    json_items,
+    normalise_phone,
+    text_or_none,
+    undocumented_reason,
+    word_family,
 )
 
 PATH = "/whatsapp/messages"  # devino.txt "Sending"
@@ -133,12 +148,35 @@ OUTCOMES: dict[str, Rule] = {
     "2311": Rule(A.CONTENT, "a template parameter is too long"),
     "2312": Rule(A.CONTENT, "sent out of the dialogue without a template"),
     "2313": Rule(A.TRANSIENT, "unknown error"),
+    # providers/README.md: the older API's errorCode words (the rest are read by their status word)
+    "USER_BLOCKED": Rule(A.RECIPIENT, "the recipient has blocked the sender"),
+    "NOT_TEMPLATE_MATCH": Rule(A.CONTENT, "the text does not match an approved template"),
     # providers/README.md, "Choices of ours" for Devino: "HTTP 429 or 5xx on the send call means retry";
-    # DESIGN.md "Classification": 401 is auth.
+    # DESIGN.md "Classification": 401 is auth; a 500 may come after the gateway took the messages (ambiguous),
+    # 502 and 503 are a proxy or the gateway turning requests away before reading them (transient).
     "HTTP 401": Rule(A.AUTH, "the API key was refused"),
     "HTTP 403": Rule(A.AUTH, "sending is prohibited"),
     "HTTP 429": Rule(A.THROTTLED, "too many requests"),
-    "HTTP 5xx": Rule(A.TRANSIENT, "the gateway failed or is unavailable"),
+    "HTTP 500": Rule(A.AMBIGUOUS, "internal server error: the gateway may have taken the messages"),
+    "HTTP 502": Rule(A.TRANSIENT, "bad gateway"),
+    "HTTP 503": Rule(A.TRANSIENT, "service unavailable"),
+    "HTTP 5xx": Rule(A.AMBIGUOUS, "the gateway failed: it may have taken the messages"),
+}
+
+# Callback `status` words (providers/README.md: SENT, DELIVERED, READ, UNDELIVERED, FAILED, EXPIRED, read
+# case-insensitively), and the older API's words; any other word is read by its family.
+STATUSES: dict[str, EventKind] = {
+    "sent": EventKind.SENT,
+    "delivered": EventKind.DELIVERED,
+    "read": EventKind.READ,
+    "undelivered": EventKind.FAILED,
+    "failed": EventKind.FAILED,
+    "expired": EventKind.FAILED,
+    # providers/README.md, the older API
+    "enqueued": EventKind.UNKNOWN,  # in progress: changes nothing past our `submitted`
+    "visited": EventKind.READ,  # the recipient opened the message's link: it was read
+    "cancelled": EventKind.FAILED,
+    "vp_expired": EventKind.FAILED,  # validity period expired
 }
 
 _INDEX = re.compile(r"\[\d+\]")
@@ -156,14 +194,33 @@ def lookup_reason(key: str, ref: str | None) -> tuple[str, Rule | None]:
 
 
 def error_code_rule(code: Any) -> Rule | None:
-    """The row of a callback `errorCode` (a number or its text), or None."""
+    """The row of a callback `errorCode` (a number or its text, or an older API's word), or None."""
     key = str(code).strip()
-    return OUTCOMES.get(key) if key.isdigit() else None
+    if key.isascii() and key.isdigit():
+        return OUTCOMES.get(key)
+    return OUTCOMES.get(key.upper()) if key.replace("_", "").isalpha() else None
 
 
 class DevinoClient(ProviderClient):
     provider: ClassVar[str] = "devino"
+    spec: ClassVar[GatewaySpec] = GatewaySpec(
+        credentials=("api_key", "sender"),  # DESIGN.md "Accounts"
+        secrets=("api_key",),
+        kinds=KINDS,
+        composer_kinds=("text", "media"),
+        text_limits={
+            "text": (1000, "characters"),  # devino.txt, Sending: text "Up to 1000 UTF-8 characters"
+            "media": (1000, "characters"),  # same field, sent with contentUrl
+            "template": (1000, "characters"),  # the same text field goes with templateId
+        },
+        batch_size=100,  # providers/README.md: at most 100 messages per call
+        webhooks=True,
+        echoes_reference=True,  # callbackData comes back as `options`
+        # Callbacks come within seconds; an unknown message waits this long for one before a second send.
+        report_delay_seconds=120.0,
+    )
     wants_callback_url: ClassVar[bool] = True
+    webhook_reply: ClassVar[str | None] = None  # providers/README.md: 200 with an empty body
 
     def __init__(self, account: AccountConfig):
         super().__init__(account)
@@ -264,6 +321,9 @@ class DevinoClient(ProviderClient):
         """One result per message of the call, from the `result` array item by item."""
         items = answer.body.get("result") if isinstance(answer.body, dict) else None
         if not isinstance(items, list):
+            whole_call = self.whole_call_error(answer)
+            if whole_call is not None:
+                return [copy.copy(whole_call) for _ in range(count)]
             rule = OUTCOMES.get(f"HTTP {answer.status}")
             if rule is None and answer.status >= 500:
                 rule = OUTCOMES["HTTP 5xx"]
@@ -276,6 +336,30 @@ class DevinoClient(ProviderClient):
         return [
             self.item_result(items[index] if index < len(items) else None, answer) for index in range(count)
         ]
+
+    @classmethod
+    def reason_of(cls, error_code: str) -> str | None:
+        rule = error_code_rule(error_code)
+        return rule.reason if rule is not None else None
+
+    @classmethod
+    def parse_webhook(cls, body: bytes, content_type: str) -> list[StatusUpdate | Inbound]:
+        """Status callbacks (a JSON array); an incoming message (has `from`, no `messageId`) is read as such."""
+        if b'"from"' in body and b'"messageId"' not in body:
+            return list(parse_incoming(body))
+        return list(parse_callback(body))
+
+    def whole_call_error(self, answer: HttpAnswer) -> SendResult | None:
+        """A whole call refused with top-level `reasons` and no `result` (Devino's SMS and Viber SDKs show
+        this shape): classified by its first listed reason; None when no reason is listed."""
+        reasons = answer.body.get("reasons") if isinstance(answer.body, dict) else None
+        for reason in reasons if isinstance(reasons, list) else []:
+            if isinstance(reason, dict) and reason.get("key"):
+                code, rule = lookup_reason(str(reason["key"]), reason.get("ref"))
+                if rule is not None and rule.outcome != Outcome.ACCEPTED:
+                    return self.result(rule, code=code, answer=answer,
+                                       detail=answer.body.get("description") or rule.reason)
+        return None
 
     def item_result(self, item: Any, answer: HttpAnswer) -> SendResult:
         if not isinstance(item, dict):
@@ -298,7 +382,7 @@ class DevinoClient(ProviderClient):
         result.raw = self.redact(item)
         return result
 
-    def send_batch(self, messages: Sequence[Outbound]) -> list[SendResult]:
+    def send_batch(self, messages: Sequence[Outbound], *, deadline: float | None = None) -> list[SendResult]:
         """Up to max_batch messages per call; a message that breaks a limit gets its CONTENT result and
         is left out of the call."""
         results: list[SendResult | None] = [None] * len(messages)
@@ -311,13 +395,14 @@ class DevinoClient(ProviderClient):
                 results[index] = SendResult(Outcome.CONTENT, code="invalid", detail=str(error))
         for start in range(0, len(valid), self.max_batch):
             chunk = valid[start : start + self.max_batch]
-            answer = self.post(self.build_batch([messages[i] for i in chunk]))
+            answer = self.post(self.build_batch([messages[i] for i in chunk]),
+                               deadline=deadline if start == 0 else None)
             if isinstance(answer, SendResult):
                 chunk_results = [copy.copy(answer) for _ in chunk]
             else:
                 try:
                     chunk_results = self.parse_batch(answer, len(chunk))
-                except Exception:  # shaped unlike the document: retry later, keep what came
+                except Exception:  # shaped unlike the document: the gateway may have them
                     chunk_results = [self.undocumented(answer) for _ in chunk]
             for index, result in zip(chunk, chunk_results, strict=True):
                 results[index] = result
@@ -350,3 +435,77 @@ def template_params(params: Any) -> dict[str, str]:
             raise InvalidMessage(f"devino: template parameter key {position!r} is not a position number")
         result[str(position)] = str(value)
     return result
+
+
+# ---------------------------------------------------------------------- callbacks (webhooks)
+
+
+def parse_callback(body: bytes) -> list[StatusUpdate]:
+    """devino.txt "Getting statuses": a JSON array of {messageId, ts, status, errorCode, ..., options}."""
+    return [status_update(item) for item in json_items(body)]
+
+
+def status_update(item: Mapping) -> StatusUpdate:
+    message_id = item.get("messageId")
+    if message_id is None or message_id == "" or isinstance(message_id, dict | list):
+        raise BadPayload("a Devino status without messageId")
+    raw_word = item.get("status")
+    word = str(raw_word or "").strip().lower()
+    kind = STATUSES.get(word)
+    documented = kind is not None
+    if kind is None:
+        kind = word_family(word)
+    error_code = _error_code(item.get("errorCode"))
+    rule = error_code_rule(error_code) if error_code else None
+    if rule is not None and rule.outcome == Outcome.THROTTLED:
+        kind = EventKind.THROTTLED  # devino.txt 2301: "Too many messages ... Retry the sending"
+    elif rule is not None and rule.outcome != Outcome.ACCEPTED and kind == EventKind.UNKNOWN:
+        kind = EventKind.FAILED  # a failure code with a word nobody listed: the code says it failed
+    reason = None
+    if kind in (EventKind.FAILED, EventKind.THROTTLED):
+        if rule is not None:
+            reason = rule.reason
+        elif documented:
+            reason = f"{word} (error {error_code})" if error_code else word
+        else:
+            reason = undocumented_reason(raw_word, kind) + (f" (error {error_code})" if error_code else "")
+    elif not documented:
+        reason = undocumented_reason(raw_word, kind)
+    options = item.get("options")
+    return StatusUpdate(
+        provider_message_id=str(message_id),
+        kind=kind,
+        error_code=error_code or (word[:64] if kind == EventKind.FAILED and not documented else None),
+        reason=reason,
+        occurred_at=from_unix(item.get("ts")),
+        reference=str(options) if isinstance(options, str | int) and options != "" else None,
+        raw=dict(item),
+        outcome=rule.outcome if rule is not None and kind in (EventKind.FAILED, EventKind.THROTTLED) else None,
+    )
+
+
+def parse_incoming(body: bytes) -> list[Inbound]:
+    """devino.txt "Getting incoming messages": one object (or an array) per incoming message."""
+    inbound = []
+    for item in json_items(body):
+        if not item.get("from") or isinstance(item.get("from"), dict | list):
+            raise BadPayload("a Devino incoming message without 'from'")
+        text = item.get("text") or item.get("contentUrl") or ""
+        inbound.append(
+            Inbound(
+                from_phone=normalise_phone(item["from"]),
+                text=str(text),
+                received_at=from_unix(item.get("ts")),
+                provider_message_id=text_or_none(item.get("incomingMessageId")),
+                raw=dict(item),
+            )
+        )
+    return inbound
+
+
+def _error_code(value: Any) -> str | None:
+    """errorCode as text; 0 (the sample's value for no error) and empty mean none."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    text = str(value).strip()
+    return None if text in ("", "0") else text[:64]

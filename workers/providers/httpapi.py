@@ -1,7 +1,12 @@
 """WhatsApp HTTP API 2.0.0 (httpapi.txt), the API of many Indian resellers.
 
-Every operation is `{base}/api/<operation>?token=<instance id>`. Sends are POSTed with their parameters
-as a form (multipart when a local file goes with them); reports and account calls are GETs.
+Every operation is `{base}/api/<operation>?token=<instance id>`. Sends are POSTed with every parameter in
+the query string, as the document's own URLs and its public integrations do (providers/README.md); a body
+only carries a local file (multipart). Reports and account calls are GETs.
+
+The report's dates are the gateway's local days (India, +05:30, in its samples; the account's `timezone`
+when blast.toml gives one): a lookup asks for a day either side and picks messages by number, text and
+time, never the latest message to a number.
 
 Kinds and their options:
   text            sendText
@@ -22,18 +27,24 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta, timezone
+from io import BytesIO
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
+import python_multipart
+
+from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.settings import AccountConfig
-from campaigns.states import Outcome
+from campaigns.states import EventKind, Outcome
 from workers.providers.base import (
     E164,
     UNDOCUMENTED,
     GatewayError,
     GatewayRequest,
+    GatewaySpec,
     HttpAnswer,
     InvalidMessage,
     Outbound,
@@ -46,14 +57,17 @@ from workers.providers.base import (
     check_text,
     check_url,
     content_type_of,
+    matches_sent,
     require_e164,
 )
 from workers.providers.events import (
-    Inbound,
-    StatusUpdate,
     dd_mm_yyyy,
-    httpapi_inbound,
-    httpapi_report_status,
+    json_items,
+    normalise_phone,
+    parse_time,
+    text_or_none,
+    undocumented_reason,
+    word_family,
 )
 
 API = "/api/"
@@ -129,12 +143,36 @@ OUTCOMES: dict[str, Rule] = {
     "HTTP 400": Rule(A.CONTENT, "bad request"),
     "HTTP 401": Rule(A.AUTH, "unauthorised: wrong instance id, API key or access token"),
     "HTTP 403": Rule(A.TRANSIENT, "forbidden (the service hung completely)"),
-    "HTTP 500": Rule(A.TRANSIENT, "HTTP error (null or invalid request characters)"),
+    # 9: "HTTP error (null or invalid request characters)"; on a send it may also come after the message
+    # was taken (a crash after the gateway's commit): never sent again before the reports are asked.
+    "HTTP 500": Rule(A.AMBIGUOUS, "HTTP error: the gateway may have taken the message"),
     # DESIGN.md "Classification": HTTP API 502 overloaded is throttled
     "HTTP 502": Rule(A.THROTTLED, "bad gateway: overloaded, or the two systems cannot talk"),
     "HTTP 503": Rule(A.TRANSIENT, "service unavailable (restarting)"),
 }
 _NUMBERED = re.compile(r"^\s*(\d{2})\s*-")
+
+# providers/README.md, "report codes": words first (statusMessageInfo, statusInfo), numbers second; any
+# other word is read by its family. Pending is not progress past our `submitted`: it changes nothing.
+WORDS: dict[str, EventKind] = {
+    "pending": EventKind.UNKNOWN,
+    "sent": EventKind.SENT,
+    "delivered": EventKind.DELIVERED,
+    "read": EventKind.READ,
+    "failed": EventKind.FAILED,
+}
+NUMBERS: dict[int, EventKind] = {
+    0: EventKind.UNKNOWN,
+    1: EventKind.SENT,
+    2: EventKind.SENT,
+    3: EventKind.DELIVERED,
+    4: EventKind.READ,
+    5: EventKind.FAILED,
+}
+# The gateway's zone where the account gives none: its samples print +05:30 (India).
+INDIA = timezone(timedelta(hours=5, minutes=30))
+REPORT_WINDOW = timedelta(days=7)  # 2.2: the report covers the last 7 days
+STRAGGLERS_MAX = 50  # messages asked one by one per poll (campaignStatus), oldest first
 
 
 def message_key(message: Any) -> str | None:
@@ -158,7 +196,24 @@ def classify(answer: HttpAnswer) -> tuple[str | None, Rule | None]:
 
 class HttpApiClient(ProviderClient):
     provider: ClassVar[str] = "httpapi"
-    reports_are_complete: ClassVar[bool] = True  # campaignReport keeps the last 7 days
+    spec: ClassVar[GatewaySpec] = GatewaySpec(
+        credentials=("token",),  # DESIGN.md "Accounts"
+        secrets=("token",),
+        kinds=KINDS,
+        composer_kinds=("text", "media", "buttons", "list"),
+        media_with_buttons=True,  # 1.7 sendFilesButton
+        text_limits={
+            "text": (2000, "bytes"),  # 1.1: "maximum 2000 bytes allowed in 1 part"
+            "media": (2000, "bytes"),  # 1.3: "5 mb file and 2000 bytes text"
+            "buttons": (1024, "characters"),  # 1.6-1.8: "maximum 1024 character text"
+            "list": (1024, "characters"),  # 1.9: "maximum 1024 character message text"
+        },
+        reports=True,  # campaignReport keeps the last 7 days
+        webhooks=True,  # 8: delivery and inbox reports
+        inbound=True,  # 4.1 inboxReport
+        balance=True,  # 5 checkBal
+        report_delay_seconds=60.0,
+    )
 
     def __init__(self, account: AccountConfig):
         super().__init__(account)
@@ -171,9 +226,8 @@ class HttpApiClient(ProviderClient):
 
     def build_payload(self, message: Outbound) -> GatewayRequest:
         operation, fields, upload = self.operation(message, read_files=True)
-        return GatewayRequest(
-            "POST", API + operation, params={"token": self.token}, data=fields, files=upload
-        )
+        # providers/README.md: parameters in the query string; a body only for a local file.
+        return GatewayRequest("POST", API + operation, params={"token": self.token, **fields}, files=upload)
 
     def operation(self, message: Outbound, *, read_files: bool) -> tuple[str, dict[str, Any], dict | None]:
         """(operation, form fields, files) for the message; InvalidMessage when a stated limit is broken."""
@@ -314,7 +368,7 @@ class HttpApiClient(ProviderClient):
         data = (body or {}).get("data")
         if isinstance(data, list):
             data = data[0] if data else None
-        return httpapi_report_status(data) if isinstance(data, dict) else None
+        return report_status(data) if isinstance(data, dict) else None
 
     def campaign_report(
         self, *, start_date: date | None = None, end_date: date | None = None, limit: int | None = None
@@ -322,7 +376,7 @@ class HttpApiClient(ProviderClient):
         """2.2: statuses of the messages sent in the last 7 days, or between two dates within them."""
         body = self.fetch("campaignReport", **_date_range(start_date, end_date), limit=limit)
         return [
-            httpapi_report_status(item)
+            report_status(item)
             for item in _data_items(body)
             if item.get("messageID") or item.get("messageId")
         ]
@@ -332,12 +386,12 @@ class HttpApiClient(ProviderClient):
     ) -> list[Inbound]:
         """4.1: messages received, all or between two dates."""
         body = self.fetch("inboxReport", **_date_range(start_date, end_date), limit=limit)
-        return [httpapi_inbound(item) for item in _data_items(body)]
+        return [inbound_message(item) for item in _data_items(body)]
 
     def inbox_report_offset(self, *, offset: str | None = None, limit: int | None = None) -> list[Inbound]:
         """4.2: messages received after the incoming message id `offset` (the newest only)."""
         body = self.fetch("inboxReportOffset", offset=offset, limit=limit)
-        return [httpapi_inbound(item) for item in _data_items(body)]
+        return [inbound_message(item) for item in _data_items(body)]
 
     def check_balance(self) -> dict:
         """5: {"backup", "expiryDate", "quota", "status"}."""
@@ -361,20 +415,61 @@ class HttpApiClient(ProviderClient):
         """7: [{"id", "name"}]; empty when no account is connected."""
         return _data_items(self.fetch("contacts"))
 
-    def find_sent(self, *, to: str, since: datetime) -> StatusUpdate | None:
-        """The latest message to `to` in the delivery report since `since` (a day earlier, as the report's
-        dates are the gateway's local days), or None."""
-        digits = require_e164(to)
-        start = (since - timedelta(days=1)).date()
-        today = date.today() + timedelta(days=1)
-        matches = [
-            update
-            for update in self.campaign_report(start_date=start, end_date=today)
-            if str(update.raw.get("phone", "")).lstrip("+") == digits
-        ]
-        if not matches:
-            return None
-        return max(matches, key=lambda update: str(update.raw.get("createdAt", "")))
+    # ------------------------------------------------------------------ as the engine asks
+
+    def balance(self) -> dict | None:
+        return self.check_balance()
+
+    def local_day(self, moment: datetime) -> date:
+        """The gateway's calendar day of `moment` (its zone: the account's, else India's, as its samples)."""
+        return moment.astimezone(self.account.zone or INDIA).date()
+
+    def poll_reports(self, *, since: datetime, until: datetime,
+                     stragglers: Sequence[str] = ()) -> tuple[list[StatusUpdate], int]:
+        """The report of the last 7 days (one request, no dates: dates would be the gateway's local days),
+        then campaignStatus for each straggler the report did not show (up to STRAGGLERS_MAX)."""
+        updates = self.campaign_report()
+        requests = 1
+        reported = {update.provider_message_id for update in updates}
+        for provider_id in [s for s in stragglers if s not in reported][:STRAGGLERS_MAX]:
+            found = self.campaign_status(provider_id)
+            requests += 1
+            if found is not None:
+                updates.append(found)
+        return updates, requests
+
+    def poll_inbound(self, *, since: datetime, until: datetime) -> list[Inbound]:
+        # A day either side: the gateway's dates are its local days.
+        return self.inbox_report(start_date=self.local_day(since) - timedelta(days=1),
+                                 end_date=self.local_day(until) + timedelta(days=1))
+
+    def find_sent(self, queries: Sequence) -> dict[int, list[StatusUpdate]]:
+        """Candidates for each unknown message from one report request (the earliest attempt's day, a day
+        either side): to its number, made after its attempt began, with its text; oldest first."""
+        if not queries:
+            return {}
+        now = datetime.now(UTC)
+        start = max(min(query.since for query in queries), now - REPORT_WINDOW)
+        updates = self.campaign_report(start_date=self.local_day(start) - timedelta(days=1),
+                                       end_date=self.local_day(now) + timedelta(days=1))
+        found: dict[int, list[StatusUpdate]] = {}
+        for query in queries:
+            candidates = [update for update in updates
+                          if matches_sent(query, to=str(update.raw.get("phone", "")),
+                                          at=parse_time(update.raw.get("createdAt"), self.account.zone or INDIA),
+                                          text=_text_of(update.raw))]
+            if candidates:
+                found[query.message_id] = sorted(candidates, key=lambda u: str(u.raw.get("createdAt", "")))
+        return found
+
+    @classmethod
+    def parse_webhook(cls, body: bytes, content_type: str) -> list[StatusUpdate | Inbound]:
+        return parse_webhook(body, content_type)
+
+
+def _text_of(item: Mapping) -> str | None:
+    text = item.get("text")
+    return text if isinstance(text, str) and text else None
 
 
 def message_id_of(body: Any) -> str | None:
@@ -481,6 +576,125 @@ def list_row(row: Any) -> str:
     check_length("httpapi", "list title text", title, TITLE_MAX, required=True)
     check_length("httpapi", "list description text", description, DESCRIPTION_MAX)
     return f"{section}:{title}:{description}"
+
+
+# ---------------------------------------------------------------------- status words and webhooks
+
+
+
+def kind_of(words: tuple[Any, ...], numbers: tuple[Any, ...]) -> tuple[EventKind, bool, Any]:
+    """(kind, documented, word): the first known word, else the first known number, else the first word's
+    family (undocumented)."""
+    for word in words:
+        if isinstance(word, str) and word.strip().lower() in WORDS:
+            return WORDS[word.strip().lower()], True, word
+    for number in numbers:
+        try:
+            if number is not None and number != "" and int(number) in NUMBERS:
+                return NUMBERS[int(number)], True, number
+        except (TypeError, ValueError, OverflowError):
+            continue
+    word = next((w for w in words if isinstance(w, str) and w.strip()), None)
+    if word is None:
+        word = next((n for n in numbers if n not in (None, "")), None)
+    return word_family(word), False, word
+
+
+def report_status(item: Mapping) -> StatusUpdate:
+    """One message of campaignStatus / campaignReport (2.1, 2.2)."""
+    message_id = item.get("messageID") or item.get("messageId")
+    if not message_id or isinstance(message_id, dict | list):
+        raise BadPayload("an HTTP API report item without messageID")
+    found = kind_of((item.get("statusMessageInfo"), item.get("statusInfo")),
+                    (item.get("statusMessage"), item.get("status")))
+    return _update(str(message_id), item, *found)
+
+
+def _update(message_id: str, item: Mapping, kind: EventKind, documented: bool, word: Any) -> StatusUpdate:
+    if not documented:
+        reason = undocumented_reason(word, kind)
+    elif kind == EventKind.UNKNOWN:
+        reason = "pending at the gateway"
+    elif kind == EventKind.FAILED:
+        reason = str(word or "failed")
+    else:
+        reason = None
+    when = {EventKind.READ: "readAt", EventKind.DELIVERED: "deliveredAt"}.get(kind)
+    occurred = parse_time(item.get(when)) if when else None
+    occurred = occurred or parse_time(item.get("updatedAt")) or parse_time(item.get("createdAt"))
+    error_code = None
+    if kind == EventKind.FAILED:
+        error_code = "failed" if documented else str(word)[:64]
+    return StatusUpdate(provider_message_id=message_id, kind=kind, reason=reason, occurred_at=occurred,
+                        error_code=error_code, raw=dict(item))
+
+
+def inbound_message(item: Mapping) -> Inbound:
+    """An incoming message: the webhook's inbox event or an inboxReport item (4.1, 8)."""
+    value = item.get("value")
+    if isinstance(value, Mapping):
+        text = value.get("caption") or ""
+    else:
+        text = item.get("text") if item.get("text") not in (None, "") else (value or "")
+    return Inbound(
+        from_phone=normalise_phone(item.get("phone") or item.get("waID") or ""),
+        text=str(text),
+        received_at=parse_time(item.get("createdAt")),
+        provider_message_id=text_or_none(item.get("messageID") or item.get("waMessageID")),
+        raw=dict(item),
+    )
+
+
+def parse_webhook(body: bytes, content_type: str) -> list[StatusUpdate | Inbound]:
+    """8: JSON, or multipart/form-data with the JSON in the `json` field (media arrive as files, which are
+    not kept). reportType "delivery" is a status, "inbox" an incoming message; others are ignored."""
+    events: list[StatusUpdate | Inbound] = []
+    for item in _webhook_items(body, content_type or ""):
+        report = str(item.get("reportType") or "").strip().lower()
+        if report == "delivery":
+            message_id = item.get("messageID") or item.get("messageId")
+            if not message_id or isinstance(message_id, dict | list):
+                raise BadPayload("an HTTP API delivery report without messageID")
+            events.append(_update(str(message_id), item, *kind_of((item.get("statusInfo"),), (item.get("status"),))))
+        elif report == "inbox":
+            events.append(inbound_message(item))
+    return events
+
+
+def _webhook_items(body: bytes, content_type: str) -> list[Mapping]:
+    media = content_type.split(";")[0].strip().lower()
+    if media == "multipart/form-data":
+        return json_items(_multipart_field(body, content_type, "json"))
+    if media == "application/x-www-form-urlencoded":
+        try:
+            values = parse_qs(body.decode("utf-8"), strict_parsing=True).get("json")
+        except (UnicodeDecodeError, ValueError):
+            raise BadPayload("not a readable form body") from None
+        if not values:
+            raise BadPayload("a form body without the 'json' field")
+        return json_items(values[0].encode("utf-8"))
+    return json_items(body)
+
+
+def _multipart_field(body: bytes, content_type: str, name: str) -> bytes:
+    found: dict[str, bytes] = {}
+
+    def on_field(part) -> None:
+        if part.field_name and part.field_name.decode("utf-8", "replace") == name:
+            found[name] = part.value or b""
+
+    try:
+        python_multipart.parse_form(
+            {"Content-Type": content_type.encode("latin-1"), "Content-Length": str(len(body)).encode()},
+            BytesIO(body),
+            on_field,
+            lambda _file: None,
+        )
+    except Exception:
+        raise BadPayload("not a readable multipart body") from None
+    if name not in found:
+        raise BadPayload(f"a multipart body without the '{name}' field")
+    return found[name]
 
 
 def _date_range(start: date | None, end: date | None) -> dict[str, str | None]:

@@ -5,6 +5,12 @@ Kinds: text (options `preview_url`), template (options `template`, `params`: lis
 video, document, audio, media (options `media_url`, `filename` for documents, `content_type`,
 `size_bytes`; the text is the caption), location (options `lat`, `lng`, `name`, `address`).
 Delivery status is polled: `list_outgoing` pages through the outgoing messages, `get_outgoing` fetches one.
+
+Its list filters are "in account timezone" (smsglobal.txt), and SMSGlobal's accounts are typically
+Australian (+10:00 or +11:00): the filters are written in the account's `timezone` when blast.toml gives
+one, else in the zone learned from the offsets of the gateway's own timestamps ("2016-08-16 23:30:05
++1000"). Either way every window is widened by the largest offset there is (14 hours) and the messages
+are then picked by our own ids and times, so a wrong zone never loses a report.
 """
 
 from __future__ import annotations
@@ -14,19 +20,21 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.settings import AccountConfig
-from campaigns.states import Outcome
+from campaigns.states import EventKind, Outcome
 from workers.providers.base import (
     UNDOCUMENTED,
     GatewayError,
     GatewayRequest,
+    GatewaySpec,
     HttpAnswer,
     InvalidMessage,
     Outbound,
@@ -39,14 +47,16 @@ from workers.providers.base import (
     check_text,
     check_url,
     content_type_of,
+    matches_sent,
     require_e164,
 )
 from workers.providers.events import (
-    Inbound,
-    StatusUpdate,
     normalise_phone,
-    smsglobal_inbound,
-    smsglobal_status,
+    offset_of,
+    parse_time,
+    text_or_none,
+    undocumented_reason,
+    word_family,
 )
 
 # providers/README.md "Choices of ours", SMSGlobal WhatsApp: every path, in one place.
@@ -63,9 +73,12 @@ PATHS = {
 KINDS = ("text", "template", "image", "video", "document", "audio", "media", "location")
 MEDIA_KINDS = ("image", "video", "document", "audio")
 PAGE_LIMIT_MAX = 1000  # list endpoints: "maximum 1000"
+PAGES_PER_POLL_MAX = 200  # a bound on one poll's (or one lookup's) requests
 OFFSET_PLUS_LIMIT_MAX = 10_000  # "maximum offset + limit = 10,000"
-# "Date format <Y-m-d H:i:s> in account timezone"; assumption: the account's timezone is UTC.
+# "Date format <Y-m-d H:i:s> in account timezone": the account's `timezone`, else learned (module doc).
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+# The most a zone is away from UTC (UTC+14, Kiribati): every date filter is widened by it.
+WIDEST_OFFSET = timedelta(hours=14)
 MB = 1024 * 1024
 # Assumption: template names follow WhatsApp's rule (at most 512 characters); the document is silent.
 TEMPLATE_NAME_MAX = 512
@@ -127,8 +140,27 @@ OUTCOMES: dict[str, Rule] = {
     # providers/README.md: "402 means no credit, 429 (with Retry-After seconds) means too many requests"
     "HTTP 402": Rule(A.QUOTA, "payment required: no credit"),
     "HTTP 429": Rule(A.THROTTLED, "too many requests"),
-    # DESIGN.md "Classification": 500, 502, 503 are transient
-    "HTTP 5xx": Rule(A.TRANSIENT, "the gateway failed or is unavailable"),
+    # DESIGN.md "Classification": a 500 may come after the gateway took the message (ambiguous); 502 and
+    # 503 are a proxy or the gateway turning requests away before reading them (transient).
+    "HTTP 500": Rule(A.AMBIGUOUS, "internal server error: the gateway may have taken the message"),
+    "HTTP 502": Rule(A.TRANSIENT, "bad gateway"),
+    "HTTP 503": Rule(A.TRANSIENT, "service unavailable"),
+    "HTTP 5xx": Rule(A.AMBIGUOUS, "the gateway failed: it may have taken the message"),
+}
+
+# providers/README.md, SMSGlobal outgoing `status` (its SDKs add `scheduled`): (event, reason, outcome).
+# queued and scheduled are not progress past our `submitted`: they change nothing (UNKNOWN). Any other
+# word is read by its family; with `state` "final" a word of no family fails the message.
+STATUSES: dict[str, tuple[EventKind, str | None, Outcome | None]] = {
+    "queued": (EventKind.UNKNOWN, "queued at the gateway", None),
+    "scheduled": (EventKind.UNKNOWN, "scheduled at the gateway", None),
+    "sent": (EventKind.SENT, None, None),
+    "delivered": (EventKind.DELIVERED, None, None),
+    "read": (EventKind.READ, None, None),
+    "undelivered": (EventKind.FAILED, "undelivered", None),
+    "rejected": (EventKind.FAILED, "rejected by the gateway", Outcome.CONTENT),
+    "nocredits": (EventKind.FAILED, "no credits left on the account", Outcome.QUOTA),
+    "invalidnumber": (EventKind.FAILED, "invalid number", Outcome.RECIPIENT),
 }
 
 
@@ -171,11 +203,25 @@ class MacAuth(requests.auth.AuthBase):
 
 class SmsGlobalClient(ProviderClient):
     provider: ClassVar[str] = "smsglobal"
-    reports_are_complete: ClassVar[bool] = True  # the outgoing list keeps every message
+    spec: ClassVar[GatewaySpec] = GatewaySpec(
+        credentials=("api_key", "api_secret"),  # DESIGN.md "Accounts"
+        secrets=("api_key", "api_secret"),
+        kinds=KINDS,
+        composer_kinds=("text", "media"),
+        text_limits={"media": (1024, "characters")},  # assumption: WhatsApp's caption limit
+        reports=True,  # the outgoing list keeps every message
+        inbound=True,
+        balance=True,
+        # A message shows in the outgoing list as soon as the send is answered; this bounds a slow one.
+        report_delay_seconds=60.0,
+    )
 
     def __init__(self, account: AccountConfig):
         super().__init__(account)
         self.session.auth = MacAuth(account.secret("api_key"), account.secret("api_secret"))
+        # The zone the list filters are written in: the account's, else learned from the gateway's own
+        # timestamps (None until one is seen: UTC, with the widened windows covering any error).
+        self.zone: tzinfo | None = account.zone
 
     # ------------------------------------------------------------------ send
 
@@ -295,12 +341,14 @@ class SmsGlobalClient(ProviderClient):
         **filters: str,
     ) -> tuple[list[StatusUpdate], int]:
         """One page of outgoing messages (one request) and the total; filters: destination, origin, search."""
-        body = self.fetch("GET", PATHS["outgoing"], params=_page(start, end, offset, limit, filters))
-        return [smsglobal_status(item) for item in _items(body) if item.get("id") is not None], _total(body)
+        body = self.fetch("GET", PATHS["outgoing"], params=self.page(start, end, offset, limit, filters))
+        items = _items(body)
+        self.learn_zone(items)
+        return [status_update(item) for item in items if item.get("id") is not None], _total(body)
 
     def get_outgoing(self, message_id: str | int) -> StatusUpdate:
         body = self.fetch("GET", PATHS["outgoing_one"].format(id=quote(str(message_id), safe="")))
-        return smsglobal_status(body)
+        return status_update(body)
 
     def list_incoming(
         self,
@@ -311,11 +359,13 @@ class SmsGlobalClient(ProviderClient):
         limit: int = PAGE_LIMIT_MAX,
         **filters: str,
     ) -> tuple[list[Inbound], int]:
-        body = self.fetch("GET", PATHS["incoming"], params=_page(start, end, offset, limit, filters))
-        return [smsglobal_inbound(item) for item in _items(body)], _total(body)
+        body = self.fetch("GET", PATHS["incoming"], params=self.page(start, end, offset, limit, filters))
+        items = _items(body)
+        self.learn_zone(items)
+        return [inbound_message(item) for item in items], _total(body)
 
     def get_incoming(self, message_id: str | int) -> Inbound:
-        return smsglobal_inbound(
+        return inbound_message(
             self.fetch("GET", PATHS["incoming_one"].format(id=quote(str(message_id), safe="")))
         )
 
@@ -357,22 +407,95 @@ class SmsGlobalClient(ProviderClient):
             raise
         return body if isinstance(body, dict) else None
 
-    def find_sent(self, *, to: str, since: datetime) -> StatusUpdate | None:
-        """The latest outgoing message to `to` made since `since` (the reconciler's question after a crash),
-        or None. Pages through the list, one request per page."""
-        digits = require_e164(to)
-        found = None
+    def balance(self) -> dict | None:
+        return self.credit_balance()
+
+    # ------------------------------------------------------------------ dates in the account's zone
+
+    def learn_zone(self, items: Iterable[Mapping]) -> None:
+        """Without a configured zone, take the offset the gateway prints in its timestamps."""
+        if self.account.zone is not None:
+            return
+        for item in items:
+            zone = offset_of(item.get("createdDate"))
+            if zone is not None:
+                self.zone = zone
+                return
+
+    def account_time(self, moment: datetime) -> str:
+        """`moment` written as the list filters read it: in the account's zone, without an offset."""
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(self.zone or UTC).strftime(DATE_FORMAT)
+
+    def page(self, start, end, offset: int, limit: int, filters: Mapping[str, str]) -> dict[str, Any]:
+        """The query of one list page; `start`/`end` widened by WIDEST_OFFSET, so a wrong zone loses nothing
+        (callers pick the messages by their own ids and times)."""
+        if not 1 <= limit <= PAGE_LIMIT_MAX:
+            raise ValueError(f"limit must be 1 to {PAGE_LIMIT_MAX}, got {limit}")
+        if offset < 1 or offset + limit > OFFSET_PLUS_LIMIT_MAX:
+            raise ValueError(f"offset starts at 1 and offset + limit is at most {OFFSET_PLUS_LIMIT_MAX}")
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if start is not None:
+            params["startDate"] = self.account_time(start - WIDEST_OFFSET)
+        if end is not None:
+            params["endDate"] = self.account_time(end + WIDEST_OFFSET)
+        for key in ("destination", "origin", "search"):
+            if filters.get(key):
+                params[key] = filters[key]
+        unknown = set(filters) - {"destination", "origin", "search"}
+        if unknown:
+            raise ValueError(f"unknown filters: {', '.join(sorted(unknown))}")
+        return params
+
+    # ------------------------------------------------------------------ reports, as the engine asks
+
+    def window(self, start: datetime, end: datetime, **filters: str) -> tuple[list[StatusUpdate], int]:
+        """Every outgoing message made in [start, end] (widened), and the requests made. The list pages
+        only to offset + limit = 10,000: a window holding more is split in halves."""
+        updates: list[StatusUpdate] = []
+        requests = self._window(start, end, updates, 0, filters)
+        return updates, requests
+
+    def _window(self, start: datetime, end: datetime, updates: list, requests: int, filters) -> int:
         offset = 1
-        while offset + PAGE_LIMIT_MAX - 1 <= OFFSET_PLUS_LIMIT_MAX:
-            updates, total = self.list_outgoing(
-                start=since, offset=offset, limit=PAGE_LIMIT_MAX, destination=digits
-            )
-            for update in updates:
-                if str(update.raw.get("recipient", "")).lstrip("+") == digits:
-                    found = update if found is None or _later(update, found) else found
-            offset += PAGE_LIMIT_MAX
-            if not updates or offset > total:
+        while requests < PAGES_PER_POLL_MAX:
+            limit = min(PAGE_LIMIT_MAX, OFFSET_PLUS_LIMIT_MAX - offset)
+            page, total = self.list_outgoing(start=start, end=end, offset=offset, limit=limit, **filters)
+            requests += 1
+            if offset == 1 and total >= OFFSET_PLUS_LIMIT_MAX and end - start > timedelta(seconds=2):
+                middle = start + (end - start) / 2
+                requests = self._window(start, middle, updates, requests, filters)
+                return self._window(middle, end, updates, requests, filters)
+            updates.extend(page)
+            offset += len(page)
+            if not page or offset > total or offset + 1 > OFFSET_PLUS_LIMIT_MAX:
                 break
+        return requests
+
+    def poll_reports(self, *, since: datetime, until: datetime,
+                     stragglers: Sequence[str] = ()) -> tuple[list[StatusUpdate], int]:
+        return self.window(since, until)
+
+    def poll_inbound(self, *, since: datetime, until: datetime) -> list[Inbound]:
+        inbound, _total = self.list_incoming(start=since, end=until)
+        return inbound
+
+    def find_sent(self, queries: Sequence) -> dict[int, list[StatusUpdate]]:
+        """Candidates for each unknown message: to its number, made after its attempt began, with its text.
+        One list walk for all of them (from the earliest attempt on), a page per 1,000 messages."""
+        if not queries:
+            return {}
+        start = min(query.since for query in queries)
+        updates, _requests = self.window(start, datetime.now(UTC))
+        found: dict[int, list[StatusUpdate]] = {}
+        for query in queries:
+            candidates = [update for update in updates
+                          if matches_sent(query, to=str(update.raw.get("recipient", "")),
+                                          at=parse_time(update.raw.get("createdDate"), self.zone),
+                                          text=_text_of(update.raw))]
+            if candidates:
+                found[query.message_id] = sorted(candidates, key=_created)
         return found
 
 
@@ -383,31 +506,6 @@ def media_of(content_type: str | None) -> str:
             if content_type in MEDIA[media][0]:
                 return media
     return "document"
-
-
-def _page(start, end, offset: int, limit: int, filters: Mapping[str, str]) -> dict[str, Any]:
-    if not 1 <= limit <= PAGE_LIMIT_MAX:
-        raise ValueError(f"limit must be 1 to {PAGE_LIMIT_MAX}, got {limit}")
-    if offset < 1 or offset + limit > OFFSET_PLUS_LIMIT_MAX:
-        raise ValueError(f"offset starts at 1 and offset + limit is at most {OFFSET_PLUS_LIMIT_MAX}")
-    params: dict[str, Any] = {"offset": offset, "limit": limit}
-    if start is not None:
-        params["startDate"] = _account_time(start)
-    if end is not None:
-        params["endDate"] = _account_time(end)
-    for key in ("destination", "origin", "search"):
-        if filters.get(key):
-            params[key] = filters[key]
-    unknown = set(filters) - {"destination", "origin", "search"}
-    if unknown:
-        raise ValueError(f"unknown filters: {', '.join(sorted(unknown))}")
-    return params
-
-
-def _account_time(moment: datetime) -> str:
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime(DATE_FORMAT)
 
 
 def _items(body: Any) -> list[dict]:
@@ -438,6 +536,48 @@ def _error_words(body: Any) -> str | None:
     return None
 
 
-def _later(one: StatusUpdate, other: StatusUpdate) -> bool:
-    a, b = str(one.raw.get("createdDate", "")), str(other.raw.get("createdDate", ""))
-    return (a, one.provider_message_id) > (b, other.provider_message_id)
+def _created(update: StatusUpdate) -> tuple[str, str]:
+    return str(update.raw.get("createdDate", "")), update.provider_message_id
+
+
+def _text_of(item: Mapping) -> str | None:
+    text = item.get("message")
+    return text if isinstance(text, str) else None
+
+
+# ---------------------------------------------------------------------- status words
+
+
+def status_update(item: Any) -> StatusUpdate:
+    """One outgoing message of the list: {id, recipient, status, state, message, createdDate}."""
+    if not isinstance(item, Mapping) or item.get("id") is None or isinstance(item.get("id"), dict | list):
+        raise BadPayload("an SMSGlobal message without id")
+    word = str(item.get("status") or "")
+    known = STATUSES.get(word.strip().lower())
+    if known is not None:
+        kind, reason, outcome = known
+    else:
+        kind, outcome = word_family(word), None
+        if kind == EventKind.UNKNOWN and str(item.get("state") or "").strip().lower() == "final":
+            kind = EventKind.FAILED  # final, and no word says it arrived
+        reason = undocumented_reason(word, kind)
+    return StatusUpdate(
+        provider_message_id=str(item["id"]),
+        kind=kind,
+        error_code=word[:64] if kind == EventKind.FAILED else None,
+        reason=reason,
+        occurred_at=None,  # createdDate is when the message was made, not when its status changed
+        raw=dict(item),
+        outcome=outcome,
+    )
+
+
+def inbound_message(item: Mapping) -> Inbound:
+    """One incoming message of the list: {id, from, to, message, createdDate}."""
+    return Inbound(
+        from_phone=normalise_phone(item.get("from") or ""),
+        text=str(item.get("message") or ""),
+        received_at=parse_time(item.get("createdDate")),
+        provider_message_id=text_or_none(item.get("id")),
+        raw=dict(item),
+    )

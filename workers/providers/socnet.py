@@ -2,7 +2,8 @@
 
 One URL takes every call: POST JSON `{api_key, msisdn, msg, template?}`. The send answer is final (Socnet
 offers no delivery reports) and comes in one of two shapes, "channel 1" or "channel 2", chosen by the
-gateway per message.
+gateway per message. With no reports and no callbacks, an `unknown` message (an HTTP 500, a body nobody
+documented, a read timeout) cannot be looked up: the account's `on_unknown` decides (hold or resend).
 
 Kinds: text, template (options `template`: the approved template's name), otp (an OTP template: `msg` is
 only the code; the gateway writes the rest of the text).
@@ -16,6 +17,7 @@ from typing import Any, ClassVar
 from campaigns.states import Outcome
 from workers.providers.base import (
     GatewayRequest,
+    GatewaySpec,
     HttpAnswer,
     InvalidMessage,
     Outbound,
@@ -57,7 +59,9 @@ OUTCOMES: dict[str, Rule] = {
     # "General Failure Response", method not allowed: no message can pass; the account's URL is wrong
     "405": Rule(A.AUTH, "method is not allowed for the requested route: check the account's base_url"),
     "422": Rule(A.CONTENT, "a field is missing or in the wrong format"),  # "General Failure Response"
-    "500": Rule(A.TRANSIENT, "internal server error"),  # "Status Codes" 500; "Server error"
+    # "Status Codes" 500; "Server error": it may come after the message was taken (a crash after the
+    # gateway's commit, a proxy's timeout), so it is never sent again blindly.
+    "500": Rule(A.AMBIGUOUS, "internal server error: the gateway may have taken the message"),
     "503": Rule(A.TRANSIENT, "service unavailable"),  # "Status Codes" 503
     "invalid": Rule(A.RECIPIENT, "the number is not registered on WhatsApp"),  # "Unregistered Phone Number"
 }
@@ -65,6 +69,12 @@ OUTCOMES: dict[str, Rule] = {
 
 class SocnetClient(ProviderClient):
     provider: ClassVar[str] = "socnet"
+    spec: ClassVar[GatewaySpec] = GatewaySpec(
+        credentials=("api_key",),  # DESIGN.md "Accounts"
+        secrets=("api_key",),
+        kinds=KINDS,
+        composer_kinds=("text",),  # templates and OTPs need names approved at the gateway
+    )
 
     def validate(self, message: Outbound) -> None:
         if message.kind not in KINDS:

@@ -34,6 +34,10 @@ class Policy:
     # A thread of `acquire` that wakes up this many seconds after its booked slot gives the slot up
     # (half the safety margin: the other half is for what happens after `acquire` returns).
     late: float = 0.01
+    # The request must have left the worker this many seconds after its slot (checked just before it is
+    # written), or it is handed back unsent: what is left of `safety` is for the way to the gateway.
+    # At least `late` (a thread that wakes that late still sends).
+    send_within: float = 0.015
     # Adaptive rate: a throttling answer halves the effective rate (not below `min_factor` x the
     # configured rate). One within `throttle_cooldown` of a halving is about a message sent before it,
     # so it halves nothing again. Each `recovery_period` without a throttling answer adds
@@ -44,7 +48,8 @@ class Policy:
     recovery_period: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (0 <= self.safety < 1 and self.burst >= 1 and self.lookahead >= 0 and self.late >= 0):
+        if not (0 <= self.safety < 1 and self.burst >= 1 and self.lookahead >= 0 and self.late >= 0
+                and self.send_within >= 0):
             raise ValueError("invalid rate limit policy")
         if not (0 < self.min_factor <= 1 and self.recovery_step > 0 and self.recovery_period > 0):
             raise ValueError("invalid adaptive rate policy")

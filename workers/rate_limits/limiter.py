@@ -58,35 +58,45 @@ class RateLimiter:
         return list(grant.due) if grant.taken else []
 
     def acquire(self, key: str, *, rate: float, max_wait: float, count: int = 1) -> bool:
-        """Wait up to `max_wait` seconds for a slot (`count` slots together); True if taken.
+        """Wait up to `max_wait` seconds for a slot (`count` slots together); True if taken (see
+        `acquire_slot`, which also says by when the request must leave)."""
+        return self.acquire_slot(key, rate=rate, max_wait=max_wait, count=count) is not None
+
+    def acquire_slot(self, key: str, *, rate: float, max_wait: float, count: int = 1) -> float | None:
+        """Wait up to `max_wait` seconds for a slot (`count` slots together). Returns the time
+        (time.monotonic()) by which the request must have left, `Policy.send_within` after the slot, or
+        None having taken nothing.
 
         One question to the backend: it books the next free slot when that is due within the time left,
         and this thread sleeps until it is due; otherwise it gives up at once, having taken nothing.
         No question at all when this process already booked a slot due later than `max_wait` (the next
         free one cannot be earlier). A thread that may be more than `Policy.late` after its slot when it
-        wakes up (a starved process, a slow answer) gives the slot up and returns False: sent that late,
+        wakes up (a starved process, a slow answer) gives the slot up and returns None: sent that late,
         its message could share a second at the gateway with the rate's worth of messages after it.
         """
         rate = check_rate(rate)
         deadline = time.monotonic() + max_wait
         if self._booked_until.get(key, -math.inf) > deadline:
-            return False
+            return None
         booker = self._booker(key, max(2, math.floor(rate * self.policy.lookahead / count)))
         if not booker.acquire(timeout=max(0.0, max_wait)):
-            return False
+            return None
         try:
             if self._booked_until.get(key, -math.inf) > deadline:  # booked further while this one queued
-                return False
+                return None
             remaining = max(0.0, deadline - time.monotonic())
             grant = self.backend.book(key, rate=rate, policy=self.policy, count=count, horizon=remaining)
             due_at = time.monotonic() + grant.due[-1]
             if not grant.taken:
-                return False
+                return None
             self._booked_until[key] = max(due_at, self._booked_until.get(key, -math.inf))
             sleep_until(due_at)
         finally:
             booker.release()
-        return time.monotonic() - (due_at - grant.uncertainty) <= self.policy.late
+        earliest = due_at - grant.uncertainty
+        if time.monotonic() - earliest > self.policy.late:
+            return None
+        return earliest + max(self.policy.send_within, self.policy.late)
 
     def throttled(self, key: str, *, rate: float, now: float | None = None) -> float:
         """The gateway answered "too many": halve the key's effective rate (for every process).

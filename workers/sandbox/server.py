@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import random
 import sys
+import time
 from typing import Any
 
 from campaigns.errors import BlastError
@@ -21,7 +22,7 @@ from workers.sandbox.httpapi import HttpApiGateway
 from workers.sandbox.runtime import Runtime
 from workers.sandbox.smsglobal import SmsGlobalGateway
 from workers.sandbox.socnet import SocnetGateway
-from workers.sandbox.state import Account, KnobError, Knobs, Outgoing, Sandbox
+from workers.sandbox.state import ARRIVED, Account, KnobError, Knobs, Outgoing, Sandbox
 from workers.sandbox.web import Request, Response, text_response
 
 log = logging.getLogger("blast.sandbox")
@@ -63,6 +64,7 @@ class SandboxApp:
                 return
 
     async def _http(self, scope: dict, receive, send) -> None:
+        ARRIVED.set(time.monotonic())
         body = b""
         while True:
             message = await receive()

@@ -7,12 +7,14 @@ seconds) for the dates the gateways print.
 
 from __future__ import annotations
 
+import bisect
+import contextvars
 import itertools
 import math
 import os
 import re
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -34,6 +36,14 @@ THROTTLED_CODE = 2301  # devino.txt: "Too many messages were sent in a short per
 NOT_ON_WHATSAPP_CODE = 2305  # devino.txt: "User has not used or is no longer using WhatsApp"
 
 _NON_DIGITS = re.compile(r"\D")
+# When the request being answered arrived (time.monotonic(), set by the server as it reads a request): a
+# gateway's rate cap counts a message when it arrives, not when the answer is ready `latency_ms` later.
+ARRIVED: contextvars.ContextVar[float | None] = contextvars.ContextVar("arrived", default=None)
+
+
+def _arrival_or_now() -> float:
+    arrived = ARRIVED.get()
+    return time.monotonic() if arrived is None else arrived
 
 
 def e164(number: object) -> str:
@@ -195,46 +205,62 @@ class Account:
         self.stats = AccountStats()
         self.outgoing: dict[str | int, Outgoing] = {}
         self.incoming: dict[str | int, Incoming] = {}
-        self._window: deque[float] = deque()  # monotonic times of acceptances in the last second
+        # Arrival times (monotonic) of the acceptances of the last two seconds, sorted: requests answered
+        # out of their arrival order (latency jitter) are put in their place.
+        self._window: list[float] = []
 
-    def _prune(self, now: float) -> deque[float]:
+    def _prune(self, now: float) -> list[float]:
         window = self._window
-        horizon = now - 1.0
-        while window and window[0] <= horizon:
-            window.popleft()
+        drop = bisect.bisect_right(window, now - 2.0)
+        if drop:
+            del window[:drop]
         return window
+
+    def _busiest(self, at: float, count: int) -> int:
+        """The most acceptances any one-second window (s - 1, s] holding `at` would have with `count` more
+        arrived at `at`: the window ending at `at`, and each ending at a later arrival within a second."""
+        window = self._window
+        busiest = bisect.bisect_right(window, at) - bisect.bisect_right(window, at - 1.0) + count
+        for later in window[bisect.bisect_right(window, at):bisect.bisect_left(window, at + 1.0)]:
+            busiest = max(busiest, bisect.bisect_right(window, later) - bisect.bisect_right(window, later - 1.0)
+                          + count)
+        return busiest
 
     def refusal(self, count: int = 1, now: float | None = None) -> str | None:
         """Why `count` more messages cannot be accepted now ("quota" or "rate_cap"), or None if they can.
 
-        The rate cap counts acceptances in the sliding second (now - 1 s, now]; a request whose messages
-        would take that count over the cap is refused whole.
+        The rate cap counts acceptances by arrival in every sliding second (s - 1 s, s]; a request whose
+        messages would take a second holding its arrival over the cap is refused whole.
         """
         quota = self.knobs.quota
         if quota is not None and quota < count:
             return "quota"
         cap = self.knobs.rate_cap
         if cap is not None:
-            window = self._prune(time.monotonic() if now is None else now)
-            if len(window) + count > cap:
+            at = _arrival_or_now() if now is None else now
+            self._prune(at)
+            if self._busiest(at, count) > cap:
                 return "rate_cap"
         return None
 
     def retry_after(self, now: float | None = None) -> int:
         """Whole seconds until the sliding second has room again (at least 1)."""
-        window = self._prune(time.monotonic() if now is None else now)
-        if not window:
+        now = _arrival_or_now() if now is None else now
+        window = self._prune(now)
+        recent = window[bisect.bisect_right(window, now - 1.0):]
+        if not recent:
             return 1
-        return max(1, math.ceil(window[0] + 1.0 - (time.monotonic() if now is None else now)))
+        return max(1, math.ceil(recent[0] + 1.0 - now))
 
     def accept(self, message: Outgoing, now: float | None = None) -> None:
-        """Count `message` as accepted: stats, the sliding second, the quota."""
-        now = time.monotonic() if now is None else now
-        window = self._prune(now)
-        window.append(now)
+        """Count `message` as accepted: stats, the sliding second (by its arrival), the quota."""
+        now = _arrival_or_now() if now is None else now
+        self._prune(now)
+        busiest = self._busiest(now, 1)
+        bisect.insort(self._window, now)
         stats = self.stats
-        if len(window) > stats.peak_per_second:
-            stats.peak_per_second = len(window)
+        if busiest > stats.peak_per_second:
+            stats.peak_per_second = busiest
         stats.accepted += 1
         stats.accepted_per_recipient[message.recipient] += 1
         if self.knobs.quota is not None:
