@@ -104,11 +104,13 @@ def cancel(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
 @app.command()
 def retry(
     campaign_id: Annotated[int, typer.Argument(metavar="ID")],
-    reason: Annotated[str | None, typer.Option(help="only failures with this error code or reason")] = None,
+    reason: Annotated[str | None, typer.Option(
+        help="only failures with this error code or reason; 'unknown' also sends the messages held unknown")
+    ] = None,
 ) -> None:
-    """Send failed messages again (all, or those of one reason)."""
+    """Send failed messages again (all, or those of one reason; `--reason unknown` also the held ones)."""
     moved = lifecycle.retry(campaign_id, reason)
-    console.print(f"campaign {campaign_id}: {moved} failed messages will be sent again")
+    console.print(f"campaign {campaign_id}: {moved} messages will be sent again")
 
 
 @app.command()

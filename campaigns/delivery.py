@@ -16,10 +16,12 @@ answer resolves it: the message takes the event's provider id, `submitted`, and 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
 from campaigns.events import Inbound, StatusUpdate
@@ -52,6 +54,7 @@ def apply_updates(engine: Engine, account_name: str, updates: Sequence[StatusUpd
     (messages whose state changed), `waiting` (kept for later: no message carries that id yet).
     """
     counts = {"stored": 0, "matched": 0, "moved": 0, "waiting": 0}
+    updates = [_cleaned(item) for item in updates]
     if not updates:
         return counts
     with engine.begin() as connection:
@@ -86,6 +89,24 @@ def apply_updates(engine: Engine, account_name: str, updates: Sequence[StatusUpd
     return counts
 
 
+E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
+# Our ids are at most 19 digits (a 64-bit integer): a longer "reference" is not one of ours.
+REFERENCE = re.compile(r"^[0-9]{1,18}$")
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    """A gateway's text as a column can hold it: no NUL (Postgres text refuses it), at most `limit`."""
+    return None if value is None else value.replace("\x00", "")[:limit]
+
+
+def _cleaned(item: StatusUpdate) -> StatusUpdate:
+    """The update with what a hostile or broken gateway may send made storable: NULs dropped, lengths
+    bounded, a reference kept only when it can be one of our ids."""
+    reference = item.reference if item.reference and REFERENCE.match(item.reference) else None
+    return replace(item, provider_message_id=_text(item.provider_message_id, 100) or "",
+                   error_code=_text(item.error_code, 64), reason=_text(item.reason, 500), reference=reference)
+
+
 def _messages_by_provider_id(connection, account_name: str, provider_ids: set[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     ids = sorted(provider_ids)
@@ -101,7 +122,7 @@ def _messages_by_provider_id(connection, account_name: str, provider_ids: set[st
 
 def _messages_by_reference(connection, account_name: str, updates: Iterable[StatusUpdate]) -> dict[str, int]:
     """Our message id echoed back by the gateway (Devino callbackData), for events still waiting."""
-    references = {u.reference for u in updates if u.reference and u.reference.isdigit()}
+    references = {u.reference for u in updates if u.reference}
     if not references:
         return {}
     rows = connection.execute(
@@ -170,10 +191,30 @@ def _reopen_finished(connection, message_ids: list[int]) -> None:
         transition(connection, list(in_cancelled), expected=M.PENDING, to=M.CANCELLED)
 
 
+def adopt_waiting_references(connection) -> int:
+    """Messages left `unknown` that a kept event names by our id (a callback that came while the worker was
+    still recording the ambiguous answer) take that event's provider id and become `submitted`, so the
+    event, and every later one for that id, applies. Returns how many were adopted."""
+    event = StatusEvent.__table__
+    rows = connection.execute(
+        select(Message.id, func.min(event.c.provider_message_id).label("provider_message_id"))
+        .join(event, event.c.message_id == Message.id)
+        .where(event.c.applied.is_(False), event.c.provider_message_id.is_not(None),
+               Message.state == M.UNKNOWN, Message.provider_message_id.is_(None))
+        .group_by(Message.id)
+    ).all()
+    adopted = 0
+    for row in rows:
+        adopted += transition(connection, row.id, expected=M.UNKNOWN, to=M.SUBMITTED,
+                              provider_message_id=row.provider_message_id, error_code=None, error_reason=None)
+    return adopted
+
+
 def apply_waiting(engine: Engine, *, limit: int = 5000) -> int:
     """Apply kept events whose message now carries their provider id; returns how many were applied."""
     event = StatusEvent.__table__
     with engine.begin() as connection:
+        adopt_waiting_references(connection)
         rows = connection.execute(
             select(event.c.id, event.c.kind, event.c.error_code, event.c.raw, event.c.account_name,
                    Message.id.label("message_id"))
@@ -217,5 +258,5 @@ def apply_inbound(engine: Engine, account_name: str, inbound: Sequence[Inbound],
     from campaigns import optouts
 
     phones = [item.from_phone for item in inbound
-              if item.from_phone.startswith("+") and optouts.is_stop(item.text)]
+              if E164.match(item.from_phone or "") and optouts.is_stop((item.text or "").replace("\x00", ""))]
     return optouts.add(engine, phones, reason="replied STOP", source=f"{source}:{account_name}")

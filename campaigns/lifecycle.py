@@ -17,12 +17,14 @@ from campaigns.db import get_engine, session_scope
 from campaigns.errors import BlastError, NotFound
 from campaigns.models import Account, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
-from campaigns.states import CampaignStatus, MessageState, PauseReason
+from campaigns.states import HELD_CODE, CampaignStatus, MessageState, PauseReason
 from campaigns.transitions import transition
 
 log = logging.getLogger("blast.lifecycle")
 C = CampaignStatus
 M = MessageState
+# `blast retry ID --reason unknown`: the messages whose outcome was lost, failed or held for the operator.
+UNKNOWN_REASON = "unknown"
 
 
 def sync_account(session, account: AccountConfig) -> None:
@@ -205,7 +207,9 @@ def cancel(campaign_id: int) -> int:
 
 
 def retry(campaign_id: int, reason: str | None = None) -> int:
-    """Failed messages (all, or those whose error code or reason is `reason`) are sent again."""
+    """Failed messages (all, or those whose error code or reason is `reason`) are sent again. With reason
+    `unknown` (or `held`), so are the messages held `unknown` for the operator: the gateway may have them
+    and could not be asked, so only the operator sends them again, once each."""
     with session_scope() as session:
         campaign = _get(session, campaign_id)
         if campaign.status == C.CANCELLED:
@@ -215,6 +219,12 @@ def retry(campaign_id: int, reason: str | None = None) -> int:
             query = query.where((Message.error_code == reason) | (Message.error_reason == reason))
         ids = session.execute(query).scalars().all()
         moved = transition(session, ids, expected=M.FAILED, to=M.PENDING, attempts=0, next_attempt_at=None)
+        if reason in (UNKNOWN_REASON, HELD_CODE):
+            held = session.execute(select(Message.id).where(
+                Message.campaign_id == campaign_id, Message.state == M.UNKNOWN, Message.error_code == HELD_CODE)
+            ).scalars().all()
+            moved += transition(session, held, expected=M.UNKNOWN, to=M.PENDING, attempts=0, next_attempt_at=None,
+                                error_code=None, error_reason=None)
         if moved:
             reopen_finished(session, [campaign_id])
         session.commit()

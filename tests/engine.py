@@ -49,14 +49,12 @@ def write_config(path: Path, sandbox, accounts: dict[str, dict]) -> None:
 
 
 def _credential_keys(provider: str, credentials: dict) -> dict:
-    if provider == "httpapi":
-        return {"token": credentials["key"]}
-    keys = {"api_key": credentials["key"]}
-    if provider == "smsglobal":
-        keys["api_secret"] = credentials["secret"]
-    if provider == "devino":
-        keys["sender"] = credentials.get("sender", "Blast")
-    return keys
+    """The sandbox account's key, secret and sender under the names the gateway's spec gives them."""
+    from workers.providers.registry import spec_of
+
+    values = {"api_key": credentials["key"], "token": credentials["key"], "api_secret": credentials.get("secret"),
+              "sender": credentials.get("sender", "Blast")}
+    return {name: values[name] for name in spec_of(provider).credentials}
 
 
 def _toml(value) -> str:

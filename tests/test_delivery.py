@@ -311,3 +311,22 @@ def test_uvicorns_access_formatter_prints_webhook_lines_with_the_token_masked(ca
     err = capsys.readouterr().err
     assert "--- Logging error ---" not in err and "Traceback" not in err
     assert SECRET not in err and "token=****" in err
+
+
+@pytest.mark.parametrize("body", [
+    b'[{"messageId": "p\\u0000x", "status": "DELIVERED", "errorCode": "\\u0000", "options": "1"}]',
+    '[{"messageId": 5, "status": "READ", "options": "\u00b2"}]'.encode(),
+    b'[{"messageId": 6, "status": "READ", "options": "123456789012345678901234567890"}]',
+    b'{"from": "+256701234567\\u0000", "text": "STOP\\u0000"}',
+])
+def test_hostile_callbacks_with_a_valid_token_are_stored_or_refused_never_a_500(engine, client, body):
+    answer = client.post(f"/hooks/devino/dv?token={SECRET}", content=body,
+                         headers={"content-type": "application/json"})
+    assert answer.status_code in (200, 400), answer.text
+
+
+def test_a_deeply_nested_callback_is_a_400(client):
+    body = b"[" * 50_000 + b"]" * 50_000
+    answer = client.post(f"/hooks/devino/dv?token={SECRET}", content=body,
+                         headers={"content-type": "application/json"})
+    assert answer.status_code == 400

@@ -195,3 +195,45 @@ def test_the_command_line_flags_are_every_accounts_defaults():
         flagged.knobs("socnet", quota=None)
         flagged.reset(all=True)
         assert flagged.knobs("socnet")["knobs"]["quota"] == 3
+
+
+# ---------------------------------------------------------------- faults of gateways less tidy than their documents
+
+
+def test_ambiguous_and_lost_fractions_are_exact_shares_of_the_sends(sandbox):
+    # given a fifth of the sends answered 500 and not taken, and a quarter of those taken answered 500
+    sandbox.knobs("socnet", ambiguous_fraction=0.25, lost_fraction=0.2)
+    # when ten sends are made
+    statuses = [socnet_send(sandbox, f"25670123450{i}").status_code for i in range(10)]
+    # then four were answered 500: two taken, two not
+    assert statuses.count(500) == 4 and statuses.count(200) == 6
+    stats = sandbox.account_stats("socnet")
+    assert stats["accepted"] == 8 and stats["garbled"] == {"ambiguous": 2}
+    assert stats["rejected"] == {"lost_fraction": 2}
+
+
+def test_an_undocumented_answer_is_a_200_the_document_does_not_list(sandbox):
+    sandbox.knobs("socnet", undocumented_fraction=1.0)
+    answer = socnet_send(sandbox)
+    assert answer.status_code == 200 and set(answer.json()) == {"result", "reference"}
+    assert sandbox.account_stats("socnet")["accepted"] == 1
+
+
+def test_status_words_and_time_zones_show_in_the_reports(sandbox):
+    # given an SMSGlobal account at +10:00 that prints "beamed" for delivered
+    sandbox.knobs("smsglobal", timezone="+10:00", status_words={"delivered": "beamed"}, progress_seconds=0.05,
+                  read_fraction=0.0)
+    sent = smsglobal_call(sandbox, "POST", "/v2/whatsapp", body={"to": ["61400000001"], "message": "hi"})
+    assert sent.status_code == 200
+    listed = poll_until(lambda: [m for m in smsglobal_call(sandbox, "GET", "/v2/whatsapp").json()["messages"]
+                                 if m["status"] == "beamed"] or None)
+    # then its dates carry the account's offset
+    assert listed[0]["createdDate"].endswith("+1000")
+
+
+@pytest.mark.parametrize(("knob", "value"), [("timezone", "Mars/Olympus"), ("timezone", "+15:00"),
+                                             ("status_words", {"bounced": "x"}), ("ambiguous_fraction", 1.5),
+                                             ("callback_delay_seconds", -1)])
+def test_bad_fault_knobs_are_refused(sandbox, knob, value):
+    with pytest.raises(SandboxError):
+        sandbox.knobs("smsglobal", **{knob: value})

@@ -23,6 +23,7 @@ from campaigns.settings import parse_accounts
 from tests.engine import ROOT, wait_until, write_config, write_contacts
 from tests.gateways import free_port
 from tests.test_web_pages import csrf_of
+from workers.providers.registry import spec_of
 from workers.sandbox.harness import DEFAULT_CREDENTIALS
 
 COMPOSE_SERVICES = {"redis", "postgres", "migrate", "web", "worker", "beat", "flower", "sandbox"}
@@ -138,7 +139,7 @@ def test_compose_accounts_are_the_sandbox_services():
     assert accounts
     for account in accounts.values():
         assert account.base_url == f"http://sandbox:8900/{account.provider}"
-        assert account.secret("token" if account.provider == "httpapi" else "api_key") == \
+        assert account.secret(spec_of(account.provider).credentials[0]) == \
             DEFAULT_CREDENTIALS[account.provider]["key"]
 
 

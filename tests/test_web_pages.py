@@ -8,9 +8,11 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select, update
 
-from campaigns.models import Attempt, Message, utcnow
+from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import reset_settings
+from campaigns.web.campaign_actions import BUTTON_ORDER
 from tests.factories import make_campaign, make_messages
 
 ADMIN_PASSWORD = "admin-pass-7f3c9e"
@@ -238,7 +240,8 @@ def test_upload_refuses_other_types_and_big_files(client, monkeypatch):
 
 def shown_actions(html: str) -> list[str]:
     """The action buttons the campaign page shows (their forms not hidden), in page order."""
-    forms = re.findall(r'<form method="post" action="/campaigns/\d+/(\w+)"[^>]*?data-action="\w+"([^>]*)>', html)
+    forms = re.findall(r'<form method="post" action="/campaigns/\d+/([\w-]+)"[^>]*?data-action="[\w-]+"([^>]*)>',
+                       html)
     return [action for action, rest in forms if "hidden" not in rest]
 
 
@@ -266,7 +269,29 @@ def test_campaign_page_shows_only_the_actions_its_status_allows(client, engine, 
     assert shown_actions(html) == expected
     assert progress["actions"] == expected
     # and every button is still on the page (hidden), for the script to show when the status changes
-    assert html.count("data-action=") == 4
+    assert html.count("data-action=") == len(BUTTON_ORDER)
+
+
+def test_messages_held_unknown_offer_sending_them_again_once(client, engine):
+    # given a finished campaign whose gateway may have two messages and could not be asked
+    token = log_in(client)
+    campaign = make_campaign(engine, status="finished")
+    make_messages(engine, campaign.id, 1, state="submitted")
+    held = make_messages(engine, campaign.id, 2, state="unknown", start=1)
+    with engine.begin() as connection:
+        connection.execute(update(Message).where(Message.id.in_(held)).values(error_code="held"))
+    # then the page offers to send the held ones again
+    html = client.get(f"/campaigns/{campaign.id}").text
+    assert shown_actions(html) == ["resend-held"] and "send the held (unknown) again" in html
+    # when the operator presses it, they go out again (pending) and the campaign runs
+    answer = client.post(f"/campaigns/{campaign.id}/resend-held", data={"csrf_token": token},
+                         follow_redirects=False)
+    assert answer.status_code == 303
+    with engine.connect() as connection:
+        states = connection.execute(select(Message.state).where(Message.id.in_(held))).scalars().all()
+        status = connection.execute(select(Campaign.status).where(Campaign.id == campaign.id)).scalar_one()
+    assert set(states) <= {"pending", "queued"} and status == "running"  # the pacer may have picked them
+    assert client.get(f"/campaigns/{campaign.id}/progress.json").json()["actions"] == ["pause", "cancel"]
 
 
 @pytest.mark.parametrize("failed", [0, 1])

@@ -103,7 +103,13 @@ def _resolve_account(engine, account: AccountConfig, messages: list, now: dateti
         found = _record_found(engine, account, messages, candidates, now)
         return {"found": len(found), **_resend(engine, account, [r for r in settled if r.id not in found], now)}
     if spec.echoes_reference:
-        return _resend(engine, account, settled, now)  # no callback named them within the wait
+        from campaigns import delivery
+
+        with engine.begin() as connection:  # callbacks that came while the ambiguous answer was recorded
+            adopted = delivery.adopt_waiting_references(connection)
+        if adopted:
+            delivery.apply_waiting(engine)
+        return {"found": adopted, **_resend(engine, account, settled, now)}  # no callback named the rest
     if account.on_unknown == "resend":
         return _resend(engine, account, messages, now)
     return {"held": _hold(engine, [row.id for row in messages], now)}

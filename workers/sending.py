@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.db import get_engine
 from campaigns.models import Attempt, Campaign, Message, utcnow
@@ -36,6 +37,8 @@ MAX_TOKEN_WAIT_SECONDS = 2.0
 HAND_BACK_DELAY_SECONDS = 0.5
 # Characters of an undocumented answer kept in the attempt and in the pause's detail.
 RAW_KEPT = 400
+# How long a task keeps trying to record the gateway's answers while the database is unreachable.
+RECORD_PATIENCE_SECONDS = 120.0
 # Only answers this recent count towards a run of undocumented ones.
 STREAK_HORIZON = timedelta(hours=1)
 
@@ -107,7 +110,7 @@ def hand_back(engine, campaign_id: int, message_ids: list[int], status: str) -> 
 
 def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limiter=None) -> dict[str, int]:
     """Send the given messages of one campaign; returns a count per outcome (for logs and tests)."""
-    from workers.providers import Outbound, client_for
+    from workers.providers import client_for
     from workers.rate_limits import get_limiter
 
     engine = engine or get_engine()
@@ -125,9 +128,25 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
     if not claimed:
         return {}
     client = client_for(account)
-    hook = callback_url(account) if getattr(client, "wants_callback_url", False) else None
-    results: list[tuple[object, object]] = []
+    results: list[tuple] = []
     unsent: list = []
+    try:
+        _send_claimed(client, claimed, campaign_id, info, account, engine, limiter, results, unsent)
+    except Exception as error:  # the database or Redis went away mid-task: what was answered is recorded,
+        # what was never tried goes back to pending; nothing is left `sending` for the reconciler to doubt
+        log.warning("send task for campaign %s stopped early (%s): recording what is known",
+                    campaign_id, type(error).__name__)
+        tried = {row.id for row, _answer, _at in results} | {row.id for row in unsent}
+        unsent.extend(row for row in claimed if row.id not in tried)
+    return record_durably(engine, campaign_id, account, results, unsent)
+
+
+def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account: AccountConfig, engine, limiter,
+                  results: list, unsent: list) -> None:
+    """The calls of one task, a chunk (a gateway's batch) at a time; fills `results` and `unsent`."""
+    from workers.providers import Outbound
+
+    hook = callback_url(account) if getattr(client, "wants_callback_url", False) else None
     batch = max(1, getattr(client, "max_batch", 1))
     for start in range(0, len(claimed), batch):
         chunk = claimed[start:start + batch]
@@ -144,19 +163,36 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
                                         count=len(chunk))
         if deadline is None:
             unsent.extend(claimed[start:])
-            break
+            return
         try:
             answers = (client.send_batch(outbound, deadline=deadline) if len(outbound) > 1
                        else [client.send(outbound[0], deadline=deadline)])
         except SlotMissed:  # this thread was starved past its slot: nothing was sent
             unsent.extend(claimed[start:])
-            break
+            return
         answered_at = utcnow()  # one time per call: a batch call's answer counts once in a streak
         for row, answer in zip(chunk, answers, strict=True):
             results.append((row, answer, answered_at))
-            if answer.outcome == Outcome.THROTTLED:
-                limiter.throttled(account.name, rate=account.rate)
-    return record(engine, campaign_id, account, results, unsent)
+        if any(answer.outcome == Outcome.THROTTLED for answer in answers):
+            limiter.throttled(account.name, rate=account.rate)
+
+
+def record_durably(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list
+                   ) -> dict[str, int]:
+    """`record`, tried again while the database is unreachable (a restart, a failover), for up to
+    RECORD_PATIENCE_SECONDS: the gateway's answers exist only in this task's memory."""
+    deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
+    delay = 0.1
+    while True:
+        try:
+            return record(engine, campaign_id, account, results, unsent)
+        except DBAPIError as error:
+            unreachable = error.connection_invalidated or isinstance(error, OperationalError)
+            if not unreachable or time.monotonic() + delay > deadline:
+                raise
+            log.warning("recording %d answers waits for the database (%s)", len(results), type(error).__name__)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def record(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list) -> dict[str, int]:

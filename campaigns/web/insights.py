@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from campaigns.db import get_engine, is_postgres
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig
-from campaigns.states import CampaignStatus, MessageState, Outcome
+from campaigns.states import HELD_CODE, CampaignStatus, MessageState, Outcome
 
 CHART_MINUTES = 60  # the chart shows the last hour, one bar per minute
 HEALTH_MINUTES = 15  # an account's error and throttling rates are over this many recent minutes
@@ -59,6 +59,15 @@ def failures(campaign_id: int, *, limit: int = 50) -> list[dict]:
     with get_engine().connect() as connection:
         return [{"code": code or "", "reason": reason or "", "count": n}
                 for code, reason, n in connection.execute(query)]
+
+
+def held(campaign_id: int) -> int:
+    """Messages held `unknown` for the operator: the gateway may have them and cannot be asked."""
+    query = (select(func.count()).select_from(Message)
+             .where(Message.campaign_id == campaign_id, Message.state == MessageState.UNKNOWN,
+                    Message.error_code == HELD_CODE))
+    with get_engine().connect() as connection:
+        return connection.execute(query).scalar_one()
 
 
 def skip_reasons(campaign_id: int, *, limit: int = 20) -> list[dict]:

@@ -16,14 +16,15 @@ from campaigns import export, lifecycle, tallies
 from campaigns.errors import BlastError, NotFound
 from campaigns.settings import ConfigError, get_account, get_settings, load_accounts
 from campaigns.web import auth, balances, compose, insights, launches, previews, uploads
-from campaigns.web.campaign_actions import BUTTON_ORDER, allowed_actions
+from campaigns.web.campaign_actions import BUTTON_ORDER, LABELS, allowed_actions
 from campaigns.web.sending_chart import campaign_minutes
 
 HERE = Path(__file__).parent
 TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True))
 ACTIONS = {"pause": lifecycle.pause, "resume": lifecycle.resume, "cancel": lifecycle.cancel,
-           "retry": lifecycle.retry}
+           "retry": lifecycle.retry,
+           "resend-held": lambda campaign_id: lifecycle.retry(campaign_id, reason=lifecycle.UNKNOWN_REASON)}
 
 TRIAL_FLASH = "trial_send"  # session key: the last test send's verdict, shown once on the compose page
 SCHEDULE_FLASH = "schedule_error"  # session key: why the last reminder schedule was refused
@@ -96,10 +97,11 @@ def show_campaign(request: Request, campaign_id: int, *, status_code: int = 200,
         report = tallies.campaign_report(campaign_id)
     except NotFound as error:
         return page(request, "error.html", status_code=404, message=str(error))
-    actions = allowed_actions(report["status"], failed=report["counts"]["failed"])
+    actions = allowed_actions(report["status"], failed=report["counts"]["failed"],
+                              held=insights.held(campaign_id))
     return page(request, "campaign.html", status_code=status_code, report=report, states=tallies.SHOWN_STATES,
                 failures=insights.failures(campaign_id), skips=insights.skip_reasons(campaign_id),
-                notice=notice, refusal=refusal, actions=actions, all_actions=BUTTON_ORDER)
+                notice=notice, refusal=refusal, actions=actions, all_actions=BUTTON_ORDER, labels=LABELS)
 
 
 @router.get("/campaigns/{campaign_id}/progress.json")
@@ -111,7 +113,8 @@ def campaign_progress(campaign_id: int, user: User):
         report["chart"] = campaign_minutes(campaign_id)
     except NotFound as error:
         return JSONResponse({"error": str(error)}, status_code=404)
-    report["actions"] = allowed_actions(report["status"], failed=report["counts"]["failed"])
+    report["actions"] = allowed_actions(report["status"], failed=report["counts"]["failed"],
+                                        held=insights.held(campaign_id))
     report["per_minute"] = insights.sent_per_minute(campaign_id)
     report["failures"] = insights.failures(campaign_id)
     return report
@@ -128,7 +131,7 @@ def campaign_action(request: Request, campaign_id: int, action: str, user: User,
     except NotFound as error:
         return page(request, "error.html", status_code=404, message=str(error))
     except BlastError as error:  # the status does not allow it (any more): say so on the campaign page
-        label = "retry failed" if action == "retry" else action
+        label = LABELS.get(action, action)
         return show_campaign(request, campaign_id, status_code=409,
                              refusal=f"Could not {label}: {error}. The buttons below are those it allows now.")
     notice = f"{action}: done" + (f" ({result} messages)" if isinstance(result, int) else "")

@@ -32,6 +32,15 @@ All gateways
   show in the incoming list.
 - The 503 of `fail_fraction` has the gateway's own body where its document shows one (Socnet, SMSGlobal
   JSON); Devino and the HTTP API answer a plain-text page, like a proxy in front of them.
+- Gateways less tidy than their documents (knobs; the shares are exact and evenly spread, 0.2 = every
+  fifth): `ambiguous_fraction` (of the sends taken: answered 500 after taking them; counted in stats
+  `garbled.ambiguous`), `lost_fraction` (of the send requests: 500, nothing taken; `rejected.lost_fraction`),
+  `undocumented_fraction` (of the sends taken: 200 with a body no document lists; `garbled.undocumented`),
+  `status_words` (sent/delivered/read/failed -> a word printed instead; the HTTP API prints number 9 with it),
+  `timezone` (an offset: SMSGlobal's date filters and createdDate, the HTTP API's report days and times),
+  `callback_delay_seconds` and `callback_drop_fraction` (Devino callbacks and HTTP API webhooks late or never).
+- A rate cap counts a message when its request arrives, not when its answer is ready `latency_ms` later, as a
+  gateway's own limiter does; the peak is the most arrivals in any sliding second.
 
 Socnet
 - A body with `api_key` only (no msisdn, msg, template) is the credentials check: {"status": "valid"}.

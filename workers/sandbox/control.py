@@ -111,10 +111,11 @@ class Control:
         if not isinstance(text, str):
             raise KnobError("text must be a string")
         sandbox = self.runtime.sandbox
-        message_id = sandbox.object_id() if account.provider == "httpapi" else sandbox.numeric_id()
+        gateway = self.gateways[account.provider]
+        message_id = sandbox.object_id() if getattr(gateway, "object_ids", False) else sandbox.numeric_id()
         incoming = Incoming(message_id, e164(sender), text)
         account.incoming[message_id] = incoming
-        pushed = self.gateways[account.provider].on_inbound(account, incoming)
+        pushed = gateway.on_inbound(account, incoming)
         return json_response(200, {"id": message_id, "pushed": pushed})
 
     def _stats(self, request: Request) -> Response:

@@ -129,7 +129,15 @@ class DevinoGateway:
         await runtime.delay_send(account)
         if runtime.fails_at_random(account, len(messages)):
             return text_response(503, "Service Unavailable")
-        return json_response(200, {"result": [self._one(account, i, m) for i, m in enumerate(messages)]})
+        if runtime.lost_at_random(account, len(messages)):
+            return text_response(500, "Internal Server Error")
+        results = [self._one(account, i, m) for i, m in enumerate(messages)]
+        garbled = runtime.garbled_answer(account)
+        if garbled == "ambiguous":
+            return text_response(500, "Internal Server Error")
+        if garbled == "undocumented":
+            return json_response(200, {"accepted": [r.get("messageId") for r in results]})
+        return json_response(200, {"result": results})
 
     @staticmethod
     def _refuse_request(account: Account, key: str) -> Response:
@@ -173,11 +181,14 @@ class DevinoGateway:
             word = "FAILED" if message.error_code == THROTTLED_CODE else "UNDELIVERED"
         else:
             word = STATUS_WORDS[message.status]
-        self.runtime.callbacks.post_in_batch(message.callback_url, {
+        word = self.runtime.word(account, message.status, word)
+        item = {
             "messageId": int(message.id), "ts": int(message.updated), "status": word,
             "errorCode": message.error_code or 0, "ip": "", "browser": "", "os": "", "userAgent": "",
             "options": message.callback_data,
-        }, DEVINO_RETRY)
+        }
+        url = message.callback_url
+        self.runtime.push(account, lambda: self.runtime.callbacks.post_in_batch(url, item, DEVINO_RETRY))
 
     def on_inbound(self, account: Account, incoming: Incoming) -> bool:
         """Devino sends inbound messages to a URL agreed with its support: here the `webhook_url` knob."""

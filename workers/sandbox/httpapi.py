@@ -66,6 +66,7 @@ SEND_LIST_REQUIRED = "please check request required header/message/buttonText/ a
 # 4 Read, 5 Failed.
 PROGRESS_CODES = {DELIVERED: (3, "Delivered"), READ: (4, "Read"), FAILED: (5, "Failed")}
 SENT_CODE = (1, "Sent")
+UNLISTED_CODE = 9  # printed with a word nobody listed (the status_words knob)
 MEDIA_TYPES = {".jpg": "image", ".jpeg": "image", ".png": "image", ".gif": "image", ".webp": "image",
                ".mp4": "video", ".3gp": "video", ".mp3": "audio", ".ogg": "audio", ".aac": "audio"}
 
@@ -117,21 +118,35 @@ def _instance_ids(account: Account) -> tuple[str, str]:
     return ids
 
 
-def _ist(unix_seconds: float | None) -> str | None:
-    """RFC 3339 in +05:30 with milliseconds, as the samples print createdAt."""
+def _zone(account: Account | None) -> timezone:
+    """The account's zone: the `timezone` knob, else India's (+05:30, as the samples print)."""
+    return (account.knobs.zone if account is not None else None) or IST
+
+
+def _ist(unix_seconds: float | None, account: Account | None = None) -> str | None:
+    """RFC 3339 with milliseconds in the account's zone (+05:30 by default), as the samples print createdAt."""
     if unix_seconds is None:
         return None
-    moment = datetime.fromtimestamp(unix_seconds, IST)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}+05:30"
+    moment = datetime.fromtimestamp(unix_seconds, _zone(account))
+    offset = moment.strftime("%z")
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}{offset[:3]}:{offset[3:]}"
 
 
-def _day(text: str) -> datetime:
-    """A dd-mm-yyyy date (India's calendar day)."""
-    return datetime.strptime(text, "%d-%m-%Y").replace(tzinfo=IST)
+def _day(text: str, zone: timezone = IST) -> datetime:
+    """A dd-mm-yyyy date (the account's calendar day)."""
+    return datetime.strptime(text, "%d-%m-%Y").replace(tzinfo=zone)
+
+
+def _codes(account: Account, status: str) -> tuple[int, str]:
+    """(number, word) of a status; a word the `status_words` knob sets comes with a number nobody listed."""
+    code, word = PROGRESS_CODES.get(status, SENT_CODE)
+    override = account.knobs.status_words.get(status)
+    return (UNLISTED_CODE, override) if override else (code, word)
 
 
 class HttpApiGateway:
     provider = "httpapi"
+    object_ids = True  # its ids are 24 hex digits (MongoDB ObjectIds), the others' numbers
 
     def __init__(self, runtime: Runtime):
         self.runtime = runtime
@@ -184,6 +199,8 @@ class HttpApiGateway:
         await runtime.delay_send(account)
         if runtime.fails_at_random(account):
             return text_response(503, "503 Service Unavailable")
+        if runtime.lost_at_random(account):
+            return text_response(500, "HTTP ERROR")
         text, extra = _validate(operation, params)
         recipient = e164(params.get("phone"))
         refused = account.refusal()
@@ -202,6 +219,12 @@ class HttpApiGateway:
         else:
             account.accept(record)
         runtime.progress.start(account, record)
+        garbled = runtime.garbled_answer(account)
+        if garbled == "ambiguous":
+            return text_response(500, "HTTP ERROR")
+        if garbled == "undocumented":
+            return self._answer(200, {"status": "accepted", "message": "Queued for delivery",
+                                      "data": {"queue": [record.id]}}, started)
         return self._answer(200, {"status": "success", "message": "00-Success",
                                   "data": {"connStatus": True, "messageIDs": [record.id]}}, started)
 
@@ -211,10 +234,10 @@ class HttpApiGateway:
         instance_id, client_id = _instance_ids(account)
         extra = record.extra or {}
         if record.status == FAILED:
-            status, status_info = PROGRESS_CODES[FAILED]
+            status, status_info = _codes(account, FAILED)
         else:
-            status, status_info = SENT_CODE
-        progress, progress_info = PROGRESS_CODES.get(record.status, SENT_CODE)
+            status, status_info = _codes(account, "sent")
+        progress, progress_info = _codes(account, record.status)
         return {
             "messageID": record.id, client_key: client_id, "instanceID": instance_id, "creditID": "",
             "phone": record.recipient.lstrip("+"), "full_push_name": "", "text": record.text,
@@ -226,8 +249,9 @@ class HttpApiGateway:
             "list": extra.get("list"), "wacheck": True, "waID": account.sender or INSTANCE_NUMBER,
             "waMessageID": extra.get("waMessageID", ""), "status": status, "timedOut": 0,
             "statusInfo": status_info, "statusMessage": progress, "statusMessageInfo": progress_info,
-            "mode": "API", "deliveredAt": _ist(record.delivered_at), "readAt": _ist(record.read_at),
-            "createdAt": _ist(record.created), "updatedAt": _ist(record.updated), "value": None,
+            "mode": "API", "deliveredAt": _ist(record.delivered_at, account),
+            "readAt": _ist(record.read_at, account), "createdAt": _ist(record.created, account),
+            "updatedAt": _ist(record.updated, account), "value": None,
         }
 
     def _campaign_status(self, account: Account, params: Params, started: float) -> Response:
@@ -243,7 +267,7 @@ class HttpApiGateway:
 
     def _campaign_report(self, account: Account, params: Params, started: float) -> Response:
         oldest = time.time() - REPORT_DAYS * 86400
-        start, end, limit = _date_range(params, oldest_allowed=oldest)
+        start, end, limit = _date_range(params, oldest_allowed=oldest, zone=_zone(account))
         chosen = [r for r in reversed(account.outgoing.values()) if start <= r.created < end]
         return self._report(chosen, limit, lambda r: self._record_json(account, r, "clientId"), started)
 
@@ -259,13 +283,13 @@ class HttpApiGateway:
             "waMessageID": incoming.wa_message_id,
             "status": 3, "timedOut": 0, "statusInfo": "Delivered", "statusMessage": 0,
             "statusMessageInfo": "",
-            "mode": "", "deliveredAt": None, "readAt": None, "createdAt": _ist(incoming.created),
-            "updatedAt": _ist(incoming.created), "webhookURL": account.knobs.webhook_url or "",
+            "mode": "", "deliveredAt": None, "readAt": None, "createdAt": _ist(incoming.created, account),
+            "updatedAt": _ist(incoming.created, account), "webhookURL": account.knobs.webhook_url or "",
             "webhookStatus": incoming.webhook_status, "value": None,
         }
 
     def _inbox_report(self, account: Account, params: Params, started: float) -> Response:
-        start, end, limit = _date_range(params, oldest_allowed=None)
+        start, end, limit = _date_range(params, oldest_allowed=None, zone=_zone(account))
         chosen = [i for i in reversed(account.incoming.values()) if start <= i.created < end]
         return self._report(chosen, limit, lambda i: self._inbox_json(account, i), started)
 
@@ -344,13 +368,14 @@ class HttpApiGateway:
         if not url:
             return
         instance_id, client_id = _instance_ids(account)
-        code, word = PROGRESS_CODES.get(message.status, SENT_CODE)
-        self.runtime.callbacks.post(url, {
-            "clientID": client_id, "createdAt": _ist(message.updated), "instanceID": instance_id,
+        code, word = _codes(account, message.status)
+        report = {
+            "clientID": client_id, "createdAt": _ist(message.updated, account), "instanceID": instance_id,
             "messageID": message.id, "phone": message.recipient.lstrip("+"), "reportType": "delivery",
             "status": code, "statusInfo": word, "waID": account.sender or INSTANCE_NUMBER,
             "waMessageID": (message.extra or {}).get("waMessageID", ""),
-        }, WEBHOOK_RETRY)
+        }
+        self.runtime.push(account, lambda: self.runtime.callbacks.post(url, report, WEBHOOK_RETRY))
 
     def on_inbound(self, account: Account, incoming: Incoming) -> bool:
         incoming.wa_message_id = secrets.token_hex(10).upper()
@@ -364,7 +389,7 @@ class HttpApiGateway:
             incoming.webhook_status = status
 
         self.runtime.callbacks.post(url, {
-            "clientID": client_id, "createdAt": _ist(incoming.created), "instanceID": instance_id,
+            "clientID": client_id, "createdAt": _ist(incoming.created, account), "instanceID": instance_id,
             "phone": phone, "reportType": "inbox", "status": 3, "statusInfo": "Delivered", "type": "text",
             "value": incoming.text, "waID": f"{phone}@s.whatsapp.net", "waMessageID": incoming.wa_message_id,
         }, WEBHOOK_RETRY, on_result=remember)
@@ -539,13 +564,14 @@ def _limit(params: Params) -> int:
     return int(raw)
 
 
-def _date_range(params: Params, *, oldest_allowed: float | None) -> tuple[float, float, int]:
+def _date_range(params: Params, *, oldest_allowed: float | None, zone: timezone = IST
+                ) -> tuple[float, float, int]:
     """[start, end) in UNIX seconds from dd-mm-yyyy days (inclusive), clipped to `oldest_allowed`."""
     limit = _limit(params)
     start_text, end_text = params.get("start_date"), params.get("end_date")
     try:
-        start = _day(start_text).timestamp() if start_text else (oldest_allowed or 0.0)
-        end = (_day(end_text) + timedelta(days=1)).timestamp() if end_text else math.inf
+        start = _day(start_text, zone).timestamp() if start_text else (oldest_allowed or 0.0)
+        end = (_day(end_text, zone) + timedelta(days=1)).timestamp() if end_text else math.inf
     except ValueError as error:
         raise HttpApiError(PARSING_FAILED) from error
     if oldest_allowed is not None:

@@ -84,3 +84,54 @@ class Runtime:
 
     def not_on_whatsapp(self, account: Account, recipient: str) -> bool:
         return recipient in account.knobs.not_on_whatsapp
+
+    @staticmethod
+    def _due(account: Account, knob: str) -> bool:
+        """Exactly a `knob` share of the send requests, evenly spread (the share is carried from request to
+        request, so 0.2 is every fifth): a test sees the fault however few requests it makes."""
+        fraction = getattr(account.knobs, knob)
+        if fraction <= 0:
+            account.carry.pop(knob, None)
+            return False
+        account.carry[knob] = account.carry.get(knob, 0.0) + fraction
+        if account.carry[knob] >= 1.0 - 1e-9:
+            account.carry[knob] -= 1.0
+            return True
+        return False
+
+    def lost_at_random(self, account: Account, count: int = 1) -> bool:
+        """True for a `lost_fraction` share of send requests: answered 500, nothing taken."""
+        if self._due(account, "lost_fraction"):
+            account.reject("lost_fraction", count)
+            return True
+        return False
+
+    def garbled_answer(self, account: Account) -> str | None:
+        """After a send was taken: "ambiguous" (answer 500) for an `ambiguous_fraction` share of the requests,
+        "undocumented" (answer 200 with a body nobody documented) for an `undocumented_fraction` share, else
+        None."""
+        if self._due(account, "ambiguous_fraction"):
+            account.stats.garbled["ambiguous"] += 1
+            return "ambiguous"
+        if self._due(account, "undocumented_fraction"):
+            account.stats.garbled["undocumented"] += 1
+            return "undocumented"
+        return None
+
+    def push(self, account: Account, send: Callable[[], None]) -> None:
+        """A status callback or webhook, after `callback_delay_seconds`, or never for a
+        `callback_drop_fraction` share."""
+        knobs = account.knobs
+        if self._due(account, "callback_drop_fraction"):
+            return
+        if knobs.callback_delay_seconds > 0:
+            generation = self.sandbox.generation
+            asyncio.get_running_loop().call_later(
+                knobs.callback_delay_seconds, lambda: generation == self.sandbox.generation and send())
+            return
+        send()
+
+    @staticmethod
+    def word(account: Account, status: str, documented: str) -> str:
+        """The word printed for a status: the `status_words` knob's, else the documented one."""
+        return account.knobs.status_words.get(status, documented)

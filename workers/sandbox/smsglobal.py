@@ -13,7 +13,7 @@ import functools
 import hashlib
 import hmac
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 from workers.sandbox.runtime import Runtime
 from workers.sandbox.state import (
@@ -32,7 +32,7 @@ from workers.sandbox.web import Request, Response, is_http_url, json_response
 MAX_TEXT_CHARACTERS = 4096  # WhatsApp's limit on a text body
 MAX_CAPTION_CHARACTERS = 1024  # WhatsApp's limit on a media caption
 BUSINESS_NUMBER = "61400000000"  # the "to" of inbound messages when the account has no sender
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # the document's <Y-m-d H:i:s>; account timezone = UTC
+DATE_FORMAT = "%Y-%m-%d %H:%M:%S"  # the document's <Y-m-d H:i:s>, "in account timezone" (the knob; UTC)
 PRINTED_DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"  # createdDate, as SMSGlobal's REST API prints dateTime
 MAX_WINDOW = 10_000  # "maximum offset + limit = 10,000"
 
@@ -73,13 +73,13 @@ def _invalid(errors: dict[str, list[str]]) -> Response:
 
 
 @functools.lru_cache(maxsize=4096)
-def _printed_second(second: int) -> str:
-    return datetime.fromtimestamp(second, UTC).strftime(PRINTED_DATE_FORMAT)
+def _printed_second(second: int, zone: tzinfo) -> str:
+    return datetime.fromtimestamp(second, zone).strftime(PRINTED_DATE_FORMAT)
 
 
-def _printed(unix_seconds: float) -> str:
-    """createdDate: whole seconds, so a busy second formats once."""
-    return _printed_second(int(unix_seconds))
+def _printed(unix_seconds: float, account: Account) -> str:
+    """createdDate in the account's zone, with its offset: whole seconds, so a busy second formats once."""
+    return _printed_second(int(unix_seconds), account.knobs.zone or UTC)
 
 
 def _digits(number: str) -> str:
@@ -170,6 +170,8 @@ class SmsGlobalGateway:
         await runtime.delay_send(account)
         if runtime.fails_at_random(account, count):
             return _error(503, "Service Unavailable")
+        if runtime.lost_at_random(account, count):
+            return _error(500, "Internal Server Error")
         capable = [r for r in recipients if not runtime.not_on_whatsapp(account, r)]
         refused = account.refusal(len(capable)) if capable else None
         if refused == "quota":
@@ -189,23 +191,28 @@ class SmsGlobalGateway:
                 account.keep(record)
                 account.reject("not_on_whatsapp")
             runtime.progress.start(account, record)
-            sent.append(self._outgoing_json(record))
+            sent.append(self._outgoing_json(account, record))
+        garbled = runtime.garbled_answer(account)
+        if garbled == "ambiguous":
+            return _error(500, "Internal Server Error")
+        if garbled == "undocumented":
+            return json_response(200, {"data": {"queued": len(sent)}})
         return json_response(200, {"messages": sent})
 
-    @staticmethod
-    def _outgoing_json(record: Outgoing) -> dict:
+    def _outgoing_json(self, account: Account, record: Outgoing) -> dict:
         if record.status == FAILED:
             status = "invalidNumber" if record.error_code == NOT_ON_WHATSAPP_CODE else "undelivered"
         else:
             status = {DELIVERED: "delivered", READ: "read"}.get(record.status, "sent")
+        status = self.runtime.word(account, record.status, status)
         return {"id": record.id, "recipient": _digits(record.recipient), "status": status,
                 "state": "final" if record.final else "pending", "message": record.text,
-                "createdDate": _printed(record.created)}
+                "createdDate": _printed(record.created, account)}
 
     # ------------------------------------------------------------------ reports
 
     async def _list_outgoing(self, account: Account, request: Request, _: str) -> Response:
-        window, errors = _paging(request)
+        window, errors = _paging(request, account.knobs.zone or UTC)
         if errors:
             return _invalid(errors)
         offset, limit, start, end = window
@@ -226,20 +233,20 @@ class SmsGlobalGateway:
             chosen.append(record)
         page = chosen[offset - 1: offset - 1 + limit]
         return json_response(200, {"total": len(chosen), "offset": offset, "limit": limit,
-                                   "messages": [self._outgoing_json(r) for r in page]})
+                                   "messages": [self._outgoing_json(account, r) for r in page]})
 
     async def _get_outgoing(self, account: Account, request: Request, message_id: str) -> Response:
         record = account.outgoing.get(int(message_id)) if message_id.isdigit() else None
         if record is None:
             return _error(404, "Not Found")
-        return json_response(200, self._outgoing_json(record))
+        return json_response(200, self._outgoing_json(account, record))
 
     def _incoming_json(self, account: Account, incoming: Incoming) -> dict:
         return {"id": incoming.id, "from": _digits(incoming.sender), "to": account.sender or BUSINESS_NUMBER,
-                "message": incoming.text, "createdDate": _printed(incoming.created)}
+                "message": incoming.text, "createdDate": _printed(incoming.created, account)}
 
     async def _list_incoming(self, account: Account, request: Request, _: str) -> Response:
-        window, errors = _paging(request)
+        window, errors = _paging(request, account.knobs.zone or UTC)
         if errors:
             return _invalid(errors)
         offset, limit, start, end = window
@@ -389,7 +396,8 @@ def _message(message: object) -> tuple[str, dict[str, list[str]]]:
     return caption or url, {}
 
 
-def _paging(request: Request) -> tuple[tuple[int, int, float | None, float | None], dict[str, list[str]]]:
+def _paging(request: Request, zone: tzinfo) -> tuple[tuple[int, int, float | None, float | None],
+                                                     dict[str, list[str]]]:
     errors: dict[str, list[str]] = {}
     numbers = {}
     for name, default, low, high in (("offset", 1, 1, MAX_WINDOW), ("limit", 20, 1, 1000)):
@@ -407,7 +415,7 @@ def _paging(request: Request) -> tuple[tuple[int, int, float | None, float | Non
             dates[name] = None
             continue
         try:
-            moment = datetime.strptime(raw, DATE_FORMAT).replace(tzinfo=UTC).timestamp()
+            moment = datetime.strptime(raw, DATE_FORMAT).replace(tzinfo=zone).timestamp()
             # endDate names a whole second: everything created before the next one is in range.
             dates[name] = moment + 1.0 if name == "endDate" else moment
         except ValueError:

@@ -34,6 +34,7 @@ def _wrong_format(parameter: str, fmt: str) -> Response:
 
 
 UNAVAILABLE = {"message": "Service unavailable", "status": 503}
+SERVER_ERROR = {"message": "Server error", "status": 500}  # socnet.txt "Status Codes" 500
 
 
 class SocnetGateway:
@@ -70,6 +71,8 @@ class SocnetGateway:
         await runtime.delay_send(account)
         if runtime.fails_at_random(account):
             return json_response(503, UNAVAILABLE)
+        if runtime.lost_at_random(account):
+            return json_response(500, SERVER_ERROR)
         refusal = self._invalid(body)
         if refusal is not None:
             reason, response = refusal
@@ -99,6 +102,11 @@ class SocnetGateway:
         message = Outgoing(message_id, recipient, body["msg"], extra=None)
         account.accept(message)
         message.final = True  # no report will ever change it
+        garbled = runtime.garbled_answer(account)
+        if garbled == "ambiguous":
+            return json_response(500, SERVER_ERROR)
+        if garbled == "undocumented":
+            return json_response(200, {"result": "queued", "reference": message_id})
         return json_response(200, answer)
 
     @staticmethod

@@ -16,6 +16,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
+from datetime import timedelta, timezone
 from typing import Any
 
 PROVIDERS = ("socnet", "smsglobal", "devino", "httpapi")
@@ -28,6 +29,9 @@ BUILTIN_ACCOUNTS: tuple[dict[str, str | None], ...] = (
     {"provider": "devino", "key": "sandbox-devino-key", "secret": None, "sender": "Blast"},
     {"provider": "httpapi", "key": "62b32c76758e0afb0d390793", "secret": None, "sender": None},
 )
+
+SIGNED_BY_SECRET = frozenset({"smsglobal"})  # its MAC signs every request with the account's secret
+DEFAULT_SENDERS = {"devino": "Blast"}  # devino.txt: every message names its sender
 
 # Generic message statuses; each gateway prints them in its own words.
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
@@ -55,6 +59,18 @@ class KnobError(ValueError):
     """A knob name or value the control API refuses; the text says which and why."""
 
 
+_OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
+
+
+def offset_zone(text: str) -> timezone:
+    """"+10:00", "-0500", "+05:30" as a fixed zone; KnobError otherwise."""
+    match = _OFFSET.match(text.strip())
+    if not match or int(match.group(2)) > 14 or int(match.group(3)) >= 60:
+        raise KnobError(f"timezone must be an offset like +10:00, got {text!r}")
+    delta = timedelta(hours=int(match.group(2)), minutes=int(match.group(3)))
+    return timezone(-delta if match.group(1) == "-" else delta)
+
+
 @dataclass
 class Knobs:
     """Per-account behaviour, changed live through the control API (the contract's list)."""
@@ -67,6 +83,19 @@ class Knobs:
     webhook_url: str | None = None  # httpapi's delivery/inbox webhook; devino's inbound URL
     progress_seconds: float | None = 0.2  # seconds between sent -> delivered -> read; None = stay sent
     read_fraction: float = 1.0  # 0..1: share of delivered messages that are then read
+    # Gateways less tidy than their documents:
+    # (each an exact share, evenly spread: 0.2 is every fifth)
+    ambiguous_fraction: float = 0.0  # 0..1 of the sends taken: answered HTTP 500 (a crash after the commit)
+    lost_fraction: float = 0.0  # 0..1 of the send requests: answered HTTP 500, nothing taken
+    undocumented_fraction: float = 0.0  # 0..1 of the sends taken: answered 200 with a body nobody documented
+    # Words printed instead of the documented ones, by status (sent, delivered, read, failed): words nobody
+    # listed, such as Devino's older "visited" or "vp_expired".
+    status_words: dict = field(default_factory=dict)
+    # The account's time zone (an offset such as "+10:00"): SMSGlobal's date filters and printed dates,
+    # the HTTP API's report days and printed times. None: each gateway's own (UTC; India for the HTTP API).
+    timezone: str | None = None
+    callback_delay_seconds: float = 0.0  # status callbacks and webhooks go this much later
+    callback_drop_fraction: float = 0.0  # 0..1: status callbacks and webhooks never sent
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply `changes` (knob name -> JSON value) all or nothing; `KnobError` names a bad one."""
@@ -81,10 +110,15 @@ class Knobs:
     def as_json(self) -> dict[str, Any]:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["not_on_whatsapp"] = sorted(self.not_on_whatsapp)
+        values["status_words"] = dict(self.status_words)
         return values
 
     def copy(self) -> Knobs:
         return Knobs(**{f.name: getattr(self, f.name) for f in fields(self)})
+
+    @property
+    def zone(self) -> timezone | None:
+        return offset_zone(self.timezone) if self.timezone else None
 
 
 def _number(name: str, value: Any, *, low: float = 0.0, high: float = math.inf, nullable: bool = False):
@@ -109,8 +143,23 @@ def _check_knob(name: str, value: Any) -> Any:
         if quota is not None and quota != int(quota):
             raise KnobError("quota must be a whole number or null")
         return None if quota is None else int(quota)
-    if name in ("fail_fraction", "read_fraction"):
+    if name in ("fail_fraction", "read_fraction", "ambiguous_fraction", "lost_fraction", "undocumented_fraction",
+                "callback_drop_fraction"):
         return float(_number(name, value, high=1.0))
+    if name == "callback_delay_seconds":
+        return float(_number(name, value, high=3600.0))
+    if name == "status_words":
+        if not isinstance(value, dict) or not all(
+                key in (SENT, DELIVERED, READ, FAILED) and isinstance(word, str) and word
+                for key, word in value.items()):
+            raise KnobError("status_words must map sent, delivered, read or failed to a word")
+        return dict(value)
+    if name == "timezone":
+        if value is not None:
+            if not isinstance(value, str):
+                raise KnobError("timezone must be an offset like +10:00, or null")
+            offset_zone(value)
+        return value
     if name == "progress_seconds":
         seconds = _number(name, value, nullable=True)
         return None if seconds is None else float(seconds)
@@ -134,6 +183,7 @@ class AccountStats:
     rejected: Counter = field(default_factory=Counter)
     peak_per_second: int = 0
     requests: int = 0
+    garbled: Counter = field(default_factory=Counter)  # sends taken but answered ambiguous / undocumented
 
     def as_json(self) -> dict[str, Any]:
         per_recipient = dict(self.accepted_per_recipient)
@@ -144,6 +194,7 @@ class AccountStats:
             "rejected": dict(self.rejected),
             "peak_per_second": self.peak_per_second,
             "requests": self.requests,
+            "garbled": dict(self.garbled),
         }
 
 
@@ -194,6 +245,7 @@ class Account:
         self.sender = sender
         self.knobs = knobs or Knobs()
         self.gateway_data: dict[str, Any] = {}  # what a gateway keeps besides messages (opt-ins, ids)
+        self.carry: dict[str, float] = {}  # the fault knobs' running shares (runtime.Runtime._due)
         self.forget()
 
     @property
@@ -302,10 +354,9 @@ class Sandbox:
             raise KnobError(f"provider must be one of {', '.join(PROVIDERS)}")
         if not isinstance(key, str) or not key:
             raise KnobError("key must be a non-empty string")
-        if provider == "smsglobal" and not secret:
-            raise KnobError("an smsglobal account needs a secret (its API secret signs every request)")
-        if provider == "devino" and not sender:
-            sender = "Blast"
+        if provider in SIGNED_BY_SECRET and not secret:
+            raise KnobError(f"an {provider} account needs a secret (its API secret signs every request)")
+        sender = sender or DEFAULT_SENDERS.get(provider)
         account = Account(provider, key, secret=secret, sender=sender, knobs=self.defaults.copy())
         self.accounts[(provider, key)] = account
         return account
