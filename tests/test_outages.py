@@ -1,0 +1,113 @@
+"""Outages mid-campaign with real processes: the way to Postgres (or to the rate limiter's Redis) is cut for a
+few seconds while `blast worker`s are sending, through a TCP proxy in front of the real server. Nothing may be
+lost: every answer the gateway gave is recorded, every message never tried is tried later, nobody gets a
+message twice (the sandbox's own count), and nothing is left for the reconciler to doubt."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
+
+from campaigns import lifecycle
+from campaigns.db import engine_for
+from campaigns.models import Campaign, Message
+from campaigns.settings import reset_settings
+from tests import services
+from tests.engine import BlastProcesses, wait_until, write_config, write_contacts
+from tests.outages import TcpProxy
+from workers.app import app, configure
+from workers.sandbox.harness import SandboxProcess
+
+pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
+
+REDIS_DB = 3  # its own database (test_ambiguous_processes 4, test_engine 5, beat 6, delivery 7)
+OUTAGE_SECONDS = 3.0
+
+
+@pytest.fixture
+def outage_stack(tmp_path, postgres_server_url, request):
+    """Workers and beat whose database (or limiter Redis, by the test's parameter) is behind a proxy."""
+    from tests.conftest import _truncate_all
+
+    services.require("redis")
+    _truncate_all(postgres_server_url)
+    broker = f"{services.REDIS_URL}/{REDIS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    (tmp_path / "logs").mkdir()
+    which = request.param
+    database = make_url(postgres_server_url)
+    limiter = redis.Redis.from_url(broker).connection_pool.connection_kwargs
+    target = (database.host, database.port or 5432) if which == "postgres" else (limiter["host"], limiter["port"])
+    with TcpProxy(target) as proxy, SandboxProcess(log_path=tmp_path / "logs" / "sandbox.log") as sandbox, \
+            pytest.MonkeyPatch.context() as patch:
+        env = {
+            "BLAST_DATABASE_URL": proxy.url_for(postgres_server_url, 5432) if which == "postgres"
+            else postgres_server_url,
+            "BLAST_BROKER_URL": broker,
+            "BLAST_REDIS_URL": proxy.url_for(broker, 6379) if which == "redis" else broker,
+            "BLAST_HOME": str(tmp_path / "home"),
+            "BLAST_CONFIG": str(tmp_path / "blast.toml"),
+            "BLAST_QUEUED_TIMEOUT_SECONDS": "5",  # a task lost with the database comes back soon
+            "BLAST_RECONCILE_EVERY_SECONDS": "1",
+        }
+        for key, value in env.items():
+            patch.setenv(key, value)
+        patch.setenv("BLAST_DATABASE_URL", postgres_server_url)  # this test reads the truth directly
+        write_config(tmp_path / "blast.toml", sandbox, {"acct": {"provider": "socnet", "rate": 20}})
+        reset_settings()
+        configure(app)
+        with BlastProcesses(env, tmp_path / "logs") as processes:
+            processes.sandbox, processes.proxy, processes.folder = sandbox, proxy, tmp_path
+            processes.engine = engine_for(postgres_server_url)
+            yield processes
+        reset_settings()
+        configure(app)
+
+
+def _counts(stack, campaign_id: int) -> dict[str, int]:
+    with stack.engine.connect() as connection:
+        return dict(connection.execute(select(Message.state, func.count()).where(Message.campaign_id == campaign_id)
+                                       .group_by(Message.state)).all())
+
+
+def _accepted(stack, campaign_id: int) -> int:
+    counts = _counts(stack, campaign_id)
+    return sum(counts.get(state, 0) for state in ("submitted", "sent", "delivered", "read"))
+
+
+@pytest.mark.parametrize("outage_stack", ["postgres", "redis"], indirect=True)
+def test_a_cut_mid_campaign_loses_nothing_and_sends_nothing_twice(outage_stack):
+    stack = outage_stack
+    # given two workers sending 80 messages at 20/s to a gateway that takes 300 ms to answer
+    stack.sandbox.knobs("socnet", latency_ms=300)
+    stack.worker("w1")
+    stack.worker("w2")
+    stack.beat()
+    contacts = stack.folder / "contacts.csv"
+    numbers = write_contacts(contacts, 80)
+    campaign_id, _ = lifecycle.launch(contacts, account_name="acct", template="Hi {{ name }}", name="outage")
+    # when, with sends in flight, the way to the server is cut for a few seconds and then comes back
+    wait_until(lambda: _accepted(stack, campaign_id) >= 15, timeout=60, message="sending under way")
+    stack.proxy.cut()
+    time.sleep(OUTAGE_SECONDS)  # the outage itself: the processes must ride it out
+    stack.proxy.restore()
+    # then the campaign finishes with every recipient accepted once: none lost, none doubted, none twice
+    try:
+        wait_until(lambda: _campaign_status(stack, campaign_id) == "finished", timeout=90, interval=0.25,
+                   message="the campaign finished")
+    except AssertionError:
+        print(stack.logs())
+        raise
+    assert _counts(stack, campaign_id) == {"submitted": 80}
+    taken = stack.sandbox.account_stats("socnet")["accepted_per_recipient"]
+    assert Counter(taken.get(number, 0) for number in numbers) == Counter({1: 80})
+
+
+def _campaign_status(stack, campaign_id: int) -> str:
+    with stack.engine.connect() as connection:
+        return connection.execute(select(Campaign.status).where(Campaign.id == campaign_id)).scalar_one()
