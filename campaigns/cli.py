@@ -17,7 +17,8 @@ from rich.table import Table
 
 from campaigns.errors import BlastError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Blast: bulk WhatsApp campaigns.")
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Blast: bulk WhatsApp campaigns.",
+                  pretty_exceptions_enable=False)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -68,8 +69,41 @@ def main() -> None:
     try:
         app()
     except (BlastError, ConfigError) as error:
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        _one_line(str(error))
+    except Exception as error:
+        message = operator_message(error)
+        if message is None:
+            raise  # a bug: the traceback is for us
+        _one_line(message)
+
+
+def _one_line(message: str) -> None:
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def operator_message(error: Exception) -> str | None:
+    """One line for the operator when `error` is the configuration's fault (a setting that does not parse, a
+    database, broker or Redis that cannot be reached or named), else None. Never a password."""
+    from pydantic import ValidationError
+    from sqlalchemy.exc import ArgumentError, InterfaceError, NoSuchModuleError, OperationalError
+
+    first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if isinstance(error, ValidationError):
+        problem = error.errors()[0]
+        name = "BLAST_" + str(problem["loc"][0]).upper() if problem.get("loc") else "a setting"
+        return f"{name}: {problem['msg']}"
+    if isinstance(error, OperationalError | InterfaceError):
+        orig = str(getattr(error, "orig", error)).strip().splitlines()
+        return f"the database (BLAST_DATABASE_URL) cannot be reached: {orig[0] if orig else first}"
+    if isinstance(error, ArgumentError | NoSuchModuleError):
+        return f"BLAST_DATABASE_URL is not a database URL Blast can use: {first}"
+    module = type(error).__module__
+    if module.startswith(("redis.", "kombu.")) or type(error).__name__ in ("ConnectionRefusedError",):
+        return f"the broker or Redis (BLAST_BROKER_URL, BLAST_REDIS_URL) cannot be reached: {first}"
+    return None
 
 
 # Command groups live in their own modules and register on `app` when imported.

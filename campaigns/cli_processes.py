@@ -11,6 +11,20 @@ from campaigns.cli import app
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def check_configuration() -> None:
+    """A process refuses to start on a configuration it cannot run with: settings that do not parse, a
+    blast.toml that names a missing ${VAR}, a database it cannot reach (each a one-line error, cli.main)."""
+    from sqlalchemy import text
+
+    from campaigns.db import get_engine
+    from campaigns.settings import get_settings, load_accounts
+
+    get_settings()
+    load_accounts()
+    with get_engine().connect() as connection:
+        connection.execute(text("SELECT 1"))
+
+
 @app.command(context_settings=CONTEXT)
 def worker(
     ctx: typer.Context,
@@ -19,6 +33,7 @@ def worker(
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
 ) -> None:
     """A Celery worker (thread pool: sending waits on the network, not the CPU). Extra flags go to celery."""
+    check_configuration()
     from workers.app import app as celery_app
 
     celery_app.worker_main(["worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queues,
@@ -32,6 +47,7 @@ def beat(
 ) -> None:
     """Celery beat with Blast's schedule (pacer, reconciler, report polling, reminder blasts). Only one beat
     sends at a time: another one started by mistake stands by (schedules.beat.OneBeatScheduler)."""
+    check_configuration()
     from workers.app import app as celery_app
 
     celery_app.start(["beat", "--loglevel", loglevel, "--scheduler", "schedules.beat:OneBeatScheduler",
@@ -44,6 +60,7 @@ def web(
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
 ) -> None:
     """The web app: pages and webhooks."""
+    check_configuration()
     import uvicorn
 
     from campaigns.web.app import create_app

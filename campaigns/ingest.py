@@ -237,14 +237,17 @@ def load_optouts(engine: Engine | None) -> frozenset[str]:
 
 
 def write_rejects(path: str | Path, chunks: Iterable[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Pass chunks through while writing every skipped row to a CSV: row, raw value, reason."""
+    """Pass chunks through while writing every skipped row to a CSV: row, raw value, reason (cells a
+    spreadsheet would run as formulas neutralised, as in the results export)."""
+    from campaigns.export import neutralise
+
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["row (1-based, header not counted)", "raw_phone", "reason"])
         for chunk in chunks:
             skipped = chunk[chunk["skip_reason"].notna()]
-            writer.writerows(zip(skipped["row_number"], skipped["raw_phone"], skipped["skip_reason"],
-                                 strict=True))
+            writer.writerows((number, neutralise(raw), neutralise(reason)) for number, raw, reason in zip(
+                skipped["row_number"], skipped["raw_phone"], skipped["skip_reason"], strict=True))
             yield chunk
 
 

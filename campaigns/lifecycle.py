@@ -190,7 +190,9 @@ def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str 
 
 
 def resume(campaign_id: int) -> None:
-    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, pause_reason=None, pause_detail=None)
+    """Running again; an answer a gateway gave before now (quota, auth, content) never pauses it again."""
+    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, pause_reason=None, pause_detail=None,
+                resumed_at=utcnow())
     _kick(campaign_id)
 
 

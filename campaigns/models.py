@@ -55,6 +55,7 @@ class Campaign(SQLModel, table=True):
     launch_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    resumed_at: datetime | None = None  # the last resume: answers given before it never pause it again
 
 
 class Message(SQLModel, table=True):

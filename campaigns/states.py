@@ -38,6 +38,7 @@ ALLOWED: frozenset[tuple[MessageState, MessageState]] = frozenset(
         (M.SENDING, M.PENDING),  # throttled, transient, quota, auth: try again later
         (M.SENDING, M.FAILED),  # permanent: recipient or content
         (M.SENDING, M.UNKNOWN),  # worker died mid-call: outcome lost
+        (M.SENDING, M.CANCELLED),  # not sent (throttled, handed back...) and its campaign was cancelled
         (M.SUBMITTED, M.SENT),
         (M.SUBMITTED, M.DELIVERED),
         (M.SUBMITTED, M.READ),

@@ -13,8 +13,10 @@ text: Jinja2 turns a string value into itself.
 
 from __future__ import annotations
 
+import contextvars
 import re
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from itertools import repeat
@@ -32,7 +34,76 @@ from campaigns.errors import BlastError
 MISSING_VARIABLE = "missing variable: {name}"
 MAX_REASON = 200  # the width of message.skip_reason
 
-_ENVIRONMENT = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# Bounds on one recipient's rendering (a template bomb is skipped with its reason, never run to the end):
+MAX_TEXT = 100_000  # characters of output, and of any string or list a template builds with * or +
+MAX_STEPS = 100_000  # loop steps over range(), in all of a rendering's loops together
+MAX_SECONDS = 1.0  # wall time of one rendering, checked at each loop step and output chunk
+
+
+class TemplateBomb(SecurityError):
+    """A rendering over its bounds (MAX_TEXT, MAX_STEPS, MAX_SECONDS)."""
+
+
+class _Budget:
+    __slots__ = ("deadline", "steps")
+
+    def __init__(self) -> None:
+        self.steps = MAX_STEPS
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def step(self, count: int = 1) -> None:
+        self.steps -= count
+        if self.steps < 0:
+            raise TemplateBomb(f"template runs more than {MAX_STEPS:,} loop steps")
+        if time.monotonic() > self.deadline:
+            raise TemplateBomb(f"template takes more than {MAX_SECONDS:g} s for one recipient")
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("template_budget", default=None)
+
+
+def _budget() -> _Budget:
+    budget = _BUDGET.get()
+    if budget is None:  # rendered outside render_one (tests): a budget of its own
+        budget = _Budget()
+        _BUDGET.set(budget)
+    return budget
+
+
+def _bounded_range(*args: int) -> Iterator[int]:
+    budget = _budget()
+    numbers = range(*args)
+    if len(numbers) > budget.steps:
+        raise TemplateBomb(f"template runs more than {MAX_STEPS:,} loop steps")
+    for number in numbers:
+        budget.step()
+        yield number
+
+
+def _size(value) -> int | None:
+    return len(value) if isinstance(value, str | list | tuple) else None
+
+
+class BoundedEnvironment(SandboxedEnvironment):
+    """The sandbox, with repetition and powers bounded: `'ab' * 10**8` and `9 ** 9 ** 9` are refused."""
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+
+    def call_binop(self, context, operator: str, left, right):
+        if operator == "**" and isinstance(right, int) and abs(right) > 1000:
+            raise TemplateBomb("template raises a number to a power over 1000")
+        if operator == "*":
+            for sequence, times in ((left, right), (right, left)):
+                size = _size(sequence)
+                if size is not None and isinstance(times, int) and size * times > MAX_TEXT:
+                    raise TemplateBomb(f"template builds a text over {MAX_TEXT:,} characters")
+        if operator == "+" and (_size(left) or 0) + (_size(right) or 0) > MAX_TEXT:
+            raise TemplateBomb(f"template builds a text over {MAX_TEXT:,} characters")
+        return super().call_binop(context, operator, left, right)
+
+
+_ENVIRONMENT = BoundedEnvironment(undefined=StrictUndefined, autoescape=False)
+_ENVIRONMENT.globals["range"] = _bounded_range
 _UNDEFINED_NAME = re.compile(r"'([^']+)' is undefined")
 
 
@@ -100,8 +171,9 @@ def render_one(template: str | MessageTemplate, variables: Mapping[str, object])
     """One recipient's text, or the reason to skip them. Empty cells count as missing."""
     compiled = _as_template(template)
     context = {name: value for name, value in variables.items() if value is not None and value != ""}
+    token = _BUDGET.set(_Budget())
     try:
-        return Preview(compiled.jinja.render(context), None)
+        return Preview(_bounded_text(compiled, context), None)
     except UndefinedError as error:
         found = _UNDEFINED_NAME.search(str(error))
         if found:
@@ -109,6 +181,23 @@ def render_one(template: str | MessageTemplate, variables: Mapping[str, object])
         return Preview(None, _reason(f"template error: {error}"))
     except (SecurityError, TemplateError, TypeError, ValueError, ArithmeticError) as error:
         return Preview(None, _reason(f"template error: {error}"))
+    except (MemoryError, RecursionError) as error:
+        return Preview(None, _reason(f"template error: {type(error).__name__}"))
+    finally:
+        _BUDGET.reset(token)
+
+
+def _bounded_text(compiled: MessageTemplate, context: Mapping[str, object]) -> str:
+    """The rendering, a chunk at a time, stopped at MAX_TEXT characters or MAX_SECONDS."""
+    budget = _budget()
+    chunks, size = [], 0
+    for chunk in compiled.jinja.generate(context):
+        size += len(chunk)
+        if size > MAX_TEXT:
+            raise TemplateBomb(f"template writes more than {MAX_TEXT:,} characters")
+        budget.step(0)
+        chunks.append(chunk)
+    return "".join(chunks)
 
 
 def preview(template: str | MessageTemplate, rows: Iterable[Mapping[str, object]] | pd.DataFrame,

@@ -181,7 +181,7 @@ def test_gateways_that_can_be_asked_get_each_message_once_and_everyone_is_reache
     # its callbacks and webhooks come a second late
     provider = PROVIDER[account]
     stack.sandbox.knobs(provider, ambiguous_fraction=FRACTION, lost_fraction=0.1, progress_seconds=0.1,
-                        read_fraction=1.0, callback_delay_seconds=1.0, webhook_url=None if provider != "httpapi"
+                        read_fraction=1.0, callback_delay_seconds=1.0, webhook_url=None if account != "ha"
                         else f"{stack.env['BLAST_PUBLIC_URL']}/hooks/httpapi/ha?token={SECRET}")
     first = {"sg": 10_000, "ha": 20_000, "dv": 30_000}[account]
     try:

@@ -174,3 +174,16 @@ def test_other_whole_file_errors_are_operator_errors(blast_home, tmp_path, name,
 def test_unknown_region_is_an_operator_error(blast_home, tmp_path):
     result = blast_in_process("import", str(write_csv(tmp_path / "contacts.csv")), "--region", "XX")
     assert "unknown region 'XX'" in str(result.exception)
+
+
+def test_rejects_file_neutralises_formula_cells(blast_home, tmp_path):
+    # given a list whose bad phone cells are spreadsheet formulas
+    path = write_csv(tmp_path / "contacts.csv", rows=[["=HYPERLINK(\"http://x\")", "A"], ["+SUM(1)", "B"],
+                                                      ["@SUM(A1)", "C"], ["0772 123 456", "D"]])
+    rejects = tmp_path / "rejects.csv"
+    result = blast_in_process("import", str(path), "--rejects", str(rejects))
+    assert result.exit_code == 0, result.output
+    # then no rejected cell starts with what a spreadsheet would run
+    with open(rejects, encoding="utf-8") as handle:
+        cells = [cell for row in list(csv.reader(handle))[1:] for cell in row[1:]]
+    assert len(cells) == 6 and not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from campaigns.settings import (
@@ -91,3 +96,60 @@ def test_the_example_config_is_valid(monkeypatch):
                 monkeypatch.setenv(value[2:-1], "x")
     accounts = parse_accounts(document)
     assert sorted(account.provider for account in accounts.values()) == ["devino", "httpapi", "smsglobal", "socnet"]
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"provider": "socnet", "base_url": "x", "api_key": "k", "rate": 5, "timezone": "Mars/Olympus"},
+     "account 'a': timezone:"),
+    ({"provider": "socnet", "base_url": "x", "api_key": "k", "rate": 5, "on_unknown": "guess"},
+     "account 'a': on_unknown:"),
+    ({"provider": "httpapi", "base_url": "x", "token": "t", "rate": 5, "access_token": "s"},
+     "account 'a': access_token: Extra inputs are not permitted (not a key of provider httpapi)"),
+])
+def test_account_time_zones_and_unknown_policies_are_checked(table, message):
+    with pytest.raises(ConfigError) as error:
+        parse_accounts({"accounts": {"a": table}})
+    assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("zone", ["Australia/Sydney", "+10:00", "-05:00", "+0530", "UTC"])
+def test_an_account_zone_is_a_name_or_an_offset(zone):
+    account = parse_accounts({"accounts": {"a": {"provider": "smsglobal", "base_url": "x", "api_key": "k",
+                                                 "api_secret": "s", "rate": 5, "timezone": zone}}})["a"]
+    assert account.zone is not None and "s" not in repr(account).split("api_secret=")[1][:20]
+
+
+# ---------------------------------------------------------------- configuration errors are one line
+
+
+def _blast(*args: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from campaigns.cli import main; main()", *args],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, **env},
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+@pytest.mark.parametrize(("args", "env", "words"), [
+    (("status",), {"BLAST_DATABASE_URL": "postgresql+psycopg://someone:pw0rd@127.0.0.1:1/x"},
+     "the database (BLAST_DATABASE_URL) cannot be reached"),
+    (("migrate",), {"BLAST_DATABASE_URL": "postgresql+psycopg://someone:pw0rd@127.0.0.1:1/x"},
+     "the database (BLAST_DATABASE_URL) cannot be reached"),
+    (("status",), {"BLAST_DATABASE_URL": "nonsense://"}, "BLAST_DATABASE_URL is not a database URL"),
+    (("status",), {"BLAST_MAX_UPLOAD_BYTES": "abc"}, "BLAST_MAX_UPLOAD_BYTES: Input should be a valid integer"),
+    (("worker",), {"BLAST_DATABASE_URL": "postgresql+psycopg://someone:pw0rd@127.0.0.1:1/x"},
+     "the database (BLAST_DATABASE_URL) cannot be reached"),
+])
+def test_configuration_errors_are_one_line_never_a_traceback(tmp_path, args, env, words):
+    done = _blast(*args, env={"BLAST_HOME": str(tmp_path), "BLAST_CONFIG": str(tmp_path / "none.toml"), **env})
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and words in lines[0], done.stderr
+    assert "pw0rd" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_process_refuses_to_start_when_blast_toml_names_a_missing_variable(tmp_path):
+    (tmp_path / "blast.toml").write_text('[accounts.a]\nprovider = "socnet"\nbase_url = "x"\n'
+                                         'api_key = "${NOT_SET_ANYWHERE_42}"\nrate = 5\n', encoding="utf-8")
+    done = _blast("web", "--port", "1", env={"BLAST_HOME": str(tmp_path), "BLAST_CONFIG": str(tmp_path / "blast.toml")})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: account 'a': api_key refers to ${NOT_SET_ANYWHERE_42}, which is not set in the environment"]

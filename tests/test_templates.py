@@ -118,3 +118,32 @@ def test_preview_shows_the_first_rows():
     shown = templates.preview("Hi {{ name }}", rows, n=3)
     assert shown == [("Hi Amina", None), (None, "missing variable: name"), ("Hi Grace", None)]
     assert templates.preview("Hi {{ name }}", pd.DataFrame(rows), n=1) == [("Hi Amina", None)]
+
+
+# ---------------------------------------------------------------- template bombs
+
+
+@pytest.mark.parametrize(("source", "words"), [
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loop steps"),
+    ("{% for i in range(10**6) %}x{% endfor %}", "loop steps"),
+    ("{{ 'ab' * 100000000 }}", "characters"),
+    ("{{ [1] * 100000000 }}", "characters"),
+    ("{{ 2 ** 100000000 }}", "power"),
+    ("{% for i in range(99999) %}{{ 'x' * 99 }}{% endfor %}", "characters"),
+])
+def test_template_bombs_are_skipped_with_a_reason_in_bounded_time(source, words):
+    import time
+
+    from campaigns.templates import MAX_SECONDS, render_one
+
+    began = time.monotonic()
+    text, reason = render_one(source, {"name": "Aisha"})
+    assert text is None and reason.startswith("template error") and words in reason
+    assert time.monotonic() - began < MAX_SECONDS * 3
+
+
+def test_a_template_within_its_bounds_renders():
+    from campaigns.templates import render_one
+
+    text, reason = render_one("{% for i in range(3) %}{{ name }}{{ i }} {% endfor %}{{ '-' * 3 }}", {"name": "A"})
+    assert (text, reason) == ("A0 A1 A2 ---", None)

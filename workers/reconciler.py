@@ -29,7 +29,7 @@ from sqlalchemy import or_, select, update
 from campaigns.db import get_engine
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, ConfigError, get_account, get_settings
-from campaigns.states import HELD_CODE, MessageState
+from campaigns.states import HELD_CODE, CampaignStatus, MessageState
 from campaigns.transitions import transition
 
 log = logging.getLogger("blast.reconcile")
@@ -65,15 +65,19 @@ def resolve_unknown(engine, now: datetime) -> dict[str, int]:
     with engine.connect() as connection:
         rows = connection.execute(
             select(Message.id, Message.phone, Message.body, Message.attempts, Message.queued_at,
-                   Message.updated_at, Message.campaign_id, Campaign.account_name)
+                   Message.updated_at, Message.campaign_id, Campaign.account_name, Campaign.status)
             .join(Campaign, Campaign.id == Message.campaign_id)
             .where(Message.state == M.UNKNOWN, or_(Message.error_code.is_(None), Message.error_code != HELD_CODE))
             .order_by(Message.id)
             .limit(UNKNOWN_BATCH)
         ).all()
     by_account: dict[str, list] = defaultdict(list)
+    cancelled = [row.id for row in rows if row.status == CampaignStatus.CANCELLED]
+    if cancelled:  # never sent again for a cancelled campaign: held, for the record
+        counts["held"] += _hold(engine, cancelled, now)
     for row in rows:
-        by_account[row.account_name].append(row)
+        if row.status != CampaignStatus.CANCELLED:
+            by_account[row.account_name].append(row)
     for account_name, messages in by_account.items():
         try:
             account = get_account(account_name)

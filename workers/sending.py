@@ -15,7 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.db import get_engine
@@ -47,7 +47,7 @@ RECORDABLE = (M.SENDING, M.UNKNOWN)  # the reconciler may have marked a slow sen
 
 
 def _recordable(state: MessageState) -> tuple[MessageState, ...]:
-    return (M.SENDING,) if state == M.UNKNOWN else RECORDABLE
+    return (M.SENDING,) if state in (M.UNKNOWN, M.CANCELLED) else RECORDABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +202,8 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
     attempts: list[dict] = []
     counts: dict[str, int] = defaultdict(int)
     pause_reason = None
-    content_codes: set[str] = set()
+    paused_by_answer_at = None  # the latest answer that pauses: only one after the last resume does
+    content_codes: dict[str, object] = {}
     undocumented = False
     for row, answer, answered_at in results:
         outcome = Outcome(answer.outcome)
@@ -222,23 +223,31 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
         by_state[state].append(values)
         attempts.append({"message_id": row.id, "at": answered_at, "outcome": outcome.value, "code": answer.code,
                          "detail": _attempt_detail(answer)})
-        pause_reason = pause_reason or retry_policy.PAUSES_ACCOUNT.get(outcome)
+        if outcome in retry_policy.PAUSES_ACCOUNT:
+            pause_reason = pause_reason or retry_policy.PAUSES_ACCOUNT[outcome]
+            paused_by_answer_at = max(paused_by_answer_at or answered_at, answered_at)
         if outcome == Outcome.CONTENT and answer.code:
-            content_codes.add(answer.code)
+            content_codes[answer.code] = max(content_codes.get(answer.code) or answered_at, answered_at)
     later = now + timedelta(seconds=HAND_BACK_DELAY_SECONDS)
     for row in unsent:
         by_state[M.PENDING].append({"id": row.id, "attempts": row.attempts, "error_code": None,
                                     "error_reason": None, "next_attempt_at": later})
     counts["handed_back"] += len(unsent)
     with engine.begin() as connection:
+        status = connection.execute(select(Campaign.status).where(Campaign.id == campaign_id)).scalar_one_or_none()
+        if status == CampaignStatus.CANCELLED and by_state.get(M.PENDING):
+            # cancelled meanwhile: what was not sent is cancelled with it, never left pending
+            by_state[M.CANCELLED] = [{key: value for key, value in row.items() if key != "next_attempt_at"}
+                                     for row in by_state.pop(M.PENDING)]
         for state, rows in by_state.items():
             _record_state(connection, rows, state, now)
         if attempts:
             connection.execute(insert(Attempt), attempts)
         if pause_reason:
-            pause_account_campaigns(connection, account.name, pause_reason, _pause_detail(results), now)
-        for code in content_codes:
-            _pause_if_content_repeats(connection, campaign_id, code)
+            pause_account_campaigns(connection, account.name, pause_reason, _pause_detail(results),
+                                    answered_at=paused_by_answer_at)
+        for code, answered_at in content_codes.items():
+            _pause_if_content_repeats(connection, campaign_id, code, answered_at)
         changed = undocumented and _pause_if_gateway_changed(connection, account.name, results)
     if pause_reason or content_codes or changed:
         forget_campaign(campaign_id)
@@ -272,13 +281,22 @@ def _pause_detail(results) -> str:
     return ""
 
 
-def pause_account_campaigns(connection, account_name: str, reason, detail: str, now=None) -> int:
-    """Every running campaign on the account pauses with the reason (quota, auth)."""
+def pause_account_campaigns(connection, account_name: str, reason, detail: str, *, answered_at=None) -> int:
+    """Every running campaign on the account pauses with the reason (quota, auth, gateway_changed), unless
+    it was resumed after the answer that pauses it was given (`answered_at`)."""
     return connection.execute(
         update(Campaign)
-        .where(Campaign.account_name == account_name, Campaign.status == CampaignStatus.RUNNING)
+        .where(Campaign.account_name == account_name, Campaign.status == CampaignStatus.RUNNING,
+               _answered_since_resume(answered_at))
         .values(status=CampaignStatus.PAUSED, pause_reason=str(reason), pause_detail=detail or None)
     ).rowcount
+
+
+def _answered_since_resume(answered_at):
+    """Campaigns never resumed, or resumed before `answered_at` (an answer from before a resume is old news)."""
+    if answered_at is None:
+        return true()
+    return or_(Campaign.resumed_at.is_(None), Campaign.resumed_at < answered_at)
 
 
 def _pause_if_gateway_changed(connection, account_name: str, results) -> bool:
@@ -299,14 +317,16 @@ def _pause_if_gateway_changed(connection, account_name: str, results) -> bool:
     last = next(answer for _row, answer, _at in reversed(results) if answer.undocumented)
     detail = (f"{window} answers in a row that the gateway's document does not list; the last: "
               f"{last.code}: {json.dumps(last.raw, default=str)[:RAW_KEPT]}")
-    return pause_account_campaigns(connection, account_name, PauseReason.GATEWAY_CHANGED, detail) > 0
+    answered_at = max(at for _row, answer, at in results if answer.undocumented)
+    return pause_account_campaigns(connection, account_name, PauseReason.GATEWAY_CHANGED, detail,
+                                   answered_at=answered_at) > 0
 
 
 def _undocumented(code: str | None) -> bool:
     return bool(code) and code.startswith(UNDOCUMENTED_CODE)
 
 
-def _pause_if_content_repeats(connection, campaign_id: int, code: str) -> None:
+def _pause_if_content_repeats(connection, campaign_id: int, code: str, answered_at) -> None:
     repeated = connection.execute(
         select(func.count()).select_from(Message).where(
             Message.campaign_id == campaign_id, Message.state == M.FAILED, Message.error_code == code)
@@ -314,8 +334,9 @@ def _pause_if_content_repeats(connection, campaign_id: int, code: str) -> None:
     if repeated >= retry_policy.CONTENT_PAUSE_THRESHOLD:
         connection.execute(
             update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.RUNNING)
-            .values(status=CampaignStatus.PAUSED, pause_reason="content",
+            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.RUNNING,
+                   _answered_since_resume(answered_at))
+            .values(status=CampaignStatus.PAUSED, pause_reason=PauseReason.CONTENT.value,
                     pause_detail=f"gateway code {code} for {repeated} recipients")
         )
 

@@ -48,12 +48,13 @@ TOKEN_HEADER = "X-Blast-Token"
 MAX_BODY_BYTES = 20 * 1024 * 1024  # multipart inbox reports carry media files, which are not kept
 
 
-def authenticated_account(request: Request, provider: str, account_name: str) -> AccountConfig:
+def authenticated_account(request: Request, gateway: str, account_name: str) -> AccountConfig:
+    """The account named in the path, if its gateway is the path's, and the token is its webhook_secret."""
     try:
         account = load_accounts().get(account_name)
     except ConfigError:
         raise HTTPException(503, "the account configuration cannot be read") from None
-    if account is None or account.provider != provider:
+    if account is None or gateway != account.provider:
         raise HTTPException(404, "no such account")
     given = request.query_params.get(SECRET_PARAMETER) or request.headers.get(TOKEN_HEADER)
     if not given:
