@@ -222,7 +222,8 @@ class ProviderClient:
         self.closed = False
         self.session = requests.Session()
         # max_retries=0: a send is never repeated behind the engine's back
-        adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+        adapter = _SlotAdapter(self, pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
+        self.deadline: float | None = None  # the current send's slot deadline (time.monotonic())
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["Accept"] = "application/json"
@@ -283,10 +284,13 @@ class ProviderClient:
         later than `deadline` (time.monotonic()) just before the request is written."""
         if deadline is not None and time.monotonic() > deadline:
             raise SlotMissed(f"{time.monotonic() - deadline:.4f} s past the slot's deadline")
+        self.deadline = deadline  # checked again by the adapter, after requests prepared the request
         try:
             return self.call(request)
         except GatewayError as error:
             return SendResult(error.outcome, code=error.code, detail=error.detail)
+        finally:
+            self.deadline = None
 
     def call(self, request: GatewayRequest) -> HttpAnswer:
         """Make the call; a network failure raises GatewayError without the URL (which may carry a token):
@@ -433,6 +437,21 @@ class ProviderClient:
     def reason_of(cls, error_code: str) -> str | None:
         """A delivery failure's error code in the gateway's words, where its document has a table."""
         return None
+
+
+class _SlotAdapter(HTTPAdapter):
+    """Checks the client's slot deadline at the last moment requests gives: after the request is prepared
+    (settings merged, headers built), just before the connection writes it."""
+
+    def __init__(self, client: ProviderClient, **options):
+        super().__init__(**options)
+        self.client = client
+
+    def send(self, request, *args, **kwargs):
+        deadline = self.client.deadline
+        if deadline is not None and time.monotonic() > deadline:
+            raise SlotMissed(f"{time.monotonic() - deadline:.4f} s past the slot's deadline")
+        return super().send(request, *args, **kwargs)
 
 
 def _never_connected(error: requests.ConnectionError) -> bool:
