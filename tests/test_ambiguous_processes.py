@@ -16,7 +16,6 @@ from collections import Counter
 
 import pytest
 import redis
-import requests
 from sqlalchemy import func, select
 
 from campaigns import lifecycle
@@ -25,6 +24,7 @@ from campaigns.models import Campaign, Message
 from campaigns.settings import reset_settings
 from tests import services
 from tests.engine import ROOT, BlastProcesses, wait_until, write_config, write_contacts
+from tests.test_delivery_processes import answers
 from workers.app import app, configure
 from workers.sandbox.harness import SandboxProcess, free_port
 
@@ -88,21 +88,11 @@ def stack(tmp_path_factory, postgres_server_url):
             processes.worker("w1")
             processes.worker("w2")
             processes.beat()
-            wait_until(lambda: _answers(f"{env['BLAST_PUBLIC_URL']}/login", processes), timeout=60,
+            wait_until(lambda: answers(f"{env['BLAST_PUBLIC_URL']}/login", processes), timeout=60,
                        interval=0.2, message="the web app to answer")
             yield processes
         reset_settings()
         configure(app)
-
-
-def _answers(url: str, processes: BlastProcesses) -> bool:
-    for process in processes.processes:
-        if process.poll() is not None:
-            raise AssertionError(f"a Blast process exited:\n{processes.logs()}")
-    try:
-        return requests.get(url, timeout=2).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 # ---------------------------------------------------------------- helpers

@@ -234,8 +234,8 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
                                     "error_reason": None, "next_attempt_at": later})
     counts["handed_back"] += len(unsent)
     with engine.begin() as connection:
-        status = connection.execute(select(Campaign.status).where(Campaign.id == campaign_id)).scalar_one_or_none()
-        if status == CampaignStatus.CANCELLED and by_state.get(M.PENDING):
+        if by_state.get(M.PENDING) and connection.execute(select(Campaign.status).where(
+                Campaign.id == campaign_id)).scalar_one_or_none() == CampaignStatus.CANCELLED:
             # cancelled meanwhile: what was not sent is cancelled with it, never left pending
             by_state[M.CANCELLED] = [{key: value for key, value in row.items() if key != "next_attempt_at"}
                                      for row in by_state.pop(M.PENDING)]

@@ -35,10 +35,6 @@ _cache: dict[str, tuple[float, AccountConfig, Balance]] = {}
 _lock = threading.Lock()
 
 
-def _secrets_of(account: AccountConfig) -> list[str]:
-    return account.secret_values()
-
-
 def tells_balance(account: AccountConfig) -> bool:
     from workers.providers.registry import spec_of
 
@@ -61,14 +57,14 @@ def ask(account: AccountConfig, *, timeout: float = TIMEOUT_SECONDS) -> Balance:
     try:
         body = client.balance()
     except GatewayError as error:
-        return Balance(None, _masked(str(error), _secrets_of(account)), now)
+        return Balance(None, _masked(str(error), account.secret_values()), now)
     except Exception as error:  # an answer shaped unlike the document: the page shows the rest
         return Balance(None, f"unreadable answer ({type(error).__name__})", now)
     finally:
         client.close()
     if body is None:
         return Balance(None, "the gateway offers no balance for this account", now)
-    secrets = _secrets_of(account)
+    secrets = account.secret_values()
     words = {_masked(str(key), secrets): _masked(str(value), secrets) for key, value in body.items()
              if not isinstance(value, dict | list)}
     return Balance(words, None, now)
