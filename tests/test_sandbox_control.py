@@ -21,6 +21,8 @@ from tests.sandbox_support import (
     smsglobal_call,
     socnet_post,
 )
+from workers.providers import registry
+from workers.sandbox import gateways as sandbox_gateways
 from workers.sandbox.harness import SandboxError, SandboxProcess
 from workers.sandbox.state import Account, Outgoing
 
@@ -158,6 +160,17 @@ def test_accounts_can_be_added_and_reset_all_removes_them(sandbox):
     assert socnet_send(sandbox, key="another-socnet-key-0123456789abcd").status_code == 401
     with pytest.raises(SandboxError, match="404"):
         sandbox.knobs("socnet", "another-socnet-key-0123456789abcd", latency_ms=1)
+
+
+def test_the_sandbox_serves_a_gateway_for_every_client_and_its_built_in_account(sandbox):
+    # given the gateways Blast has clients for (a package scan of workers.providers)
+    # when the sandbox says what it serves
+    served = requests.get(f"{sandbox.url}/_sandbox/health", timeout=5).json()["gateways"]
+    # then it serves the same gateways (a package scan of workers.sandbox.gateways), each with its account
+    assert served == list(registry.providers()) == list(sandbox_gateways.providers())
+    accounts = requests.get(f"{sandbox.url}/_sandbox/accounts", timeout=5).json()
+    shown = {(account["provider"], account["key"]) for account in accounts["accounts"]}
+    assert shown >= {(provider, builtin.key) for provider, builtin in sandbox_gateways.builtin_accounts().items()}
 
 
 def test_an_smsglobal_account_needs_a_secret_and_signs_with_it(sandbox):

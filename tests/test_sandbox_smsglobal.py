@@ -10,7 +10,7 @@ import requests
 
 from tests import sandbox_support
 from tests.sandbox_support import SMSGLOBAL_KEY, poll_until, smsglobal_call, smsglobal_mac
-from workers.sandbox.smsglobal import mac_signature
+from workers.sandbox.gateways.smsglobal import mac_signature
 
 sandbox_process, sandbox = sandbox_support.sandbox_process, sandbox_support.sandbox  # fixtures
 

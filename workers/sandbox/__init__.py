@@ -1,10 +1,11 @@
 """The gateway sandbox: Socnet, SMSGlobal, Devino and the WhatsApp HTTP API, simulated in one process
 (`blast sandbox`), written from the gateways' documents and sharing no code with `workers.providers`.
 
-Modules: `server` (the ASGI app and `serve`), one module per gateway (`socnet`, `smsglobal`, `devino`,
-`httpapi`), `control` (the /_sandbox/ API), `state` (accounts, knobs, stats), `runtime` (progress of
-statuses, the knobs every send obeys), `callbacks` (POSTs to clients, with retries), `harness` (the
-client-side `SandboxProcess` for tests, the demo and benchmarks).
+Modules: `server` (the ASGI app and `serve`), `gateways/` (one module per gateway, found by a package
+scan: `socnet`, `smsglobal`, `devino`, `httpapi`; `base` holds what they share), `control` (the
+/_sandbox/ API), `state` (accounts, knobs, stats), `runtime` (progress of statuses, the knobs every send
+obeys), `callbacks` (POSTs to clients, with retries), `harness` (the client-side `SandboxProcess` for
+tests, the demo and benchmarks).
 
 Choices of ours where the documents (and providers/README.md's "Choices of ours") are silent:
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from workers.sandbox.runtime import Runtime
-from workers.sandbox.state import PROVIDERS, Account, Incoming, KnobError, e164, stats_json
+from workers.sandbox.state import Account, Incoming, KnobError, e164, stats_json
 from workers.sandbox.web import Request, Response, json_response
 
 
@@ -63,15 +63,15 @@ class Control:
             return _error(400, str(error))
 
     def _find(self, provider: Any, key: Any) -> Account:
-        if provider not in PROVIDERS:
-            raise KnobError(f"provider must be one of {', '.join(PROVIDERS)}")
+        if provider not in self.gateways:
+            raise KnobError(f"provider must be one of {', '.join(self.gateways)}")
         account = self.runtime.sandbox.account(provider, key) if isinstance(key, str) else None
         if account is None:
             raise _NoAccount(provider, key)
         return account
 
     def _health(self, request: Request) -> Response:
-        return json_response(200, {"status": "ok", "gateways": list(PROVIDERS)})
+        return json_response(200, {"status": "ok", "gateways": list(self.gateways)})
 
     def _create_account(self, request: Request) -> Response:
         body = _body(request)

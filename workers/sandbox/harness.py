@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import signal
 import socket
@@ -25,12 +26,12 @@ from typing import Any
 
 import requests
 
-from workers.sandbox.state import BUILTIN_ACCOUNTS, PROVIDERS
+from workers.sandbox.gateways import builtin_accounts, providers
 
 # The built-in sandbox accounts: provider -> {"key", and "secret" / "sender" where the gateway has one}.
 DEFAULT_CREDENTIALS: dict[str, dict[str, str]] = {
-    spec["provider"]: {name: value for name, value in spec.items() if name != "provider" and value}
-    for spec in BUILTIN_ACCOUNTS
+    provider: {name: value for name, value in dataclasses.asdict(account).items() if value}
+    for provider, account in builtin_accounts().items()
 }
 
 
@@ -88,8 +89,8 @@ class SandboxProcess:
 
     def base_url(self, provider: str) -> str:
         """An account's base_url for `provider`, e.g. http://127.0.0.1:8900/devino."""
-        if provider not in PROVIDERS:
-            raise ValueError(f"unknown provider {provider!r}; one of {', '.join(PROVIDERS)}")
+        if provider not in providers():
+            raise ValueError(f"unknown provider {provider!r}; one of {', '.join(providers())}")
         return f"{self.url}/{provider}"
 
     def start(self) -> SandboxProcess:

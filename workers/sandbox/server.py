@@ -1,8 +1,7 @@
-"""The sandbox server: one plain ASGI app serving the four gateways under path prefixes, run by uvicorn
-(httptools parser, uvloop event loop when installed) on one core.
+"""The sandbox server: one plain ASGI app serving every simulated gateway under its path prefix, run by
+uvicorn (httptools parser, uvloop event loop when installed) on one core.
 
-    /socnet/...     socnet.txt           /devino/...    devino.txt
-    /smsglobal/...  smsglobal.txt        /httpapi/...   httpapi.txt
+    /<provider>/... each module of `workers.sandbox.gateways` (socnet.txt, smsglobal.txt, devino.txt, ...)
     /_sandbox/...   the control API (accounts, knobs, inbound, stats, reset)
 """
 
@@ -13,15 +12,12 @@ import logging
 import random
 import sys
 import time
-from typing import Any
 
 from campaigns.errors import BlastError
 from workers.sandbox.control import Control
-from workers.sandbox.devino import DevinoGateway
-from workers.sandbox.httpapi import HttpApiGateway
+from workers.sandbox.gateways import gateway_classes
+from workers.sandbox.gateways.base import SandboxGateway
 from workers.sandbox.runtime import Runtime
-from workers.sandbox.smsglobal import SmsGlobalGateway
-from workers.sandbox.socnet import SocnetGateway
 from workers.sandbox.state import ARRIVED, Account, KnobError, Knobs, Outgoing, Sandbox
 from workers.sandbox.web import Request, Response, text_response
 
@@ -32,14 +28,11 @@ class SandboxApp:
     """The ASGI application. `defaults` are the knobs every account starts with (the CLI's flags)."""
 
     def __init__(self, defaults: Knobs | None = None, *, seed: int | None = None):
-        self.sandbox = Sandbox(defaults)
+        self.sandbox = Sandbox(gateway_classes(), defaults)
         self.runtime = Runtime(self.sandbox, self._notify, rng=random.Random(seed))
-        self.gateways: dict[str, Any] = {
-            "socnet": SocnetGateway(self.runtime),
-            "smsglobal": SmsGlobalGateway(self.runtime),
-            "devino": DevinoGateway(self.runtime),
-            "httpapi": HttpApiGateway(self.runtime),
-        }
+        self.gateways: dict[str, SandboxGateway] = {
+            provider: gateway(self.runtime) for provider, gateway in gateway_classes().items()}
+        self._not_found = "Not Found: the sandbox serves " + " ".join(f"/{name}" for name in self.gateways)
         self.control = Control(self.runtime, self.gateways)
 
     def _notify(self, account: Account, message: Outgoing) -> None:
@@ -97,7 +90,7 @@ class SandboxApp:
             return await gateway.handle(request, rest)
         if prefix == "_sandbox":
             return await self.control.handle(request, rest)
-        return text_response(404, "Not Found: the sandbox serves /socnet /smsglobal /devino /httpapi")
+        return text_response(404, self._not_found)
 
 
 def _fastest(module: str, fast: str) -> str:
@@ -106,7 +99,7 @@ def _fastest(module: str, fast: str) -> str:
 
 def serve(host: str, port: int, *, latency_ms: float = 0.0, rate_cap: float | None = None,
           quota: int | None = None, fail_fraction: float = 0.0) -> None:
-    """Serve the four gateways on host:port until interrupted (blocking). The keyword arguments are the
+    """Serve every simulated gateway on host:port until interrupted (blocking). The keyword arguments are the
     knobs every account starts with (the control API changes them per account)."""
     import uvicorn
 
@@ -122,7 +115,7 @@ def serve(host: str, port: int, *, latency_ms: float = 0.0, rate_cap: float | No
         loop=_fastest("uvloop", "uvloop"), http=_fastest("httptools", "httptools"),
         backlog=4096, timeout_keep_alive=60, server_header=False, proxy_headers=False,
     )
-    print(f"sandbox gateways on http://{host}:{port}/{{socnet,smsglobal,devino,httpapi}} "
+    print(f"sandbox gateways on http://{host}:{port}/{{{','.join(gateway_classes())}}} "
           f"(control: /_sandbox/)", file=sys.stderr, flush=True)
     uvicorn.Server(config).run()
 

@@ -17,21 +17,25 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, fields
 from datetime import timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
-PROVIDERS = ("socnet", "smsglobal", "devino", "httpapi")
 
-# The contract's built-in accounts: (provider, key) -> secret and sender.
-BUILTIN_ACCOUNTS: tuple[dict[str, str | None], ...] = (
-    {"provider": "socnet", "key": "sandbox-socnet-key-0123456789abc", "secret": None, "sender": None},
-    {"provider": "smsglobal", "key": "sandbox-smsglobal-key", "secret": "sandbox-smsglobal-secret",
-     "sender": None},
-    {"provider": "devino", "key": "sandbox-devino-key", "secret": None, "sender": "Blast"},
-    {"provider": "httpapi", "key": "62b32c76758e0afb0d390793", "secret": None, "sender": None},
-)
+@dataclass(frozen=True)
+class BuiltinAccount:
+    """The account a simulated gateway has from the start (the contract's credentials)."""
 
-SIGNED_BY_SECRET = frozenset({"smsglobal"})  # its MAC signs every request with the account's secret
-DEFAULT_SENDERS = {"devino": "Blast"}  # devino.txt: every message names its sender
+    key: str
+    secret: str | None = None
+    sender: str | None = None
+
+
+class GatewayRules(Protocol):
+    """What the accounts of one gateway need (the gateway class's attributes)."""
+
+    builtin: BuiltinAccount
+    signed_by_secret: bool  # every request is signed with the account's secret, so an account needs one
+    default_sender: str | None
+
 
 # Generic message statuses; each gateway prints them in its own words.
 SENT, DELIVERED, READ, FAILED = "sent", "delivered", "read", "failed"
@@ -334,7 +338,8 @@ def _id_prefix() -> int:
 class Sandbox:
     """All accounts, the knob defaults new accounts start with, and message id generators."""
 
-    def __init__(self, defaults: Knobs | None = None):
+    def __init__(self, gateways: dict[str, GatewayRules], defaults: Knobs | None = None):
+        self.gateways = gateways
         self.defaults = defaults or Knobs()
         self.accounts: dict[tuple[str, str], Account] = {}
         self.generation = 0  # bumped by reset: timers and callbacks of an older generation do nothing
@@ -345,18 +350,20 @@ class Sandbox:
 
     def restore_builtin_accounts(self) -> None:
         self.accounts.clear()
-        for spec in BUILTIN_ACCOUNTS:
-            self.add_account(spec["provider"], spec["key"], secret=spec["secret"], sender=spec["sender"])
+        for provider, rules in self.gateways.items():
+            builtin = rules.builtin
+            self.add_account(provider, builtin.key, secret=builtin.secret, sender=builtin.sender)
 
     def add_account(self, provider: str, key: str, *, secret: str | None = None,
                     sender: str | None = None) -> Account:
-        if provider not in PROVIDERS:
-            raise KnobError(f"provider must be one of {', '.join(PROVIDERS)}")
+        rules = self.gateways.get(provider)
+        if rules is None:
+            raise KnobError(f"provider must be one of {', '.join(self.gateways)}")
         if not isinstance(key, str) or not key:
             raise KnobError("key must be a non-empty string")
-        if provider in SIGNED_BY_SECRET and not secret:
+        if rules.signed_by_secret and not secret:
             raise KnobError(f"an {provider} account needs a secret (its API secret signs every request)")
-        sender = sender or DEFAULT_SENDERS.get(provider)
+        sender = sender or rules.default_sender
         account = Account(provider, key, secret=secret, sender=sender, knobs=self.defaults.copy())
         self.accounts[(provider, key)] = account
         return account

@@ -15,13 +15,14 @@ import hmac
 import re
 from datetime import UTC, datetime, tzinfo
 
-from workers.sandbox.runtime import Runtime
+from workers.sandbox.gateways.base import SandboxGateway
 from workers.sandbox.state import (
     DELIVERED,
     FAILED,
     NOT_ON_WHATSAPP_CODE,
     READ,
     Account,
+    BuiltinAccount,
     Incoming,
     Outgoing,
     e164,
@@ -86,11 +87,11 @@ def _digits(number: str) -> str:
     return number.lstrip("+")
 
 
-class SmsGlobalGateway:
+class SmsGlobalGateway(SandboxGateway):
     provider = "smsglobal"
+    builtin = BuiltinAccount("sandbox-smsglobal-key", secret="sandbox-smsglobal-secret")
+    signed_by_secret = True  # its MAC signs every request with the account's secret
 
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
 
     # ------------------------------------------------------------------ routing and authentication
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from workers.sandbox.callbacks import DEVINO_RETRY, WEBHOOK_RETRY
-from workers.sandbox.runtime import Runtime
+from workers.sandbox.gateways.base import SandboxGateway
 from workers.sandbox.state import (
     DELIVERED,
     FAILED,
@@ -21,6 +21,7 @@ from workers.sandbox.state import (
     SENT,
     THROTTLED_CODE,
     Account,
+    BuiltinAccount,
     Incoming,
     Outgoing,
     e164,
@@ -100,11 +101,11 @@ def _reason_name(reason: dict) -> str:
     return f"{reason['key']} {ref}".strip()
 
 
-class DevinoGateway:
+class DevinoGateway(SandboxGateway):
     provider = "devino"
+    builtin = BuiltinAccount("sandbox-devino-key", sender="Blast")
+    default_sender = "Blast"  # devino.txt: every message names its sender
 
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
 
     async def handle(self, request: Request, path: str) -> Response:
         if path != PATH:

@@ -22,6 +22,7 @@ from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 from workers.sandbox.callbacks import WEBHOOK_RETRY
+from workers.sandbox.gateways.base import SandboxGateway
 from workers.sandbox.runtime import Runtime
 from workers.sandbox.state import (
     DELIVERED,
@@ -29,6 +30,7 @@ from workers.sandbox.state import (
     NOT_ON_WHATSAPP_CODE,
     READ,
     Account,
+    BuiltinAccount,
     Incoming,
     Outgoing,
     e164,
@@ -144,12 +146,13 @@ def _codes(account: Account, status: str) -> tuple[int, str]:
     return (UNLISTED_CODE, override) if override else (code, word)
 
 
-class HttpApiGateway:
+class HttpApiGateway(SandboxGateway):
     provider = "httpapi"
+    builtin = BuiltinAccount("62b32c76758e0afb0d390793")
     object_ids = True  # its ids are 24 hex digits (MongoDB ObjectIds), the others' numbers
 
     def __init__(self, runtime: Runtime):
-        self.runtime = runtime
+        super().__init__(runtime)
         self.handlers = {
             "campaignStatus": self._campaign_status, "campaignReport": self._campaign_report,
             "inboxReport": self._inbox_report, "inboxReportOffset": self._inbox_report_offset,

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 import secrets
 
-from workers.sandbox.runtime import Runtime
-from workers.sandbox.state import Account, Incoming, Outgoing, e164
+from workers.sandbox.gateways.base import SandboxGateway
+from workers.sandbox.state import Account, BuiltinAccount, Incoming, Outgoing, e164
 from workers.sandbox.web import Request, Response, json_response
 
 PATH = "/projects/bulk/whatsapp/api.php"
@@ -37,11 +37,10 @@ UNAVAILABLE = {"message": "Service unavailable", "status": 503}
 SERVER_ERROR = {"message": "Server error", "status": 500}  # socnet.txt "Status Codes" 500
 
 
-class SocnetGateway:
+class SocnetGateway(SandboxGateway):
     provider = "socnet"
+    builtin = BuiltinAccount("sandbox-socnet-key-0123456789abc")
 
-    def __init__(self, runtime: Runtime):
-        self.runtime = runtime
 
     async def handle(self, request: Request, path: str) -> Response:
         if path != PATH:
