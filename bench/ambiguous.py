@@ -35,10 +35,11 @@ from campaigns.models import Campaign, Message  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
 from campaigns.states import MessageState, Outcome  # noqa: E402
 from tests.engine import write_config, write_contacts  # noqa: E402
+from workers.providers import registry  # noqa: E402
 from workers.sandbox.harness import SandboxProcess  # noqa: E402
 
 SECRET = "bench-ambiguous-secret"
-PROVIDERS = ("socnet", "smsglobal", "devino", "httpapi")
+PROVIDERS = registry.providers()
 WAIT_SECONDS = 3.0  # unknown_wait_seconds: how long reports and callbacks get
 TIMEOUT_SECONDS = 300.0
 

@@ -1,12 +1,17 @@
-"""A TCP proxy in front of a real server (Postgres, Redis), so a test can cut the way to it and bring it back
-mid-campaign without stopping the server every other test shares."""
+"""Outages a test can cause mid-campaign without stopping the servers every other test shares: a TCP proxy in
+front of a real server (Postgres, Redis) whose way can be cut and restored, and a Redis server of the test's
+own that can be killed and restarted empty."""
 
 from __future__ import annotations
 
 import socket
+import subprocess
 import threading
+import time
 
-from workers.sandbox.harness import free_port
+import redis
+
+from workers.sandbox.harness import die_with_parent, free_port
 
 
 class TcpProxy:
@@ -92,3 +97,46 @@ class TcpProxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+
+
+class RedisServer:
+    """A `redis-server` of the test's own on a free port, with no persistence: `kill()` is SIGKILL (everything
+    it held is gone, as after a crash of a cache-configured Redis), `restart()` starts an empty one on the same
+    port."""
+
+    def __init__(self, log_path):
+        self.port = free_port()
+        self.log_path = log_path
+        self.url = f"redis://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no"], stdout=log, stderr=subprocess.STDOUT, preexec_fn=die_with_parent)
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                client.ping()
+                return self
+            except redis.ConnectionError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                time.sleep(0.05)  # polling a port that is about to open
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.wait()
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    def __enter__(self) -> RedisServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.kill()

@@ -1,10 +1,12 @@
 """Outages mid-campaign with real processes: the way to Postgres (or to the rate limiter's Redis) is cut for a
-few seconds while `blast worker`s are sending, through a TCP proxy in front of the real server. Nothing may be
+few seconds while `blast worker`s are sending, through a TCP proxy in front of the real server, or the Redis
+that is both broker and limiter is killed (SIGKILL, no persistence) and started again empty. Nothing may be
 lost: every answer the gateway gave is recorded, every message never tried is tried later, nobody gets a
 message twice (the sandbox's own count), and nothing is left for the reconciler to doubt."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections import Counter
 
@@ -19,7 +21,7 @@ from campaigns.models import Campaign, Message
 from campaigns.settings import reset_settings
 from tests import services
 from tests.engine import BlastProcesses, wait_until, write_config, write_contacts
-from tests.outages import TcpProxy
+from tests.outages import RedisServer, TcpProxy
 from workers.app import app, configure
 from workers.sandbox.harness import SandboxProcess
 
@@ -31,28 +33,38 @@ OUTAGE_SECONDS = 3.0
 
 @pytest.fixture
 def outage_stack(tmp_path, postgres_server_url, request):
-    """Workers and beat whose database (or limiter Redis, by the test's parameter) is behind a proxy."""
+    """Workers and beat facing an outage, by the test's parameter: their database behind a proxy ("postgres"),
+    their limiter's Redis behind a proxy ("redis"), or broker and limiter on a Redis of the test's own that
+    can be killed ("redis-killed")."""
     from tests.conftest import _truncate_all
 
     services.require("redis")
     _truncate_all(postgres_server_url)
-    broker = f"{services.REDIS_URL}/{REDIS_DB}"
-    redis.Redis.from_url(broker).flushdb()
     (tmp_path / "logs").mkdir()
     which = request.param
-    database = make_url(postgres_server_url)
-    limiter = redis.Redis.from_url(broker).connection_pool.connection_kwargs
-    target = (database.host, database.port or 5432) if which == "postgres" else (limiter["host"], limiter["port"])
-    with TcpProxy(target) as proxy, SandboxProcess(log_path=tmp_path / "logs" / "sandbox.log") as sandbox, \
-            pytest.MonkeyPatch.context() as patch:
+    with contextlib.ExitStack() as stack, pytest.MonkeyPatch.context() as patch:
+        if which == "redis-killed":
+            own_redis = stack.enter_context(RedisServer(tmp_path / "logs" / "redis.log"))
+            broker = limiter_url = f"{own_redis.url}/0"
+            proxy = None
+        else:
+            broker = f"{services.REDIS_URL}/{REDIS_DB}"
+            redis.Redis.from_url(broker).flushdb()
+            database = make_url(postgres_server_url)
+            limiter = redis.Redis.from_url(broker).connection_pool.connection_kwargs
+            target = ((database.host, database.port or 5432) if which == "postgres"
+                      else (limiter["host"], limiter["port"]))
+            proxy = stack.enter_context(TcpProxy(target))
+            limiter_url = proxy.url_for(broker, 6379) if which == "redis" else broker
+        sandbox = stack.enter_context(SandboxProcess(log_path=tmp_path / "logs" / "sandbox.log"))
         env = {
             "BLAST_DATABASE_URL": proxy.url_for(postgres_server_url, 5432) if which == "postgres"
             else postgres_server_url,
             "BLAST_BROKER_URL": broker,
-            "BLAST_REDIS_URL": proxy.url_for(broker, 6379) if which == "redis" else broker,
+            "BLAST_REDIS_URL": limiter_url,
             "BLAST_HOME": str(tmp_path / "home"),
             "BLAST_CONFIG": str(tmp_path / "blast.toml"),
-            "BLAST_QUEUED_TIMEOUT_SECONDS": "5",  # a task lost with the database comes back soon
+            "BLAST_QUEUED_TIMEOUT_SECONDS": "5",  # a task lost with the database or the broker comes back soon
             "BLAST_RECONCILE_EVERY_SECONDS": "1",
         }
         for key, value in env.items():
@@ -62,8 +74,10 @@ def outage_stack(tmp_path, postgres_server_url, request):
         reset_settings()
         configure(app)
         with BlastProcesses(env, tmp_path / "logs") as processes:
-            processes.sandbox, processes.proxy, processes.folder = sandbox, proxy, tmp_path
+            processes.sandbox, processes.folder = sandbox, tmp_path
             processes.engine = engine_for(postgres_server_url)
+            processes.cut = proxy.cut if proxy else own_redis.kill
+            processes.restore = proxy.restore if proxy else own_redis.start
             yield processes
         reset_settings()
         configure(app)
@@ -80,7 +94,7 @@ def _accepted(stack, campaign_id: int) -> int:
     return sum(counts.get(state, 0) for state in ("submitted", "sent", "delivered", "read"))
 
 
-@pytest.mark.parametrize("outage_stack", ["postgres", "redis"], indirect=True)
+@pytest.mark.parametrize("outage_stack", ["postgres", "redis", "redis-killed"], indirect=True)
 def test_a_cut_mid_campaign_loses_nothing_and_sends_nothing_twice(outage_stack):
     stack = outage_stack
     # given two workers sending 80 messages at 20/s to a gateway that takes 300 ms to answer
@@ -91,11 +105,11 @@ def test_a_cut_mid_campaign_loses_nothing_and_sends_nothing_twice(outage_stack):
     contacts = stack.folder / "contacts.csv"
     numbers = write_contacts(contacts, 80)
     campaign_id, _ = lifecycle.launch(contacts, account_name="acct", template="Hi {{ name }}", name="outage")
-    # when, with sends in flight, the way to the server is cut for a few seconds and then comes back
+    # when, with sends in flight, the way to the server is cut (or Redis killed) for a few seconds, then back
     wait_until(lambda: _accepted(stack, campaign_id) >= 15, timeout=60, message="sending under way")
-    stack.proxy.cut()
+    stack.cut()
     time.sleep(OUTAGE_SECONDS)  # the outage itself: the processes must ride it out
-    stack.proxy.restore()
+    stack.restore()
     # then the campaign finishes with every recipient accepted once: none lost, none doubted, none twice
     try:
         wait_until(lambda: _campaign_status(stack, campaign_id) == "finished", timeout=90, interval=0.25,
