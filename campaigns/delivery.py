@@ -16,19 +16,21 @@ answer resolves it: the message takes the event's provider id, `submitted`, and 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
-from campaigns.events import Inbound, StatusUpdate
+from campaigns.events import CODE_MAX, ID_MAX, REASON_MAX, Inbound, StatusUpdate, clean_text, printable_problem
 from campaigns.models import Campaign, Message, StatusEvent, utcnow
 from campaigns.states import CampaignStatus, EventKind, MessageState, Outcome
 from campaigns.transitions import sources, transition, transition_each
 
+logger = logging.getLogger(__name__)
 M = MessageState
 RESEND_DELAY_SECONDS = 2.0  # a THROTTLED message waits this long before the pacer may queue it again
 TARGETS = {EventKind.SENT: M.SENT, EventKind.DELIVERED: M.DELIVERED, EventKind.READ: M.READ}
@@ -51,13 +53,24 @@ def apply_updates(engine: Engine, account_name: str, updates: Sequence[StatusUpd
     """Store every update and apply those whose message is known; one transaction, a few statements.
 
     Returns counts: `stored` (events kept), `matched` (naming a message's current provider id), `moved`
-    (messages whose state changed), `waiting` (kept for later: no message carries that id yet).
+    (messages whose state changed), `waiting` (kept for later: no message carries that id yet), `rejected`
+    (read but not appliable, a field out of range: kept raw for a human as kind "rejected", never applied).
     """
-    counts = {"stored": 0, "matched": 0, "moved": 0, "waiting": 0}
+    counts = {"stored": 0, "matched": 0, "moved": 0, "waiting": 0, "rejected": 0}
     updates = [_cleaned(item) for item in updates]
-    if not updates:
+    rejected = [item for item in updates if item.problem]
+    updates = [item for item in updates if not item.problem]
+    if not updates and not rejected:
         return counts
     with engine.begin() as connection:
+        if rejected:
+            connection.execute(StatusEvent.__table__.insert(), [_rejected_row(account_name, item, source)
+                                                                 for item in rejected])
+            counts["stored"] = counts["rejected"] = len(rejected)
+            logger.warning("%d %s event(s) for account %s stored for a human (statusevent kind %r), not applied:"
+                           " %s", len(rejected), source, account_name, REJECTED, rejected[0].problem)
+        if not updates:
+            return counts
         by_provider_id = _messages_by_provider_id(connection, account_name,
                                                   {u.provider_message_id for u in updates})
         by_reference = _messages_by_reference(connection, account_name, updates)
@@ -72,17 +85,17 @@ def apply_updates(engine: Engine, account_name: str, updates: Sequence[StatusUpd
             events.append({
                 "message_id": message_id if message_id is not None else by_reference.get(item.reference),
                 "account_name": account_name,
-                "provider_message_id": item.provider_message_id[:100],
+                "provider_message_id": item.provider_message_id,
                 "kind": effective_kind(item).value,
-                "error_code": (item.error_code or None) and item.error_code[:64],
+                "error_code": item.error_code or None,
                 "source": source[:16],
                 "occurred_at": item.occurred_at,
                 "received_at": now,
                 "applied": message_id is not None,
-                "raw": json.dumps(dict(item.raw), default=str),
+                "raw": raw_text(item.raw),
             })
         connection.execute(StatusEvent.__table__.insert(), events)
-        counts["stored"] = len(events)
+        counts["stored"] += len(events)
         counts["matched"] = len(matched)
         counts["waiting"] = len(events) - len(matched)
         counts["moved"] = _apply(connection, matched)
@@ -91,20 +104,67 @@ def apply_updates(engine: Engine, account_name: str, updates: Sequence[StatusUpd
 
 E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 # Our ids are at most 19 digits (a 64-bit integer): a longer "reference" is not one of ours.
-REFERENCE = re.compile(r"^[0-9]{1,18}$")
+REFERENCE = re.compile(r"^[0-9]{1,18}\Z")
+STOP_TEXT_MAX = 200  # an inbound message is read for a STOP keyword by its first 200 characters
 
 
-def _text(value: str | None, limit: int) -> str | None:
-    """A gateway's text as a column can hold it: no NUL (Postgres text refuses it), at most `limit`."""
-    return None if value is None else value.replace("\x00", "")[:limit]
+# statusevent.kind of an event that was read but cannot be applied (StatusUpdate.problem): kept for a human,
+# never applied (its provider_message_id is left empty, so apply_waiting never matches it).
+REJECTED = "rejected"
+RAW_MAX = 64 * 1024  # characters of a gateway's item kept in statusevent.raw
+
+
+def raw_text(raw) -> str:
+    """The gateway's item as JSON text for statusevent.raw: ASCII (NULs and lone surrogates escaped, so any
+    database takes it), at most RAW_MAX characters (a longer one keeps its beginning, marked truncated)."""
+    try:
+        text = json.dumps(dict(raw), default=str, ensure_ascii=True)
+    except (TypeError, ValueError, RecursionError):
+        text = json.dumps({"unreadable": repr(raw)[:RAW_MAX]})
+    if len(text) > RAW_MAX:
+        text = json.dumps({"truncated": True, "beginning": text[:RAW_MAX]})
+    return text
+
+
+def _problem(item: StatusUpdate) -> str | None:
+    """Why an update read from a gateway cannot be applied: a field out of range for its column, or holding
+    what a database refuses (NUL, lone surrogates) or no gateway sends (control characters)."""
+    if item.problem:
+        return item.problem
+    if not isinstance(item.provider_message_id, str) or not item.provider_message_id.strip():
+        return "no message id"
+    if problem := printable_problem("message id", item.provider_message_id, ID_MAX):
+        return problem
+    if item.error_code is not None:
+        if not isinstance(item.error_code, str):
+            return "error code is not text"
+        if problem := printable_problem("error code", item.error_code, CODE_MAX):
+            return problem
+    return None
 
 
 def _cleaned(item: StatusUpdate) -> StatusUpdate:
-    """The update with what a hostile or broken gateway may send made storable: NULs dropped, lengths
-    bounded, a reference kept only when it can be one of our ids."""
-    reference = item.reference if item.reference and REFERENCE.match(item.reference) else None
-    return replace(item, provider_message_id=_text(item.provider_message_id, 100) or "",
-                   error_code=_text(item.error_code, 64), reason=_text(item.reason, 500), reference=reference)
+    """The update checked field by field before it reaches the database: an id or error code out of range
+    makes it a rejected one (StatusUpdate.problem, stored raw for a human); free text (the reason) loses
+    control characters and is bounded; a reference is kept only when it can be one of our ids; a time
+    that is not an aware datetime is dropped."""
+    reference = item.reference if isinstance(item.reference, str) and REFERENCE.match(item.reference) else None
+    occurred = item.occurred_at if isinstance(item.occurred_at, datetime) and item.occurred_at.tzinfo else None
+    cleaned = replace(item, reason=clean_text(item.reason, REASON_MAX), reference=reference, occurred_at=occurred,
+                      error_code=item.error_code or None)
+    problem = _problem(cleaned)
+    if problem:
+        return replace(cleaned, problem=problem[:200], reference=None)
+    return cleaned
+
+
+def _rejected_row(account_name: str, item: StatusUpdate, source: str) -> dict:
+    """A statusevent row for an update that cannot be applied: the gateway's item raw, the problem in
+    error_code, no message and no provider id (so nothing ever applies it)."""
+    return {"message_id": None, "account_name": account_name, "provider_message_id": None, "kind": REJECTED,
+            "error_code": clean_text(item.problem, CODE_MAX), "source": source[:16],
+            "occurred_at": item.occurred_at, "received_at": utcnow(), "applied": False,
+            "raw": raw_text(item.raw)}
 
 
 def _messages_by_provider_id(connection, account_name: str, provider_ids: set[str]) -> dict[str, int]:
@@ -258,5 +318,6 @@ def apply_inbound(engine: Engine, account_name: str, inbound: Sequence[Inbound],
     from campaigns import optouts
 
     phones = [item.from_phone for item in inbound
-              if E164.match(item.from_phone or "") and optouts.is_stop((item.text or "").replace("\x00", ""))]
+              if isinstance(item.from_phone, str) and E164.fullmatch(item.from_phone)
+              and optouts.is_stop(clean_text(item.text, STOP_TEXT_MAX) or "")]
     return optouts.add(engine, phones, reason="replied STOP", source=f"{source}:{account_name}")

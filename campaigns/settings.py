@@ -38,7 +38,17 @@ class Settings(BaseSettings):
     config: Path = Path("blast.toml")
     public_url: str = "http://127.0.0.1:8000"
     max_upload_bytes: int = 200 * 1024 * 1024
+    # The largest webhook body read (BLAST_WEBHOOK_MAX_BYTES): past it the answer is 413, without reading the
+    # rest. HTTP API inbox reports may come as multipart with the media file, which is not kept.
+    webhook_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     ingest_chunk_rows: int = 100_000
+    # Bounds on what one contact file may hold (campaigns/ingest_sources.py; README "Uploads are bounded").
+    max_rows_per_file: int = Field(default=1_000_000, gt=0)  # non-blank data rows; more: the file is refused
+    max_cell_chars: int = Field(default=10_000, gt=0)  # a longer cell makes its row a reject
+    max_unpacked_bytes: int = Field(default=512 * 1024 * 1024, gt=0)  # a workbook's parts together, unpacked
+    max_shared_strings_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # its shared-strings part, unpacked
+    max_compression_ratio: float = Field(default=200.0, gt=1)  # unpacked / packed size of any part over 1 MiB
+    upload_max_age_hours: float = Field(default=24.0, gt=0)  # web uploads not launched are deleted after this
     # Dispatch timings, in seconds (DESIGN.md "Pacer" and "Reconciler").
     pace_depth_seconds: float = 2.0  # how much sending each account keeps queued in the broker
     queued_timeout_seconds: float = 60.0  # queued longer than this: the broker forgot it; pending again
@@ -59,6 +69,8 @@ class Settings(BaseSettings):
     admin_user: str = "admin"
     admin_password: SecretStr | None = None
     secret_key: SecretStr | None = None
+    # Mark the session cookie Secure (sent over HTTPS only): set it when the web app is served behind HTTPS.
+    cookie_secure: bool = False
     flower_url: str | None = None
     flower_user: str = "admin"
     flower_password: SecretStr | None = None

@@ -2,8 +2,18 @@
 
 Authenticated by the account's webhook_secret, in the query (`token`, for gateways that take a URL per
 message and cannot send our header: Devino's callbackUrl) or the `X-Blast-Token` header. Each gateway's
-module reads its own body (`parse_webhook`). Bad input is a 4xx, never a 500; 200 means stored (Devino
-retries a callback until it gets a 200, with an empty body).
+module reads its own body (`parse_webhook`). Bad input is a 4xx, never a 500:
+
+- the body is read as a stream, at most BLAST_WEBHOOK_MAX_BYTES: a Content-Length above it is a 413 before
+  anything is read, and a chunked body (no Content-Length) that passes it is a 413 as soon as it does, the
+  rest never read;
+- a body that is not the gateway's (not JSON, nested deeper than 32 levels, an item without its id) is a 400;
+- a callback that is read but cannot be applied (no message has its id yet, a late or repeated status, a
+  field out of range) is stored in `statusevent` with its raw item and answered 200 like any stored one:
+  Devino retries a callback until it gets a 200 (with an empty body), so any other answer would bring the
+  same callback back for a day without changing anything. A field out of range is stored with kind
+  "rejected" for a human; the others wait for their message (`apply_waiting`) or are history;
+- a database that cannot be reached is a 503, so the gateway tries again later.
 """
 
 from __future__ import annotations
@@ -14,12 +24,13 @@ import re
 
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import OperationalError
 
 from campaigns import delivery
 from campaigns.db import get_engine
 from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.hooks import SECRET_PARAMETER
-from campaigns.settings import AccountConfig, ConfigError, load_accounts
+from campaigns.settings import AccountConfig, ConfigError, get_settings, load_accounts
 
 router = APIRouter()
 _TOKEN_IN_QUERY = re.compile(r"(token=)[^&\s\"']+")
@@ -45,7 +56,7 @@ class _MaskTokenFilter(logging.Filter):
 
 logging.getLogger("uvicorn.access").addFilter(_MaskTokenFilter())
 TOKEN_HEADER = "X-Blast-Token"
-MAX_BODY_BYTES = 20 * 1024 * 1024  # multipart inbox reports carry media files, which are not kept
+logger = logging.getLogger(__name__)
 
 
 def authenticated_account(request: Request, gateway: str, account_name: str) -> AccountConfig:
@@ -65,11 +76,24 @@ def authenticated_account(request: Request, gateway: str, account_name: str) -> 
     return account
 
 
-async def read_body(request: Request) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY_BYTES:
-        raise HTTPException(413, "body too large")
-    return body
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The request body, at most `limit` bytes (BLAST_WEBHOOK_MAX_BYTES): 413 when the Content-Length says
+    more, before anything is read, or as soon as the stream passes the limit, the rest left unread."""
+    limit = get_settings().webhook_max_bytes if limit is None else limit
+    declared = (request.headers.get("content-length") or "").strip()
+    if declared:
+        if not declared.isascii() or not declared.isdigit():
+            raise HTTPException(400, "a Content-Length that is not a number")
+        if len(declared) > 18 or int(declared) > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise HTTPException(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def store(account_name: str, events: list[StatusUpdate | Inbound]) -> dict[str, int]:
@@ -92,10 +116,17 @@ async def gateway_hook(provider: str, account_name: str, request: Request):
     authenticated_account(request, provider, account_name)
     body = await read_body(request)
     try:
-        events = gateway.parse_webhook(body, request.headers.get("content-type", ""))
+        # off the event loop: a body of several megabytes takes a while to read
+        events = await run_in_threadpool(gateway.parse_webhook, body, request.headers.get("content-type", ""))
     except BadPayload as problem:
         raise HTTPException(400, str(problem)) from None
-    counts = await run_in_threadpool(store, account_name, events)
+    try:
+        counts = await run_in_threadpool(store, account_name, events)
+    except OperationalError:  # the database is away: not the callback's fault, so the gateway tries again
+        logger.warning("a %s webhook for account %s could not be stored: the database is unreachable",
+                       provider, account_name, exc_info=True)
+        return Response("the database is unreachable; try again later", status_code=503,
+                        headers={"Retry-After": "30"})
     if gateway.webhook_reply is None:
         return Response(status_code=200)
     return counts

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
-from campaigns.events import BadPayload, Inbound, StatusUpdate
+from campaigns.events import BadPayload, Inbound, StatusUpdate, id_text
 from campaigns.settings import AccountConfig
 from campaigns.states import EventKind, Outcome
 from workers.providers.base import (
@@ -449,6 +449,7 @@ def status_update(item: Mapping) -> StatusUpdate:
     message_id = item.get("messageId")
     if message_id is None or message_id == "" or isinstance(message_id, dict | list):
         raise BadPayload("a Devino status without messageId")
+    provider_id, problem = id_text(message_id, "messageId")
     raw_word = item.get("status")
     word = str(raw_word or "").strip().lower()
     kind = STATUSES.get(word)
@@ -473,7 +474,7 @@ def status_update(item: Mapping) -> StatusUpdate:
         reason = undocumented_reason(raw_word, kind)
     options = item.get("options")
     return StatusUpdate(
-        provider_message_id=str(message_id),
+        provider_message_id=provider_id,
         kind=kind,
         error_code=error_code or (word[:64] if kind == EventKind.FAILED and not documented else None),
         reason=reason,
@@ -481,6 +482,7 @@ def status_update(item: Mapping) -> StatusUpdate:
         reference=str(options) if isinstance(options, str | int) and options != "" else None,
         raw=dict(item),
         outcome=rule.outcome if rule is not None and kind in (EventKind.FAILED, EventKind.THROTTLED) else None,
+        problem=problem,
     )
 
 
@@ -508,4 +510,4 @@ def _error_code(value: Any) -> str | None:
     if value is None or isinstance(value, dict | list):
         return None
     text = str(value).strip()
-    return None if text in ("", "0") else text[:64]
+    return None if text in ("", "0") else text  # a code too long to be one is refused by apply_updates

@@ -8,11 +8,12 @@ and read by its family (`word_family`); a body that cannot be read at all raises
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from typing import Any
+
+import orjson
 
 from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.states import EventKind
@@ -53,12 +54,47 @@ def undocumented_reason(word: Any, kind: EventKind) -> str:
 # ---------------------------------------------------------------------- shared readers
 
 
+# How deep a gateway's JSON may nest (arrays and objects): the documented bodies nest a few levels. orjson
+# refuses past 1024 levels by itself; this bound is checked without recursion before any reader (or
+# json.dumps of the raw item) walks the document recursively in Python.
+MAX_JSON_DEPTH = 32
+
+
+def json_depth_exceeds(document: Any, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether arrays and objects nest deeper than `limit` in `document` (iterative: no recursion)."""
+    stack = [(document, 1)] if isinstance(document, dict | list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def json_document(body: bytes | str) -> Any:
+    """A JSON document (UTF-8, an optional BOM), nested at most MAX_JSON_DEPTH; BadPayload for anything else
+    (not JSON, a lone surrogate, NaN or a number too large for a double, nesting too deep)."""
+    if isinstance(body, bytes | bytearray | memoryview):
+        body = bytes(body).removeprefix(b"\xef\xbb\xbf")
+    elif isinstance(body, str):
+        body = body.removeprefix("\ufeff")
+    else:
+        raise BadPayload("the body is not JSON")
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        if "depth" in str(error):
+            raise BadPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+        raise BadPayload("the body is not JSON") from None
+    if json_depth_exceeds(document):
+        raise BadPayload(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return document
+
+
 def json_items(body: bytes | str) -> list[Mapping]:
     """A JSON object or an array of objects; BadPayload for anything else (nesting too deep included)."""
-    try:
-        document = json.loads(body)
-    except (TypeError, ValueError, RecursionError):
-        raise BadPayload("the body is not JSON") from None
+    document = json_document(body)
     items = document if isinstance(document, list) else [document]
     if not all(isinstance(item, Mapping) for item in items):
         raise BadPayload("expected a JSON object or an array of objects")
@@ -95,13 +131,13 @@ def parse_time(value: Any, zone: tzinfo | None = None) -> datetime | None:
         text = text[:match.start()] + f"{match.group(1)}{match.group(2)}:{match.group(3)}"
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        if moment.year < 1971:
+            return None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone or UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # garbage, or a time the offset moves past year 9999
         return None
-    if moment.year < 1971:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone or UTC)
-    return moment.astimezone(UTC)
 
 
 def offset_of(value: Any) -> timezone | None:
@@ -118,9 +154,11 @@ def offset_of(value: Any) -> timezone | None:
 def from_unix(value: Any) -> datetime | None:
     """UNIX time in seconds; a value too large for seconds is taken as milliseconds (the document says only
     "UNIX time"). 0 (the sample's placeholder) gives None."""
+    if isinstance(value, bool):
+        return None
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an integer too large for a float
         return None
     if number <= 0:
         return None

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta, timezone
 from io import BytesIO
 from pathlib import Path
@@ -36,7 +37,7 @@ from urllib.parse import parse_qs
 
 import python_multipart
 
-from campaigns.events import BadPayload, Inbound, StatusUpdate
+from campaigns.events import BadPayload, Inbound, StatusUpdate, id_text
 from campaigns.settings import AccountConfig
 from campaigns.states import EventKind, Outcome
 from workers.providers.base import (
@@ -655,7 +656,9 @@ def parse_webhook(body: bytes, content_type: str) -> list[StatusUpdate | Inbound
             message_id = item.get("messageID") or item.get("messageId")
             if not message_id or isinstance(message_id, dict | list):
                 raise BadPayload("an HTTP API delivery report without messageID")
-            events.append(_update(str(message_id), item, *kind_of((item.get("statusInfo"),), (item.get("status"),))))
+            provider_id, problem = id_text(message_id, "messageID")
+            update = _update(provider_id, item, *kind_of((item.get("statusInfo"),), (item.get("status"),)))
+            events.append(replace(update, problem=problem) if problem else update)
         elif report == "inbox":
             events.append(inbound_message(item))
     return events
