@@ -173,3 +173,39 @@ class Schedule(SQLModel, table=True):
     last_fired_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """A logged-in operator's session on the web app. The cookie holds a random token and only its SHA-256
+    is kept here, so reading this table opens no session; logout deletes the row, which ends the session
+    wherever the cookie was copied to."""
+
+    __table_args__ = (
+        Index("ix_websession_user_name", "user_name"),
+        Index("ix_websession_expires_at", "expires_at"),
+    )
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_name: str = Field(max_length=200)
+    # HMAC of the password the session was opened with: a session from before a password change is refused.
+    password_fingerprint: str = Field(max_length=64)
+    csrf_token: str = Field(max_length=64)
+    data: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))  # flash notes
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime
+
+
+class LoginFailure(SQLModel, table=True):
+    """A refused login (or one being checked), counted per user name and per client address to throttle
+    guessing; kept in the database so every web process counts the same failures."""
+
+    __table_args__ = (
+        Index("ix_loginfailure_user_key_at", "user_key", "at"),
+        Index("ix_loginfailure_address_at", "address", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # HMAC of the name typed, not the name: people type their password into the user field.
+    user_key: str = Field(max_length=64)
+    address: str = Field(max_length=64)
+    at: datetime = Field(default_factory=utcnow)

@@ -22,7 +22,7 @@ from campaigns.web.pages import SCHEDULE_FLASH, TRIAL_FLASH, User, compose_value
 
 router = APIRouter()
 MAX_TEST_ROW = 50  # the furthest recipient a test send may pick, counted among valid recipients
-FLASH_TEXT_MAX = 300  # characters of a verdict's text kept in the session cookie (about 4 KB in all)
+FLASH_TEXT_MAX = 300  # characters of a verdict's text kept in the session (a flash note, shown once)
 
 
 class SafeJSONResponse(JSONResponse):

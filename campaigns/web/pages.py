@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +38,7 @@ def install(app) -> None:
     """Session middleware, the login/CSRF answers and the static files (called by create_app)."""
     auth.add_session(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    uploads.maybe_sweep()  # uploads older than BLAST_UPLOAD_MAX_AGE_HOURS go when the web app starts
 
     @app.exception_handler(auth.LoginRequired)
     async def _login_required(request: Request, _error):
@@ -67,7 +69,16 @@ def login_form(request: Request):
 def login(request: Request, username: Annotated[str, Form()] = "", password: Annotated[str, Form()] = "",
           csrf_token: Annotated[str, Form()] = ""):
     auth.check_csrf(request, csrf_token)
-    if not auth.check_credentials(username, password):
+    try:
+        accepted = auth.attempt_login(request, username, password)
+    except auth.LoginThrottled as refusal:
+        minutes = math.ceil(refusal.retry_after_seconds / 60)
+        error = (f"Too many failed logins for this user or from this address. Try again in {minutes} "
+                 f"minute{'s' if minutes != 1 else ''}.")
+        answer = page(request, "login.html", status_code=429, error=error)
+        answer.headers["Retry-After"] = str(refusal.retry_after_seconds)
+        return answer
+    if not accepted:
         return page(request, "login.html", status_code=401, error="Wrong user name or password.")
     auth.log_in(request, username)
     return RedirectResponse("/", status_code=303)
@@ -76,7 +87,7 @@ def login(request: Request, username: Annotated[str, Form()] = "", password: Ann
 @router.post("/logout")
 def logout(request: Request, csrf_token: Annotated[str, Form()] = ""):
     auth.check_csrf(request, csrf_token)
-    request.session.clear()
+    auth.log_out(request)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -174,7 +185,8 @@ def accounts_page(request: Request, user: User):
 
 @router.get("/upload")
 def upload_form(request: Request, user: User):
-    return page(request, "upload.html", error=None)
+    notice = "upload discarded" if request.query_params.get("notice") == "discarded" else None
+    return page(request, "upload.html", error=None, notice=notice)
 
 
 @router.post("/upload")
@@ -238,6 +250,20 @@ def upload_rejects(request: Request, token: str, user: User):
     return FileResponse(upload.rejects_path, media_type="text/csv", filename="rejects.csv")
 
 
+@router.post("/uploads/{token}/discard")
+def upload_discard(request: Request, token: str, user: User, csrf_token: Annotated[str, Form()] = ""):
+    """Delete the upload (its file and rejects) without launching it."""
+    auth.check_csrf(request, csrf_token)
+    try:
+        upload = uploads.find_upload(token)
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    if not uploads.discard(upload):
+        return page(request, "error.html", status_code=409,
+                    message=f"{upload.original_name} is kept: a reminder schedule reads from it (remove it first)")
+    return RedirectResponse("/upload?notice=discarded", status_code=303)
+
+
 @router.post("/uploads/{token}/launch")
 def upload_launch(request: Request, token: str, user: User, account: Annotated[str, Form()],
                   template: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
@@ -265,10 +291,13 @@ def upload_launch(request: Request, token: str, user: User, account: Annotated[s
         window = quiet.normalise(quiet_hours)
 
         def launch() -> int:
-            campaign_id, _report = lifecycle.launch(
-                upload.path, account_name=account, template=template,
-                name=name or Path(upload.original_name).stem, media_url=extras.media_url, at=when, region=region,
-                phone_column=phone_column or None, options=compose.launch_options(extras), quiet_hours=window)
+            with uploads.named(upload):
+                campaign_id, _report = lifecycle.launch(
+                    upload.path, account_name=account, template=template,
+                    name=name or Path(upload.original_name).stem, media_url=extras.media_url, at=when,
+                    region=region, phone_column=phone_column or None, options=compose.launch_options(extras),
+                    quiet_hours=window)
+            uploads.discard(upload)  # its rows are the campaign's messages now (a reminder schedule's file stays)
             return campaign_id
 
         if launches.in_background(upload.path):
