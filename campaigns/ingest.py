@@ -27,7 +27,14 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from campaigns import phones, templates
-from campaigns.ingest_sources import ROW_NUMBER, ContactSource, IngestError, find_named_column, open_source
+from campaigns.ingest_sources import (
+    OVERLONG,
+    ROW_NUMBER,
+    ContactSource,
+    IngestError,
+    find_named_column,
+    open_source,
+)
 from campaigns.ingest_timing import KEY, SEND_AT, ZONE, RowTiming
 from campaigns.settings import get_settings
 
@@ -119,8 +126,11 @@ class ContactStream:
     """
 
     def __init__(self, source: ContactSource, phone_position: int, *, region: str, opted_out: frozenset[str],
-                 chunk_rows: int, timing: RowTiming | None = None):
+                 chunk_rows: int, timing: RowTiming | None = None, max_rows: int | None = None):
         self.source = source
+        self.max_rows = max_rows or get_settings().max_rows_per_file
+        self.cell_cap = get_settings().max_cell_chars
+        self._rows_seen = 0  # non-blank data rows read so far
         self.timing = timing
         if timing is not None:
             timing.bind(source.header, source.path.name)
@@ -145,14 +155,24 @@ class ContactStream:
                 yield chunk
 
     def _process(self, frame: pd.DataFrame) -> pd.DataFrame:
-        cells = frame.drop(columns=[ROW_NUMBER])
-        filled = np.zeros(len(frame), dtype=bool)
+        cells = frame.drop(columns=[ROW_NUMBER, OVERLONG])
+        overlong = frame[OVERLONG].to_numpy(dtype=object)
+        filled = ~pd.isna(overlong)  # a row whose long cell was blanked is not a blank row
         for column in cells.columns:
             filled |= cells[column].to_numpy(dtype=object) != ""
+        self._rows_seen += int(filled.sum())
+        if self._rows_seen > self.max_rows:
+            raise IngestError(f"{self.source.path.name}: more than {self.max_rows:,} rows, the limit per file "
+                              f"(BLAST_MAX_ROWS_PER_FILE); split it into smaller files")
         if not filled.all():
-            frame = frame[filled]
+            frame, overlong = frame[filled], overlong[filled]
         raw = frame[self._phone_identifier].to_numpy(dtype=object)
         e164, reasons = phones.normalise_many(raw, self.region)
+        too_long = ~pd.isna(overlong)
+        if too_long.any():
+            e164[too_long] = None
+            reasons[too_long] = [f"cell too long ({column}: over {self.cell_cap:,} characters)"
+                                 for column in overlong[too_long]]
         timing = self.timing
         if timing is not None:
             keep, send_at, zones, keys = timing.apply(frame, raw, e164, reasons)
@@ -200,12 +220,12 @@ class ContactStream:
 def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phone_column: str | None = None,
                   sheet: str | None = None, chunk_rows: int | None = None,
                   opted_out: Iterable[str] = (), max_bytes: int | None = None,
-                  timing: RowTiming | None = None) -> ContactStream:
+                  timing: RowTiming | None = None, max_rows: int | None = None) -> ContactStream:
     """Open a contact file and stream its chunks (see ContactStream); whole-file problems raise now.
 
     `region` is the default region for numbers written without a country code; `opted_out` holds E.164
-    numbers; `chunk_rows` and `max_bytes` default to the settings (BLAST_INGEST_CHUNK_ROWS,
-    BLAST_MAX_UPLOAD_BYTES). `timing` adds per-row send times and zones (see ContactStream).
+    numbers; `chunk_rows`, `max_bytes` and `max_rows` default to the settings (BLAST_INGEST_CHUNK_ROWS,
+    BLAST_MAX_UPLOAD_BYTES, BLAST_MAX_ROWS_PER_FILE). `timing` adds per-row send times and zones (see ContactStream).
     """
     settings = get_settings()
     region = phones.check_region(region)
@@ -214,7 +234,8 @@ def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phon
     try:
         position = find_phone_column(source.header.names, source.header.identifiers, phone_column, path.name)
         return ContactStream(source, position, region=region, opted_out=frozenset(opted_out),
-                             chunk_rows=max(1, chunk_rows or settings.ingest_chunk_rows), timing=timing)
+                             chunk_rows=max(1, chunk_rows or settings.ingest_chunk_rows), timing=timing,
+                             max_rows=max_rows)
     except IngestError:
         if hasattr(source, "workbook"):
             source.workbook.close()

@@ -55,9 +55,14 @@ def client(engine, blast_home, tmp_path, monkeypatch, sandbox):
 def composing(client):
     """A logged-in operator with the contact list uploaded: (csrf token, the compose page's URL)."""
     token = log_in(client)
+    return token, uploaded(client, token)
+
+
+def uploaded(client, token: str) -> str:
+    """The compose page's URL of a fresh upload of the contact list (a launch deletes its upload)."""
     answer = upload(client, token, "people.csv", CONTACTS)
     assert answer.status_code == 303
-    return token, answer.headers["location"]
+    return answer.headers["location"]
 
 
 def preview_json(client, url: str, token: str, **fields):
@@ -151,10 +156,10 @@ def test_launch_with_buttons_and_with_media_stores_the_sending_options(client, c
     buttons = client.post(url + "/launch", follow_redirects=False, data={
         **common, "account": "india", "name": "with buttons", "kind": "buttons",
         "buttons": "Yes\nSee more | https://example.com/offer", "footer": "Reply any time"})
-    media = client.post(url + "/launch", follow_redirects=False, data={
+    media = client.post(uploaded(client, token) + "/launch", follow_redirects=False, data={
         **common, "account": "aussie", "name": "with media", "media_url": "https://example.com/a.jpg"})
     # and buttons on a gateway without them are asked for
-    refused = client.post(url + "/launch", follow_redirects=False, data={
+    refused = client.post(uploaded(client, token) + "/launch", follow_redirects=False, data={
         **common, "account": "uganda", "name": "refused", "kind": "buttons", "buttons": "Yes"})
     # then the campaigns carry what the send path gives the gateway client
     assert buttons.status_code == 303 and media.status_code == 303
@@ -348,7 +353,8 @@ def test_big_upload_is_ingested_in_the_background(client, composing, monkeypatch
     report = client.get(campaign_url.split("?")[0] + "/progress.json").json()
     assert report["name"] == "big one" and report["total"] == 3 and report["counts"]["skipped"] == 1
     # and a launch that fails in the background is explained on that page
-    failing = client.post(url + "/launch", follow_redirects=False, data={**form, "phone_column": "Nope"})
+    failing = client.post(uploaded(client, token) + "/launch", follow_redirects=False,
+                          data={**form, "phone_column": "Nope"})
     failing_url = failing.headers["location"]
     wait_until(lambda: client.get(failing_url).status_code == 400, timeout=30, message="the failure")
     assert "Nope" in client.get(failing_url).text
@@ -389,9 +395,9 @@ def test_launch_with_quiet_hours_stores_the_window_on_the_campaign(client, compo
     # when a campaign is launched now with quiet hours, one at a time with others, and one with a bad window
     now = client.post(url + "/launch", follow_redirects=False, data={
         **common, "name": "quiet now", "quiet_hours": "21:00-08:00"})
-    later = client.post(url + "/launch", follow_redirects=False, data={
+    later = client.post(uploaded(client, token) + "/launch", follow_redirects=False, data={
         **common, "name": "quiet later", "at": "2099-01-01T09:00+03:00", "quiet_hours": " 22:30-6:00 "})
-    bad = client.post(url + "/launch", follow_redirects=False, data={
+    bad = client.post(uploaded(client, token) + "/launch", follow_redirects=False, data={
         **common, "name": "bad window", "quiet_hours": "9pm-8am"})
     # then each campaign holds its window, and each recipient its zone for it
     assert now.status_code == later.status_code == 303

@@ -1,16 +1,30 @@
 """Uploaded contact files: streamed to disk under BLAST_HOME/uploads/<token>/, then previewed and checked.
 
 A token is a random name, so one upload cannot be guessed from another. The stored file is always
-`contacts<suffix>`: the operator's file name is kept only as text to show.
+`contacts<suffix>`: the operator's file name is kept only as text to show, and names the file in every
+error. A file that cannot be read (damaged, encrypted, over a limit: campaigns.ingest_sources) is refused on
+the upload page and deleted at once.
+
+Uploads are deleted when their campaign is launched (`discard`, from the launch), when the operator
+discards them, and once older than BLAST_UPLOAD_MAX_AGE_HOURS (`sweep`: when the web app starts and, while
+it runs, at most every SWEEP_EVERY_SECONDS on an upload or preview). An upload a reminder schedule reads
+from is kept as long as a schedule names it: the schedule reads it again at each firing.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import shutil
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+
+from starlette.concurrency import run_in_threadpool
 
 from campaigns import gateway_limits, templates
 from campaigns.db import get_engine
@@ -22,7 +36,11 @@ ALLOWED_SUFFIXES = frozenset(CSV_SUFFIXES | EXCEL_SUFFIXES)
 READ_BLOCK_BYTES = 1024 * 1024
 PREVIEW_ROWS = 10
 PREVIEW_RECIPIENTS = 3
+SWEEP_EVERY_SECONDS = 3600.0
 _TOKEN = re.compile(r"^[0-9a-f]{32}$")
+log = logging.getLogger("blast.uploads")
+_sweep_lock = threading.Lock()
+_last_sweep: float | None = None  # time.monotonic() of the last sweep in this process
 
 
 class UploadRejected(Exception):
@@ -38,8 +56,9 @@ def uploads_folder() -> Path:
 
 
 async def save_upload(upload) -> str:
-    """Stream a Starlette UploadFile to disk in 1 MB blocks; refuse other types and files over
-    Settings.max_upload_bytes. Returns the upload's token."""
+    """Stream a Starlette UploadFile to disk in 1 MB blocks; refuse other types, files over
+    Settings.max_upload_bytes and files that cannot be opened and read to their first row (deleted at once:
+    the UploadRejected names the operator's file). Returns the upload's token."""
     original = Path(upload.filename or "").name
     suffix = Path(original).suffix.lower()
     if suffix not in ALLOWED_SUFFIXES:
@@ -61,6 +80,13 @@ async def save_upload(upload) -> str:
             raise UploadRejected(f"{original}: the file is empty")
         raise UploadRejected(f"{original}: over the upload limit of {limit / 1e6:.1f} MB", 413)
     (folder / "name.txt").write_text(original, encoding="utf-8")
+    stored = Upload(token=token, path=folder / f"contacts{suffix}", original_name=original)
+    try:
+        await run_in_threadpool(first_rows, stored, 1)  # the file opens, its header and first row read
+    except IngestError as error:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise UploadRejected(str(error)) from None
+    await run_in_threadpool(maybe_sweep)
     return token
 
 
@@ -76,6 +102,7 @@ class Upload:
 
 
 def find_upload(token: str) -> Upload:
+    maybe_sweep()
     folder = uploads_folder() / token
     files = sorted(folder.glob("contacts.*")) if _TOKEN.match(token) and folder.is_dir() else []
     if not files:
@@ -92,28 +119,43 @@ class FirstRows:
 
 def first_rows(upload: Upload, n: int = PREVIEW_ROWS) -> FirstRows:
     """The header, the first `n` rows and the detected phone column (an IngestError if unreadable)."""
-    source = open_source(upload.path, max_bytes=get_settings().max_upload_bytes)
-    try:
-        names, identifiers = source.header.names, source.header.identifiers
+    with named(upload):
+        source = open_source(upload.path, max_bytes=get_settings().max_upload_bytes)
         try:
-            detected = names[find_phone_column(names, identifiers, None, upload.original_name)]
-        except IngestError:
-            detected = None
-        frame = next(iter(source.chunks(n)), None)
-        rows = [] if frame is None else frame[identifiers].head(n).astype(str).values.tolist()
-    finally:
-        if hasattr(source, "workbook"):
-            source.workbook.close()
+            names, identifiers = source.header.names, source.header.identifiers
+            try:
+                detected = names[find_phone_column(names, identifiers, None, upload.original_name)]
+            except IngestError:
+                detected = None
+            frame = next(iter(source.chunks(n)), None)
+            rows = [] if frame is None else frame[identifiers].head(n).astype(str).values.tolist()
+        finally:
+            if hasattr(source, "workbook"):
+                source.workbook.close()
     return FirstRows(headers=names, rows=rows, detected_phone=detected)
+
+
+@contextmanager
+def named(upload: Upload) -> Iterator[None]:
+    """IngestErrors raised inside name the operator's file, not the stored `contacts<suffix>`."""
+    try:
+        yield
+    except IngestError as error:
+        message = str(error)
+        stored = f"{upload.path.name}: "
+        if message.startswith(stored):
+            message = f"{upload.original_name}: {message[len(stored):]}"
+        raise IngestError(message) from None
 
 
 def dry_run(upload: Upload, *, region: str, phone_column: str | None) -> dict:
     """The ingest report (`blast import --json` shape, plus phone_column and variables) and the rejects
     file, without writing any message."""
-    stream = read_contacts(upload.path, region=region, phone_column=phone_column,
-                           opted_out=load_optouts(get_engine()))
-    for _chunk in write_rejects(upload.rejects_path, stream):
-        pass
+    with named(upload):
+        stream = read_contacts(upload.path, region=region, phone_column=phone_column,
+                               opted_out=load_optouts(get_engine()))
+        for _chunk in write_rejects(upload.rejects_path, stream):
+            pass
     report = stream.report.as_dict()
     report["phone_column"] = stream.phone_column
     report["variables"] = stream.variables
@@ -126,6 +168,13 @@ def render_preview(upload: Upload, *, template: str, provider: str, region: str,
     check: phone, text, skip_reason, length, limit, unit. A template that does not parse raises
     `templates.TemplateProblem`."""
     compiled = templates.compile_template(template)
+    with named(upload):
+        return _preview(upload, compiled, provider=provider, region=region, phone_column=phone_column, kind=kind,
+                        n=n)
+
+
+def _preview(upload: Upload, compiled, *, provider: str, region: str, phone_column: str | None, kind: str,
+             n: int) -> list[dict]:
     stream = read_contacts(upload.path, region=region, phone_column=phone_column, chunk_rows=200)
     limit, unit = gateway_limits.text_limit(provider, kind)
     found: list[dict] = []
@@ -141,3 +190,67 @@ def render_preview(upload: Upload, *, template: str, provider: str, region: str,
         if len(found) >= n:
             break
     return found
+
+
+def _scheduled_folders() -> set[Path]:
+    """The upload folders a reminder schedule reads its contact file from (it reads it at every firing)."""
+    from sqlalchemy import select
+
+    from campaigns.models import Schedule
+
+    with get_engine().connect() as connection:
+        files = connection.execute(select(Schedule.source_file)).scalars().all()
+    return {Path(file).resolve().parent for file in files}
+
+
+def discard(upload: Upload) -> bool:
+    """Delete an upload (its file and rejects) unless a reminder schedule reads from it; True if deleted."""
+    folder = upload.path.parent
+    if folder.resolve() in _scheduled_folders():
+        return False
+    shutil.rmtree(folder, ignore_errors=True)
+    return not folder.exists()
+
+
+def _made_at(folder: Path) -> float:
+    marker = folder / "name.txt"  # written once, at upload: the rejects file and previews do not touch it
+    return (marker if marker.exists() else folder).stat().st_mtime
+
+
+def sweep(now: float | None = None) -> list[str]:
+    """Delete every upload made more than BLAST_UPLOAD_MAX_AGE_HOURS ago that no reminder schedule reads
+    from; returns their tokens. Nothing is deleted when the database cannot say which are scheduled."""
+    global _last_sweep
+    folder = uploads_folder()
+    cutoff = (time.time() if now is None else now) - get_settings().upload_max_age_hours * 3600
+    with _sweep_lock:
+        _last_sweep = time.monotonic()
+        if not folder.is_dir():
+            return []
+        old = [entry for entry in folder.iterdir()
+               if _TOKEN.match(entry.name) and entry.is_dir() and _made_at(entry) < cutoff]
+        if not old:
+            return []
+        try:
+            kept = _scheduled_folders()
+        except Exception as error:  # the database is down: keep everything until the next sweep
+            log.warning("uploads not swept: the schedules could not be read (%s)", type(error).__name__)
+            return []
+        deleted = []
+        for entry in old:
+            if entry.resolve() not in kept:
+                shutil.rmtree(entry, ignore_errors=True)
+                deleted.append(entry.name)
+    if deleted:
+        log.info("deleted %d uploads older than %s hours", len(deleted), get_settings().upload_max_age_hours)
+    return deleted
+
+
+def maybe_sweep() -> None:
+    """A sweep, when none ran in this process for SWEEP_EVERY_SECONDS (or ever); never raises."""
+    if _last_sweep is not None and time.monotonic() - _last_sweep < SWEEP_EVERY_SECONDS:
+        return
+    try:
+        sweep()
+    except OSError as error:
+        log.warning("uploads not swept: %s", error)
