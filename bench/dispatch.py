@@ -34,6 +34,7 @@ from campaigns.db import migrate  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
 from tests.engine import write_config, write_contacts  # noqa: E402
 from workers.app import app, configure  # noqa: E402
+from workers.providers import registry  # noqa: E402
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess  # noqa: E402
 
 POSTGRES_ADMIN = os.environ.get("BLAST_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -135,7 +136,7 @@ def account_stats(sandbox, provider: str) -> dict:
 
 def ceiling(sandbox, *, count: int) -> None:
     print(f"\n== engine ceiling: {count} messages, sandbox without cap or latency, 2 worker processes")
-    for provider in ("socnet", "devino"):
+    for provider in registry.providers():
         sandbox.reset(all=True)
         with Environment(sandbox) as env:
             env.accounts({"bench": {"provider": provider, "rate": 10000}})

@@ -67,7 +67,7 @@ def test_changed_account_settings_give_a_new_client_and_close_the_old():
     changed = client_for(account("socnet", timeout_seconds=3))
     assert same_values is old
     assert changed is not old
-    assert changed.timeouts == (3, 3)
+    assert (changed.timeouts.connect_timeout, changed.timeouts.read_timeout) == (3, 3)
     assert old.closed and not changed.closed
 
 

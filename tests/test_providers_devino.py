@@ -30,7 +30,7 @@ def test_text_item_and_key_header():
     assert (request.method, request.path) == ("POST", "/whatsapp/messages")
     assert request.json == {"messages": [{"from": "Blast", "to": "79034567890", "text": "Code: 1234",
                                           "callbackData": "7"}]}
-    assert gateway.session.headers["Authorization"] == "Key sandbox-devino-key"
+    assert gateway.headers["Authorization"] == "Key sandbox-devino-key"
 
 
 def test_callback_url_and_data_go_with_each_message():

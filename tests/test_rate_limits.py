@@ -7,6 +7,7 @@ hammering cases run for real and count arrivals at a UDP "gateway" (tests/rate_h
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import threading
@@ -149,13 +150,16 @@ def test_a_batch_larger_than_a_second_of_the_rate_never_fits(limiter, key):
 def test_spaced_slots_come_due_one_interval_apart(evenly, key):
     limiter = evenly
     interval = (1 + SAFETY) / 10
-    # when 3 slots are booked one by one within a second, then 8 more within 0.5 s
+    # when 3 slots are booked one by one, then 2 more whose first must be due within 0.2 s
     due = limiter.reserve_spaced(key, rate=10, count=3, horizon=1.0, now=T0)
-    refused = limiter.reserve_spaced(key, rate=10, count=8, horizon=0.5, now=T0)
-    # then they are due one interval apart, and a booking that does not fit takes nothing
+    refused = limiter.reserve_spaced(key, rate=10, count=2, horizon=0.2, now=T0)
+    # then they are due one interval apart, and a booking whose first slot is later takes nothing
     assert due == pytest.approx([0, interval, 2 * interval], abs=1e-5)
     assert refused == []
     assert limiter.reserve(key, rate=10, now=T0 + 3 * interval) == 0.0
+    # and a booking whose first slot is due within the horizon is taken whole, however far its last
+    later = limiter.reserve_spaced(key, rate=10, count=8, horizon=0.01, now=T0 + 4 * interval)
+    assert later == pytest.approx([j * interval for j in range(8)], abs=1e-5)
 
 
 # ---------------------------------------------------------------- acquire
@@ -189,6 +193,48 @@ class CountingBackend:
 
     def __getattr__(self, name):
         return getattr(self.backend, name)
+
+
+def test_a_tasks_slots_cost_one_question_and_come_one_interval_apart(backend, key):
+    counting = CountingBackend(backend)
+    limiter = RateLimiter(counting, burst=1)
+    # when a task of 5 single-message calls books its slots at 20 messages/s
+    with limiter.slots(key, rate=20, max_wait=1.0, count=5) as slots:
+        pass
+    # then one question booked all five, due one interval apart
+    assert counting.bookings == 1
+    assert len(slots) == 5
+    gaps = [later.due_at - earlier.due_at for earlier, later in itertools.pairwise(slots)]
+    assert gaps == pytest.approx([(1 + SAFETY) / 20] * 4, abs=1e-6)
+
+
+def test_a_throttled_account_books_a_tasks_slots_in_pieces(backend, key):
+    counting = CountingBackend(backend)
+    limiter = RateLimiter(counting, burst=1)
+    # given an account at 8/s throttled to 4/s: four slots per window
+    limiter.throttled(key, rate=8)
+    assert limiter.effective_rate(key, rate=8) == pytest.approx(4)
+    # when a task of 6 single-message calls books its slots (more than one window of the effective rate)
+    with limiter.slots(key, rate=8, max_wait=5.0, count=6) as slots:
+        pass
+    # then it gets all six, in two pieces of three after the whole was refused as never fitting
+    assert len(slots) == 6
+    assert counting.bookings == 3
+    assert all(later.due_at > earlier.due_at for earlier, later in itertools.pairwise(slots))
+
+
+def test_a_booking_holds_this_processs_lookahead_until_its_block_ends(backend, key):
+    limiter = RateLimiter(backend, burst=1, lookahead=0.0)
+    # given two tasks of this process holding their bookings (at most two may at once)
+    with limiter.slots(key, rate=50, max_wait=1.0, count=2) as first, \
+            limiter.slots(key, rate=50, max_wait=1.0, count=2) as second:
+        assert first and second
+        # when a third asks while they hold theirs, it queues and gives up when its wait runs out
+        with limiter.slots(key, rate=50, max_wait=0.05, count=1) as third:
+            assert third == []
+    # then once one ends, a task books at once
+    with limiter.slots(key, rate=50, max_wait=1.0, count=1) as fourth:
+        assert len(fourth) == 1
 
 
 def test_acquire_gives_up_without_asking_when_this_process_booked_further_ahead(backend, key, monkeypatch):

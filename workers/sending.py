@@ -23,7 +23,7 @@ from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
 from campaigns.states import CampaignStatus, MessageState, Outcome, PauseReason
 from campaigns.transitions import transition, transition_each
-from workers import retry_policy
+from workers import fanout, retry_policy
 from workers.providers.base import UNDOCUMENTED_CODE, SlotMissed
 
 log = logging.getLogger("blast.send")
@@ -143,38 +143,81 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
 
 def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account: AccountConfig, engine, limiter,
                   results: list, unsent: list) -> None:
-    """The calls of one task, a chunk (a gateway's batch) at a time; fills `results` and `unsent`."""
+    """The calls of one task; fills `results` and `unsent`. One message per call: the task's slots booked in
+    one round trip and each call sent at its slot (fanout.py). Batch calls: one after another, each call's
+    messages on one slot."""
     from workers.providers import Outbound
 
     hook = callback_url(account) if getattr(client, "wants_callback_url", False) else None
+
+    def outbound(row) -> Outbound:
+        return Outbound(message_id=row.id, to=row.phone, text=row.body, kind=info.kind, options=info.options,
+                        callback_url=hook)
+
     batch = max(1, getattr(client, "max_batch", 1))
+    if batch == 1:
+        _send_each_at_its_slot(claimed, outbound, campaign_id, account, engine, limiter, results, unsent)
+        return
     for start in range(0, len(claimed), batch):
         chunk = claimed[start:start + batch]
-        current = campaign_info(campaign_id, engine=engine)
-        if current is None or current.status != CampaignStatus.RUNNING:
+        if not _running(campaign_id, engine):
             unsent.extend(chunk)
             continue
-        outbound = [
-            Outbound(message_id=row.id, to=row.phone, text=row.body, kind=info.kind, options=info.options,
-                     callback_url=hook)
-            for row in chunk
-        ]
         deadline = limiter.acquire_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
                                         count=len(chunk))
-        if deadline is None:
-            unsent.extend(claimed[start:])
-            return
         try:
-            answers = (client.send_batch(outbound, deadline=deadline) if len(outbound) > 1
-                       else [client.send(outbound[0], deadline=deadline)])
+            answers = client.send_batch([outbound(row) for row in chunk], deadline=deadline) if deadline else None
         except SlotMissed:  # this thread was starved past its slot: nothing was sent
+            answers = None
+        if answers is None:  # refused, or too late for the slot: nothing was sent
             unsent.extend(claimed[start:])
             return
-        answered_at = utcnow()  # one time per call: a batch call's answer counts once in a streak
-        for row, answer in zip(chunk, answers, strict=True):
-            results.append((row, answer, answered_at))
-        if any(answer.outcome == Outcome.THROTTLED for answer in answers):
-            limiter.throttled(account.name, rate=account.rate)
+        _answered(chunk, answers, utcnow(), account, limiter, results)
+
+
+def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: AccountConfig, engine, limiter,
+                           results: list, unsent: list) -> None:
+    from workers.providers import client_for
+
+    def send_at(slot, row):
+        deadline = limiter.wait(slot)
+        if deadline is None or not _running(campaign_id, engine):
+            return None
+        try:
+            return client_for(account).send(outbound(row), deadline=deadline), utcnow()
+        except SlotMissed:  # this thread was starved past its slot: nothing was sent
+            return None
+
+    with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
+                       count=len(claimed)) as slots:
+        calls = [(row, fanout.pool().submit(send_at, slot, row)) for row, slot in zip(claimed, slots, strict=False)]
+        unsent.extend(claimed[len(calls):])
+        failure = None
+        for row, call in calls:
+            try:
+                sent = call.result()
+            except Exception as error:  # the database went away before this call: it was not sent
+                sent, failure = None, error
+            if sent is None:
+                unsent.append(row)
+            else:
+                _answered([row], [sent[0]], sent[1], account, limiter, results)
+        if failure is not None:
+            raise failure
+
+
+def _running(campaign_id: int, engine) -> bool:
+    current = campaign_info(campaign_id, engine=engine)
+    return current is not None and current.status == CampaignStatus.RUNNING
+
+
+def _answered(rows, answers, answered_at, account: AccountConfig, limiter, results: list) -> None:
+    """Keep a call's answers (one time per call: a batch call's answer counts once in a streak); a throttling
+    answer slows the account down for every process at once."""
+    for row, answer in zip(rows, answers, strict=True):
+        results.append((row, answer, answered_at))
+    if any(answer.outcome == Outcome.THROTTLED for answer in answers):
+        limiter.throttled(account.name, rate=account.rate)
 
 
 def record_durably(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list

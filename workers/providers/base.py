@@ -14,6 +14,7 @@ balance. The base class answers "not offered" for what a gateway lacks.
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 import re
@@ -25,11 +26,21 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
+from urllib.request import getproxies, proxy_bypass
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.exceptions import NewConnectionError
+import orjson
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    DecodeError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from campaigns.events import Inbound, StatusUpdate
 from campaigns.gateway_limits import Unit, measure, text_limit
@@ -218,15 +229,11 @@ class ProviderClient:
     def __init__(self, account: AccountConfig):
         self.account = account
         self.base_url = account.base_url.rstrip("/")
-        self.timeouts = (min(CONNECT_TIMEOUT_SECONDS, account.timeout_seconds), account.timeout_seconds)
+        self.timeouts = urllib3.Timeout(connect=min(CONNECT_TIMEOUT_SECONDS, account.timeout_seconds),
+                                        read=account.timeout_seconds)
         self.closed = False
-        self.session = requests.Session()
-        # max_retries=0: a send is never repeated behind the engine's back
-        adapter = _SlotAdapter(self, pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=0)
-        self.deadline: float | None = None  # the current send's slot deadline (time.monotonic())
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers["Accept"] = "application/json"
+        self.http = _connection_pool(self.base_url)
+        self.headers: dict[str, str] = {"Accept": "application/json", "User-Agent": "blast"}
         self._secrets = account.secret_values()
 
     def __repr__(self) -> str:
@@ -270,7 +277,7 @@ class ProviderClient:
                 for index, message in enumerate(messages)]
 
     def close(self) -> None:
-        self.session.close()
+        self.http.clear()
         self.closed = True
 
     # ------------------------------------------------------------------ HTTP
@@ -281,62 +288,66 @@ class ProviderClient:
     def post(self, request: GatewayRequest, *, deadline: float | None = None) -> HttpAnswer | SendResult:
         """Make the call; a network failure comes back as a SendResult: TRANSIENT when nothing reached the
         gateway, AMBIGUOUS when the request may have been read. SlotMissed, sending nothing, when it is
-        later than `deadline` (time.monotonic()) just before the request is written."""
-        self.deadline = deadline  # checked by the adapter, after requests prepared the request
+        later than `deadline` (time.monotonic()) once the request is built, just before it is written."""
         try:
-            return self.call(request)
+            return self.call(request, deadline=deadline)
         except GatewayError as error:
             return SendResult(error.outcome, code=error.code, detail=error.detail)
-        finally:
-            self.deadline = None
 
-    def call(self, request: GatewayRequest) -> HttpAnswer:
-        """Make the call; a network failure raises GatewayError without the URL (which may carry a token):
-        TRANSIENT when no connection was made (nothing was written), AMBIGUOUS when the request went out and
-        no answer came (read timeout, connection dropped)."""
+    def sign(self, method: str, url: str, headers: dict[str, str]) -> None:
+        """Add the headers that authenticate this request (gateways that sign each request override it)."""
+
+    def call(self, request: GatewayRequest, *, deadline: float | None = None) -> HttpAnswer:
+        """Make the call (urllib3 directly: a third of the CPU of requests per call, bench/http_clients.py); a
+        network failure raises GatewayError without the URL (which may carry a token): TRANSIENT when no
+        connection was made (nothing was written), AMBIGUOUS when the request went out and no answer came
+        (read timeout, connection dropped). Never retried, never redirected for a POST: a send is never
+        repeated behind the engine's back."""
+        url = self.url(request.path)
+        if request.params:
+            url += ("&" if "?" in url else "?") + urlencode(
+                {name: value for name, value in request.params.items() if value is not None}, doseq=True)
+        headers = dict(self.headers)
+        body = None
+        if request.files:
+            body, headers["Content-Type"] = urllib3.encode_multipart_formdata(
+                {**(request.data or {}), **request.files})
+        elif request.json is not None:
+            body, headers["Content-Type"] = orjson.dumps(request.json), "application/json"
+        elif request.data is not None:
+            body = urlencode(request.data, doseq=True)
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        self.sign(request.method, url, headers)
+        if deadline is not None and time.monotonic() > deadline:
+            raise SlotMissed(f"{time.monotonic() - deadline:.4f} s past the slot's deadline")
         try:
-            response = self.session.request(
-                request.method,
-                self.url(request.path),
-                params=request.params,
-                json=request.json,
-                data=request.data,
-                files=request.files,
-                timeout=self.timeouts,
-            )
-        except requests.ConnectTimeout:
+            response = self.http.request(request.method, url, body=body, headers=headers, timeout=self.timeouts,
+                                         retries=False, redirect=request.method == "GET", preload_content=True)
+        except (NewConnectionError, ProxyError, SSLError):  # before anything was written
+            raise GatewayError(
+                Outcome.TRANSIENT, "connection refused", "the gateway did not take the connection"
+            ) from None
+        except ConnectTimeoutError:
             raise GatewayError(
                 Outcome.TRANSIENT,
                 "connect timeout",
-                f"the gateway did not accept a connection within {self.timeouts[0]:g} s",
+                f"the gateway did not accept a connection within {self.timeouts.connect_timeout:g} s",
             ) from None
-        except requests.Timeout:
+        except ReadTimeoutError:
             # The gateway may have accepted the message before the answer was lost.
             raise GatewayError(
-                Outcome.AMBIGUOUS, "timeout", f"no answer from the gateway within {self.timeouts[1]:g} s"
+                Outcome.AMBIGUOUS, "timeout", f"no answer from the gateway within {self.timeouts.read_timeout:g} s"
             ) from None
-        except requests.ConnectionError as error:
-            if _never_connected(error):
-                raise GatewayError(
-                    Outcome.TRANSIENT, "connection refused", "the gateway did not take the connection"
-                ) from None
+        except (ProtocolError, DecodeError, OSError) as error:
             # The request was (or may have been) written: the gateway may have the message.
             raise GatewayError(
                 Outcome.AMBIGUOUS, "connection dropped", f"{type(error).__name__} after the request went out"
             ) from None
-        except requests.RequestException as error:
+        except HTTPError as error:
             raise GatewayError(
                 Outcome.TRANSIENT, "request error", f"{type(error).__name__} before the request went out"
             ) from None
-        return self.answer_of(response)
-
-    def answer_of(self, response: requests.Response) -> HttpAnswer:
-        text = response.text
-        try:
-            body = response.json()
-        except ValueError:
-            body = text
-        return HttpAnswer(status=response.status_code, headers=response.headers, body=body, text=text)
+        return answer_of(response)
 
     # ------------------------------------------------------------------ results
 
@@ -437,25 +448,35 @@ class ProviderClient:
         return None
 
 
-class _SlotAdapter(HTTPAdapter):
-    """Checks the client's slot deadline at the last moment requests gives: after the request is prepared
-    (settings merged, headers built), just before the connection writes it."""
-
-    def __init__(self, client: ProviderClient, **options):
-        super().__init__(**options)
-        self.client = client
-
-    def send(self, request, *args, **kwargs):
-        deadline = self.client.deadline
-        if deadline is not None and time.monotonic() > deadline:
-            raise SlotMissed(f"{time.monotonic() - deadline:.4f} s past the slot's deadline")
-        return super().send(request, *args, **kwargs)
+def _connection_pool(base_url: str) -> urllib3.PoolManager:
+    """Keep-alive connections to the gateway, through the proxy the environment names for its URL (as
+    requests does: HTTPS_PROXY, HTTP_PROXY, NO_PROXY)."""
+    parts = urlsplit(base_url)
+    proxy = getproxies().get(parts.scheme)
+    if proxy and not proxy_bypass(parts.hostname or ""):
+        return urllib3.ProxyManager(proxy, num_pools=1, maxsize=POOL_SIZE)
+    return urllib3.PoolManager(num_pools=1, maxsize=POOL_SIZE)
 
 
-def _never_connected(error: requests.ConnectionError) -> bool:
-    """True when the connection was never made (refused, no route, DNS): nothing reached the gateway."""
-    reason = getattr(error.args[0] if error.args else None, "reason", None)
-    return isinstance(reason, NewConnectionError) or isinstance(error, requests.ConnectTimeout)
+def answer_of(response: urllib3.BaseHTTPResponse) -> HttpAnswer:
+    """The status, headers and body of an answer: JSON when it parses as JSON, else its text."""
+    data = response.data
+    charset = "utf-8"
+    content_type = response.headers.get("Content-Type", "")
+    if "charset=" in content_type:
+        charset = content_type.rsplit("charset=", 1)[1].split(";")[0].strip().strip('"') or charset
+    try:
+        text = data.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = data.decode("utf-8", errors="replace")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        try:
+            body = json.loads(text)  # what orjson refuses and Python reads (NaN, another charset)
+        except ValueError:
+            body = text
+    return HttpAnswer(status=response.status, headers=response.headers, body=body, text=text)
 
 
 def matches_sent(query: SentQuery, *, to: str, at: datetime | None, text: str | None,

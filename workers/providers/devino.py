@@ -226,7 +226,7 @@ class DevinoClient(ProviderClient):
         super().__init__(account)
         # providers/README.md: at most 100 messages per call unless the account configures another size.
         self.max_batch = account.batch_size
-        self.session.headers["Authorization"] = f"Key {account.secret('api_key')}"
+        self.headers["Authorization"] = f"Key {account.secret('api_key')}"
 
     # ------------------------------------------------------------------ checks and payload
 

@@ -25,8 +25,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-import requests
-
 from campaigns.events import BadPayload, Inbound, StatusUpdate
 from campaigns.settings import AccountConfig
 from campaigns.states import EventKind, Outcome
@@ -180,25 +178,15 @@ def mac_signature(
     return base64.b64encode(digest).decode("ascii")
 
 
-class MacAuth(requests.auth.AuthBase):
+def mac_header(key: str, secret: str, method: str, url: str) -> str:
     """`Authorization: MAC id, ts, nonce, mac` over the request as it is sent (path with its query)."""
-
-    def __init__(self, key: str, secret: str):
-        self.key = key
-        self.secret = secret
-
-    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        parts = urlsplit(request.url)
-        uri = parts.path + (f"?{parts.query}" if parts.query else "")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        ts = str(int(time.time()))
-        nonce = secrets.token_hex(16)
-        mac = mac_signature(self.secret, ts, nonce, request.method or "GET", uri, parts.hostname or "", port)
-        request.headers["Authorization"] = f'MAC id="{self.key}", ts="{ts}", nonce="{nonce}", mac="{mac}"'
-        return request
-
-    def __repr__(self) -> str:
-        return "MacAuth(****)"
+    parts = urlsplit(url)
+    uri = parts.path + (f"?{parts.query}" if parts.query else "")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    ts = str(int(time.time()))
+    nonce = secrets.token_hex(16)
+    mac = mac_signature(secret, ts, nonce, method, uri, parts.hostname or "", port)
+    return f'MAC id="{key}", ts="{ts}", nonce="{nonce}", mac="{mac}"'
 
 
 class SmsGlobalClient(ProviderClient):
@@ -218,10 +206,13 @@ class SmsGlobalClient(ProviderClient):
 
     def __init__(self, account: AccountConfig):
         super().__init__(account)
-        self.session.auth = MacAuth(account.secret("api_key"), account.secret("api_secret"))
         # The zone the list filters are written in: the account's, else learned from the gateway's own
         # timestamps (None until one is seen: UTC, with the widened windows covering any error).
         self.zone: tzinfo | None = account.zone
+
+    def sign(self, method: str, url: str, headers: dict[str, str]) -> None:
+        headers["Authorization"] = mac_header(self.account.secret("api_key"), self.account.secret("api_secret"),
+                                              method, url)
 
     # ------------------------------------------------------------------ send
 

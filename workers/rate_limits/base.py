@@ -1,7 +1,7 @@
 """The backend interface of the rate limiter, and the policy every backend applies.
 
 A backend keeps, per key (one gateway account), the state of the schedule and of the adaptive rate, and
-answers one question atomically: "book `count` slots for this rate, due no later than a horizon". The
+answers one question atomically: "book `count` slots for this rate, the first due within a horizon". The
 configured rate comes with every call, never from the stored state, so a changed rate applies at once.
 
 Units: rates in messages per second, times and durations in seconds (floats).
@@ -114,7 +114,7 @@ class Backend(ABC):
     @abstractmethod
     def book(self, key: str, *, rate: float, policy: Policy, count: int = 1, spaced: bool = False,
              horizon: float = 0.0, now: float | None = None) -> Grant:
-        """Take `count` slots of `rate` (configured messages/s) if the last is due within `horizon`
+        """Take `count` slots of `rate` (configured messages/s) if the first is due within `horizon`
         seconds (0: free now); else take nothing.
 
         `spaced`: the slots are due one interval apart (sent one by one); otherwise all at the same

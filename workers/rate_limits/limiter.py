@@ -3,12 +3,13 @@
 Keys are gateway account names; `rate` is the account's configured messages per second, passed on every
 call (a changed blast.toml applies at the next call, without a restart). Every wait is in seconds.
 
-`acquire` books the account's next free slot in one round trip, even when it is due a little later,
-and sleeps until it is due. The backend computes the schedule, so a thread that wakes up late loses no
-throughput, and nobody polls: a grant or a refusal costs one question, however many threads wait. So
-that little is booked ahead at an old rate when the rate drops (a throttling answer, a new blast.toml),
-a process holds at most `Policy.lookahead` seconds of the rate in booked slots per key (at least two);
-its other threads queue in the process, and give up when their `max_wait` runs out there.
+`slots` books a task's slots (the account's next free ones, one interval apart, or together for
+one batch request) in one round trip, even when they are due a little later; `wait` sleeps until one is
+due. The backend computes the schedule, so a thread that wakes up late loses no throughput, and nobody
+polls: a grant or a refusal costs one question, however many threads wait. So that little is booked
+ahead at an old rate when the rate drops (a throttling answer, a new blast.toml), a process holds at most
+`Policy.lookahead` seconds of the rate in booked slots per key (at least two bookings); its other threads
+queue in the process, and give up when their `max_wait` runs out there.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from workers.rate_limits.base import Backend, Policy, after_fork_in_child, check_rate, shape
 
@@ -25,6 +29,15 @@ def sleep_until(moment: float) -> None:
     busy host a 0.5 s sleep can end 10-20 ms late; the last short step ends within about a millisecond)."""
     while (left := moment - time.monotonic()) > 0:
         time.sleep(left * 0.8 if left > 0.01 else left)
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One booked slot: when it is due, and how early it may really have been due (a remote backend's
+    answer takes time to arrive). Both time.monotonic() seconds."""
+
+    due_at: float
+    earliest: float
 
 
 class RateLimiter:
@@ -51,7 +64,7 @@ class RateLimiter:
 
     def reserve_spaced(self, key: str, *, rate: float, count: int, horizon: float,
                        now: float | None = None) -> list[float]:
-        """Take `count` slots one interval apart if the last is due within `horizon` seconds: returns the
+        """Take `count` slots one interval apart if the first is due within `horizon` seconds: returns the
         seconds from now until each is due, or [] having taken nothing."""
         grant = self.backend.book(key, rate=check_rate(rate), policy=self.policy, count=count, spaced=True,
                                   horizon=horizon, now=now)
@@ -63,40 +76,71 @@ class RateLimiter:
         return self.acquire_slot(key, rate=rate, max_wait=max_wait, count=count) is not None
 
     def acquire_slot(self, key: str, *, rate: float, max_wait: float, count: int = 1) -> float | None:
-        """Wait up to `max_wait` seconds for a slot (`count` slots together). Returns the time
-        (time.monotonic()) by which the request must have left, `Policy.send_within` after the slot, or
-        None having taken nothing.
+        """Wait up to `max_wait` seconds for a slot (`count` slots together, for one request carrying
+        `count` messages). Returns the time (time.monotonic()) by which the request must have left
+        (see `wait`), or None having taken nothing (or having given the slot up, too late)."""
+        with self.slots(key, rate=rate, max_wait=max_wait, count=count, together=True) as booked:
+            return self.wait(booked[0]) if booked else None
 
-        One question to the backend: it books the next free slot when that is due within the time left,
-        and this thread sleeps until it is due; otherwise it gives up at once, having taken nothing.
+    @contextmanager
+    def slots(self, key: str, *, rate: float, max_wait: float, count: int,
+              together: bool = False) -> Iterator[list[Slot]]:
+        """Book `count` slots one interval apart in one question to the backend (`together`: all due at
+        once, one slot standing for a request carrying `count` messages), the first due within `max_wait`
+        seconds. Gives the slots booked: all, fewer (the rest did not fit in time) or none.
+
         No question at all when this process already booked a slot due later than `max_wait` (the next
-        free one cannot be earlier). A thread that may be more than `Policy.late` after its slot when it
-        wakes up (a starved process, a slow answer) gives the slot up and returns None: sent that late,
-        its message could share a second at the gateway with the rate's worth of messages after it.
+        free one cannot be earlier). Spaced slots that cannot all fit in one window of the effective rate
+        (a throttled account) are booked in smaller pieces, one question each. While the block runs,
+        the booking counts against this process's `Policy.lookahead`; its other threads queue for it.
         """
         rate = check_rate(rate)
         deadline = time.monotonic() + max_wait
         if self._booked_until.get(key, -math.inf) > deadline:
-            return None
+            yield []
+            return
         booker = self._booker(key, max(2, math.floor(rate * self.policy.lookahead / count)))
         if not booker.acquire(timeout=max(0.0, max_wait)):
-            return None
+            yield []
+            return
         try:
-            if self._booked_until.get(key, -math.inf) > deadline:  # booked further while this one queued
-                return None
-            remaining = max(0.0, deadline - time.monotonic())
-            grant = self.backend.book(key, rate=rate, policy=self.policy, count=count, horizon=remaining)
-            due_at = time.monotonic() + grant.due[-1]
-            if not grant.taken:
-                return None
-            self._booked_until[key] = max(due_at, self._booked_until.get(key, -math.inf))
-            sleep_until(due_at)
+            yield self._book(key, rate, count, together, deadline, max_wait)
         finally:
             booker.release()
-        earliest = due_at - grant.uncertainty
-        if time.monotonic() - earliest > self.policy.late:
+
+    def _book(self, key: str, rate: float, count: int, together: bool, deadline: float,
+              max_wait: float) -> list[Slot]:
+        booked: list[Slot] = []
+        piece = count
+        while len(booked) < count:
+            if self._booked_until.get(key, -math.inf) > deadline:  # booked further while this one queued
+                break
+            piece = min(piece, count - len(booked))
+            grant = self.backend.book(key, rate=rate, policy=self.policy, count=piece, spaced=not together,
+                                      horizon=max(0.0, deadline - time.monotonic()))
+            answered = time.monotonic()
+            if not grant.taken:
+                if together or piece == 1 or not math.isinf(grant.due[-1]):
+                    break
+                piece = max(1, piece // 2)
+                continue
+            dues = grant.due[:1] if together else grant.due
+            booked.extend(Slot(answered + due, answered + due - grant.uncertainty) for due in dues)
+            self._booked_until[key] = max(booked[-1].due_at, self._booked_until.get(key, -math.inf))
+            if together:
+                break
+            deadline = booked[-1].due_at + max_wait
+        return booked
+
+    def wait(self, slot: Slot) -> float | None:
+        """Sleep until `slot` is due. Returns the time (time.monotonic()) by which the request must have
+        left, `Policy.send_within` after the slot, or None: this thread woke up more than `Policy.late`
+        after the slot (a starved process), and sent that late its message could share a second at the
+        gateway with the rate's worth of messages after it, so the slot is given up."""
+        sleep_until(slot.due_at)
+        if time.monotonic() - slot.earliest > self.policy.late:
             return None
-        return earliest + max(self.policy.send_within, self.policy.late)
+        return slot.earliest + max(self.policy.send_within, self.policy.late)
 
     def throttled(self, key: str, *, rate: float, now: float | None = None) -> float:
         """The gateway answered "too many": halve the key's effective rate (for every process).

@@ -57,7 +57,7 @@ class LocalBackend(Backend):
                     older[index - base] = state.log[index]
             dues, tat = plan(tat=state.tat, last=state.log[-1] if state.log else None, older=older, now=now,
                              count=count, spaced=spaced, shape=schedule, burst=policy.burst)
-            grant = Grant(dues[-1] - now <= horizon, tuple(due - now for due in dues), factor)
+            grant = Grant(dues[0] - now <= horizon, tuple(due - now for due in dues), factor)
             if grant.taken:
                 state.log.extend(dues)
                 while len(state.log) > schedule.slots:

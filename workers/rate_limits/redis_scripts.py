@@ -91,7 +91,7 @@ else
   for j = 1, count do dues[j] = due end
 end
 for j = 1, count do reply[3 + j] = fmt(dues[j] - now) end
-if dues[count] - now > horizon then return reply end
+if dues[1] - now > horizon then return reply end
 reply[1] = '1'
 for first = 1, count, 1000 do  -- unpack() of a long list would overflow Lua's stack
   local stamps = {}
