@@ -1,5 +1,5 @@
 """Outages mid-campaign with real processes: the way to Postgres (or to the rate limiter's Redis) is cut for a
-few seconds while `blast worker`s are sending, through a TCP proxy in front of the real server, or the Redis
+10 seconds while `blast worker`s are sending, through a TCP proxy in front of the real server, or the Redis
 that is both broker and limiter is killed (SIGKILL, no persistence) and started again empty. Nothing may be
 lost: every answer the gateway gave is recorded, every message never tried is tried later, nobody gets a
 message twice (the sandbox's own count), and nothing is left for the reconciler to doubt."""
@@ -28,7 +28,7 @@ from workers.sandbox.harness import SandboxProcess
 pytestmark = [pytest.mark.redis, pytest.mark.postgres, pytest.mark.slow]
 
 REDIS_DB = 3  # its own database (test_ambiguous_processes 4, test_engine 5, beat 6, delivery 7)
-OUTAGE_SECONDS = 3.0
+OUTAGE_SECONDS = 10.0  # the issue's outage: Postgres unreachable for 10 s
 
 
 @pytest.fixture
