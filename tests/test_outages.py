@@ -1,4 +1,4 @@
-"""Outages mid-campaign with real processes: the way to Postgres (or to the rate limiter's Redis) is cut for a
+"""Outages mid-campaign with real processes: the way to Postgres (or to the rate limiter's Redis) is cut for
 10 seconds while `blast worker`s are sending, through a TCP proxy in front of the real server, or the Redis
 that is both broker and limiter is killed (SIGKILL, no persistence) and started again empty. Nothing may be
 lost: every answer the gateway gave is recorded, every message never tried is tried later, nobody gets a
