@@ -181,12 +181,18 @@ def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: Account
 
     def send_at(slot, row):
         deadline = limiter.wait(slot)
-        if deadline is None or not _running(campaign_id, engine):
-            return None
-        try:
-            return client_for(account).send(outbound(row), deadline=deadline), utcnow()
-        except SlotMissed:  # this thread was starved past its slot: nothing was sent
-            return None
+        for fresh_slot in (False, True):
+            if fresh_slot:  # woken up too late for the slot, or starved past it before writing: one more
+                deadline = limiter.replace_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS)
+            if deadline is None:
+                continue
+            if not _running(campaign_id, engine):
+                return None
+            try:
+                return client_for(account).send(outbound(row), deadline=deadline), utcnow()
+            except SlotMissed:  # nothing was sent
+                continue
+        return None
 
     with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
                        count=len(claimed)) as slots:
