@@ -26,6 +26,8 @@ All gateways
   several reasons counts once, under its first). A request with an unknown key belongs to no account and
   is counted nowhere. `requests` counts every request an account's credentials authenticated.
 - Ids never repeat within a process, even across resets.
+- Callbacks and webhooks are POSTed by a few concurrent senders: two statuses of one message close together
+  may arrive out of order, as a real gateway's may (Blast never moves a message backwards).
 - Control API beyond the contract: GET /_sandbox/health (readiness), GET /_sandbox/knobs?provider=&key=
   and GET /_sandbox/accounts (what is set; secrets never shown), GET /_sandbox/callbacks (the callback
   sender's counts). A new or replaced account starts with the default knobs (the command line's flags).
