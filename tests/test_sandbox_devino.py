@@ -35,11 +35,12 @@ def test_statuses_arrive_at_the_callback_url_with_callback_data_echoed(sandbox, 
     sandbox.knobs("devino", DEVINO_KEY, progress_seconds=0.05)
     message = devino_message(callbackUrl=receiver.url + "/hooks/devino", callbackData="campaign-7:msg-42")
     message_id = devino_post(sandbox, [message]).json()["result"][0]["messageId"]
-    # when the statuses have all come
+    # when the statuses have all come (POSTed by concurrent senders 50 ms apart: in any order, as Devino's may)
+    steps = {"SENT", "DELIVERED", "READ"}
     statuses = receiver.wait_for(lambda posts: (found := statuses_for(message_id)(posts)) and
-                                 found[-1]["status"] == "READ" and found, what="SENT, DELIVERED, READ")
-    # then each is a JSON array of status objects shaped as the document's sample
-    assert [s["status"] for s in statuses] == ["SENT", "DELIVERED", "READ"]
+                                 {s["status"] for s in found} >= steps and found, what="SENT, DELIVERED, READ")
+    # then each came once, as a JSON array of status objects shaped as the document's sample
+    assert sorted(s["status"] for s in statuses) == sorted(steps)
     assert all(set(s) == STATUS_KEYS and s["options"] == "campaign-7:msg-42" and s["errorCode"] == 0
                and s["messageId"] == int(message_id) for s in statuses)
     assert all(isinstance(post["body"], list) for post in receiver.posts)

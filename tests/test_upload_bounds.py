@@ -450,6 +450,20 @@ def test_damage_after_the_first_rows_is_shown_on_the_preview_page(web, tmp_path)
                      html_module.unescape(preview.text))
 
 
+def test_the_preview_checks_a_big_files_first_rows_and_says_so(web, monkeypatch):
+    client, token = web
+    # given a preview that may read 30 rows inside its request (in chunks of 10), and a list of 95
+    monkeypatch.setattr(uploads, "PREVIEW_CHECK_ROWS", 30)
+    monkeypatch.setattr(uploads, "PREVIEW_CHUNK_ROWS", 10)
+    contacts = "phone,name\n" + "".join(f"+2567720{i:05d},P{i}\n" for i in range(95))
+    answer = upload(client, token, "many.csv", contacts.encode())
+    # when its preview is opened
+    preview = html_module.unescape(client.get(answer.headers["location"]).text)
+    # then the counts are those of the first 30 rows, and the page says the launch checks the rest
+    assert "Counts for the first 30 rows: the whole file is checked when the campaign is launched." in preview
+    assert "Rows 30 · valid 30" in preview
+
+
 def test_launch_deletes_the_upload(web, engine):
     client, token = web
     # given an uploaded list

@@ -20,7 +20,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +49,12 @@ class UploadRejected(Exception):
     def __init__(self, message: str, status_code: int = 400):
         super().__init__(message)
         self.status_code = status_code
+
+
+# The upload page's verdict counts read at most this many rows inside its request (in chunks of the second);
+# a launch reads the whole file, in the background when it is big (launches.BACKGROUND_BYTES).
+PREVIEW_CHECK_ROWS = 50_000
+PREVIEW_CHUNK_ROWS = 10_000
 
 
 def uploads_folder() -> Path:
@@ -149,16 +155,22 @@ def named(upload: Upload) -> Iterator[None]:
 
 
 def dry_run(upload: Upload, *, region: str, phone_column: str | None) -> dict:
-    """The ingest report (`blast import --json` shape, plus phone_column and variables) and the rejects
-    file, without writing any message."""
+    """The ingest report (`blast import --json` shape, plus phone_column, variables and `partial`) and the
+    rejects file, without writing any message. It runs inside the page's request, so it reads at most about
+    PREVIEW_CHECK_ROWS rows (`partial`: the file goes on); the launch checks the whole file."""
+    partial = False
     with named(upload):
         stream = read_contacts(upload.path, region=region, phone_column=phone_column,
-                               opted_out=load_optouts(get_engine()))
-        for _chunk in write_rejects(upload.rejects_path, stream):
-            pass
+                               opted_out=load_optouts(get_engine()), chunk_rows=PREVIEW_CHUNK_ROWS)
+        with closing(write_rejects(upload.rejects_path, stream)) as chunks:
+            for _chunk in chunks:
+                if stream.report.rows >= PREVIEW_CHECK_ROWS:
+                    partial = True
+                    break
     report = stream.report.as_dict()
     report["phone_column"] = stream.phone_column
     report["variables"] = stream.variables
+    report["partial"] = partial
     return report
 
 
