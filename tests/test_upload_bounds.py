@@ -18,14 +18,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
 from campaigns.models import Campaign, Message
-from campaigns.settings import reset_settings
 from campaigns.web import uploads
-from tests.test_web_pages import ADMIN_PASSWORD, HOOK_SECRET, SOCNET_KEY, log_in, upload
+from tests.test_web_pages import log_in, upload, web_app
 
 ROOT = Path(__file__).resolve().parent.parent
 MiB = 1024 * 1024
@@ -384,18 +382,8 @@ def test_csv_with_a_huge_field_is_a_rejected_row_within_the_bound(blast_home, tm
 @pytest.fixture
 def web(engine, blast_home, tmp_path, monkeypatch):
     """The web app (SQLite and Postgres) with one admin and one account, logged in: (client, csrf token)."""
-    monkeypatch.setenv("BLAST_ADMIN_USER", "admin")
-    monkeypatch.setenv("BLAST_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    monkeypatch.setenv("TEST_SOCNET_KEY", SOCNET_KEY)
-    monkeypatch.setenv("TEST_HOOK_SECRET", HOOK_SECRET)
-    (tmp_path / "blast.toml").write_text(
-        '[accounts.acct]\nprovider = "socnet"\nbase_url = "http://127.0.0.1:9"\n'
-        'api_key = "${TEST_SOCNET_KEY}"\nrate = 10\nwebhook_secret = "${TEST_HOOK_SECRET}"\n')
-    reset_settings()
     monkeypatch.setattr(uploads, "_last_sweep", None)
-    from campaigns.web.app import create_app
-
-    with TestClient(create_app(), raise_server_exceptions=False) as client:
+    with web_app(tmp_path, monkeypatch, raise_server_exceptions=False) as client:
         yield client, log_in(client)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
@@ -20,9 +21,9 @@ SOCNET_KEY = "socnet-secret-key-91ab"
 HOOK_SECRET = "hook-secret-55de"
 
 
-@pytest.fixture
-def client(engine, blast_home, tmp_path, monkeypatch):
-    """A web app with one admin and one account whose secrets come from the environment."""
+@contextlib.contextmanager
+def web_app(tmp_path, monkeypatch, **client_options):
+    """A web app with one admin and one account whose secrets come from the environment (a TestClient)."""
     monkeypatch.setenv("BLAST_ADMIN_USER", "admin")
     monkeypatch.setenv("BLAST_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setenv("TEST_SOCNET_KEY", SOCNET_KEY)
@@ -33,7 +34,13 @@ def client(engine, blast_home, tmp_path, monkeypatch):
     reset_settings()
     from campaigns.web.app import create_app
 
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), **client_options) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def client(engine, blast_home, tmp_path, monkeypatch):
+    with web_app(tmp_path, monkeypatch) as test_client:
         yield test_client
 
 

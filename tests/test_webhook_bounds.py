@@ -21,24 +21,8 @@ from campaigns.demo_web import WebAppThread
 from campaigns.models import Message, StatusEvent
 from campaigns.settings import reset_settings
 from tests.factories import make_campaign, make_messages
+from tests.test_delivery import CONFIG, SECRET
 
-SECRET = "s3cret-hook"
-CONFIG = f"""
-[accounts.dv]
-provider = "devino"
-base_url = "http://127.0.0.1:9"
-api_key = "k"
-sender = "Blast"
-rate = 10
-webhook_secret = "{SECRET}"
-
-[accounts.wa]
-provider = "httpapi"
-base_url = "http://127.0.0.1:9"
-token = "t"
-rate = 10
-webhook_secret = "{SECRET}"
-"""
 DEVINO = f"/hooks/devino/dv?token={SECRET}"
 HTTPAPI = f"/hooks/httpapi/wa?token={SECRET}"
 JSON = {"content-type": "application/json"}

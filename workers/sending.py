@@ -166,7 +166,8 @@ def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account
         deadline = limiter.acquire_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
                                         count=len(chunk))
         try:
-            answers = client.send_batch([outbound(row) for row in chunk], deadline=deadline) if deadline else None
+            answers = (client.send_batch([outbound(row) for row in chunk], deadline=deadline)
+                       if deadline is not None else None)
         except SlotMissed:  # this thread was starved past its slot: nothing was sent
             answers = None
         if answers is None:  # refused, or too late for the slot: nothing was sent
@@ -177,22 +178,14 @@ def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account
 
 def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: AccountConfig, engine, limiter,
                            results: list, unsent: list) -> None:
-    from workers.providers import client_for
-
     def send_at(slot, row):
-        deadline = limiter.wait(slot)
-        for fresh_slot in (False, True):
-            if fresh_slot:  # woken up too late for the slot, or starved past it before writing: one more
-                deadline = limiter.replace_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS)
-            if deadline is None:
-                continue
-            if not _running(campaign_id, engine):
-                return None
-            try:
-                return client_for(account).send(outbound(row), deadline=deadline), utcnow()
-            except SlotMissed:  # nothing was sent
-                continue
-        return None
+        """The message sent at its slot, or at one fresh slot when this thread woke up too late for it or was
+        starved past it before writing; None when neither worked, or the campaign stopped meanwhile."""
+        sent = _send_by(limiter.wait(slot), row, outbound, account, campaign_id, engine)
+        if sent is None and _running(campaign_id, engine):
+            fresh = limiter.replace_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS)
+            sent = _send_by(fresh, row, outbound, account, campaign_id, engine)
+        return sent
 
     with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
                        count=len(claimed)) as slots:
@@ -210,6 +203,19 @@ def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: Account
                 _answered([row], [sent[0]], sent[1], account, limiter, results)
         if failure is not None:
             raise failure
+
+
+def _send_by(deadline: float | None, row, outbound, account: AccountConfig, campaign_id: int, engine):
+    """(answer, answered at) for a call that left by `deadline` (time.monotonic()); None when there is no
+    deadline (no slot in time), the campaign is no longer running, or the call would leave later."""
+    from workers.providers import client_for
+
+    if deadline is None or not _running(campaign_id, engine):
+        return None
+    try:
+        return client_for(account).send(outbound(row), deadline=deadline), utcnow()
+    except SlotMissed:  # nothing was sent
+        return None
 
 
 def _running(campaign_id: int, engine) -> bool:

@@ -298,7 +298,7 @@ class ProviderClient:
         """Add the headers that authenticate this request (gateways that sign each request override it)."""
 
     def call(self, request: GatewayRequest, *, deadline: float | None = None) -> HttpAnswer:
-        """Make the call (urllib3 directly: a third of the CPU of requests per call, bench/http_clients.py); a
+        """Make the call (urllib3 directly: about two thirds of the CPU requests takes, bench/http_clients.py); a
         network failure raises GatewayError without the URL (which may carry a token): TRANSIENT when no
         connection was made (nothing was written), AMBIGUOUS when the request went out and no answer came
         (read timeout, connection dropped). Never retried, never redirected for a POST: a send is never
