@@ -206,20 +206,21 @@ def test_relative_reminders_are_each_sent_at_their_time_and_once(blast_home, tmp
     from campaigns.db import get_engine, migrate
     from workers.embedded import EmbeddedWorker
 
-    # given the embedded default, a sandbox account, and three appointments 24h + 3 s, 6 s, 9 s from now
+    # given the embedded default and a sandbox account, with a worker running
     write_config(tmp_path / "blast.toml", sandbox, {"clinic": {"provider": "socnet", "rate": 50}})
     reset_settings()
     migrate()
     engine = get_engine()
-    start = datetime.now(UTC)
     phones = [f"+25677000010{i}" for i in range(3)]
     path = tmp_path / "visits.csv"
-    write_rows(path, [[f"P{i}", phone, (start + timedelta(days=1, seconds=3 * (i + 1))).isoformat(), ""]
-                      for i, phone in enumerate(phones)])
-    reminders.add(engine, name="visits", account_name="clinic", source_file=path,
-                  template="See you tomorrow {{ name }}", relative="24h before appointment_at")
-    # when the schedule fires and a worker runs
     with EmbeddedWorker(concurrency=4):
+        # and three appointments 24h + 3 s, 6 s, 9 s from now (counted once the worker has started)
+        start = datetime.now(UTC)
+        write_rows(path, [[f"P{i}", phone, (start + timedelta(days=1, seconds=3 * (i + 1))).isoformat(), ""]
+                          for i, phone in enumerate(phones)])
+        reminders.add(engine, name="visits", account_name="clinic", source_file=path,
+                      template="See you tomorrow {{ name }}", relative="24h before appointment_at")
+        # when the schedule fires
         [campaign_id] = reminders.fire_due(engine)
         wait_until(lambda: sandbox.stats("socnet").get("accepted", 0) >= 3, timeout=60,
                    message="three reminders at the gateway")
