@@ -25,6 +25,11 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+# The phonenumbers releases this module was checked against, step by step and by tests/test_phones.py's
+# differential: a release outside them may change a private step replayed here, so the dependency is pinned
+# to the same range (pyproject.toml) and a test fails, naming the differences, when another is installed.
+PROVEN_RELEASES = "~=9.0.43"
+
 # phonenumbers' own bounds (phonenumberutil._MIN_LENGTH_FOR_NSN and _MAX_LENGTH_FOR_NSN).
 MIN_NSN_DIGITS = 2
 MAX_NSN_DIGITS = 17

@@ -3,30 +3,33 @@
 - `BeatLease`: one beat sends the schedule at a time; another one started by mistake stands by.
 - `job_lock`: each periodic job runs under a named lock, so two runs of one job never overlap.
 
-With BLAST_REDIS_URL: Redis `SET key token NX PX ttl`, released only by its holder (compare-and-delete).
-Without: an exclusive, non-blocking file lock under BLAST_HOME (one host, the embedded default).
+With BLAST_REDIS_URL: redis-py's `Lock` (SET NX PX; released and extended only by its holder's token).
+Without: filelock's exclusive, non-blocking lock on a file under BLAST_HOME (one host, the embedded default).
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+import redis
+from filelock import FileLock, Timeout
+from redis.exceptions import LockError
 
 from campaigns.settings import get_settings
 
 KEY_PREFIX = "blast:beat-lock:"
-# Deletes the key only when it still holds our token (a lock that expired and was taken is not ours).
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-# Takes the key when free, extends it when it holds our token; 1 when we hold it afterwards, else 0.
-_HOLD = """
-local holder = redis.call('get', KEYS[1])
-if holder == ARGV[1] then redis.call('pexpire', KEYS[1], ARGV[2]) return 1 end
-if not holder then redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end
-return 0
-"""
+
+
+def _redis_lock(client: redis.Redis, name: str, ttl_seconds: float):
+    # thread_local=False: the beat may renew its lease from another thread than the one that took it
+    return client.lock(KEY_PREFIX + name, timeout=ttl_seconds, blocking=False, thread_local=False)
+
+
+def _file_lock(name: str) -> FileLock:
+    folder = get_settings().home / "locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    return FileLock(folder / f"{name}.lock", mode=0o600, thread_local=False)
 
 
 @contextmanager
@@ -34,46 +37,28 @@ def job_lock(name: str, *, ttl_seconds: float) -> Iterator[bool]:
     """Yields True when this caller holds the lock for `name` (for at most `ttl_seconds`), else False."""
     redis_url = get_settings().redis_url
     if redis_url:
-        with _redis_lock(redis_url, name, ttl_seconds) as held:
-            yield held
-    else:
-        with _file_lock(name) as held:
-            yield held
-
-
-@contextmanager
-def _redis_lock(url: str, name: str, ttl_seconds: float) -> Iterator[bool]:
-    import redis
-
-    client = redis.Redis.from_url(url)
-    token = uuid.uuid4().hex
-    key = KEY_PREFIX + name
-    held = bool(client.set(key, token, nx=True, px=max(1, int(ttl_seconds * 1000))))
+        with redis.Redis.from_url(redis_url) as client:
+            lock = _redis_lock(client, name, ttl_seconds)
+            held = lock.acquire()
+            try:
+                yield held
+            finally:
+                if held:
+                    try:
+                        lock.release()
+                    except LockError:  # it expired meanwhile (and may be someone else's now)
+                        pass
+        return
+    lock = _file_lock(name)
     try:
-        yield held
-    finally:
-        if held:
-            client.eval(_RELEASE, 1, key, token)
-        client.close()
-
-
-@contextmanager
-def _file_lock(name: str) -> Iterator[bool]:
-    folder = get_settings().home / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(folder / f"{name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        lock.acquire(blocking=False)
+    except Timeout:
+        yield False
+        return
     try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(descriptor, fcntl.LOCK_UN)
+        yield True
     finally:
-        os.close(descriptor)
+        lock.release()
 
 
 class BeatLease:
@@ -86,9 +71,10 @@ class BeatLease:
     def __init__(self, name: str, *, ttl_seconds: float):
         self.name = name
         self.ttl_seconds = ttl_seconds
-        self.token = uuid.uuid4().hex
-        self._redis = None
-        self._descriptor: int | None = None
+        self._client: redis.Redis | None = None
+        self._redis_lock = None
+        self._held_in_redis = False
+        self._file: FileLock | None = None
 
     def hold(self) -> bool:
         """True when this process holds the lease now (taken or renewed for another `ttl_seconds`)."""
@@ -98,34 +84,40 @@ class BeatLease:
         return self._hold_file()
 
     def release(self) -> None:
-        if self._redis is not None:
+        if self._client is not None:
             try:
-                self._redis.eval(_RELEASE, 1, KEY_PREFIX + self.name, self.token)
+                if self._held_in_redis:
+                    self._redis_lock.release()
+            except LockError:  # expired and perhaps taken by another beat: not ours to delete
+                pass
             finally:
-                self._redis.close()
-                self._redis = None
-        if self._descriptor is not None:
-            os.close(self._descriptor)  # closing the descriptor drops its flock
-            self._descriptor = None
+                self._client.close()
+                self._client = self._redis_lock = None
+                self._held_in_redis = False
+        if self._file is not None:
+            self._file.release(force=True)
+            self._file = None
 
     def _hold_redis(self, url: str) -> bool:
-        import redis
-
-        if self._redis is None:
-            self._redis = redis.Redis.from_url(url, socket_timeout=self.ttl_seconds / 3)
-        ttl_ms = max(1, int(self.ttl_seconds * 1000))
-        return bool(self._redis.eval(_HOLD, 1, KEY_PREFIX + self.name, self.token, ttl_ms))
+        if self._client is None:
+            self._client = redis.Redis.from_url(url, socket_timeout=self.ttl_seconds / 3)
+            self._redis_lock = _redis_lock(self._client, self.name, self.ttl_seconds)
+        if self._held_in_redis:
+            try:
+                self._redis_lock.reacquire()  # our token still there: another ttl_seconds
+                return True
+            except LockError:  # it expired (a stalled beat) and may be another's now
+                self._held_in_redis = False
+        self._held_in_redis = bool(self._redis_lock.acquire())
+        return self._held_in_redis
 
     def _hold_file(self) -> bool:
-        if self._descriptor is not None:
+        if self._file is not None:
             return True
-        folder = get_settings().home / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(folder / f"{self.name}.lock", os.O_CREAT | os.O_RDWR, 0o600)
+        lock = _file_lock(self.name)
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
+            lock.acquire(blocking=False)
+        except Timeout:
             return False
-        self._descriptor = descriptor
+        self._file = lock
         return True

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import random
+from importlib import metadata
 
 import numpy as np
 import phonenumbers
 import pytest
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
 
-from campaigns import phones
+from campaigns import ingest_phone_rules, phones
 from campaigns.errors import BlastError
 from campaigns.ingest_samples import adversarial_phone
 
@@ -62,6 +66,23 @@ def test_fast_path_equals_phonenumbers_on_100k_random_ugandan_campaign_numbers()
     assert found == [], f"{len(found)} differences, first: {found[:10]}"
     valid = sum(phonenumbers_verdict(value, "UG") is not None for value in values[:5000])
     assert 1000 < valid < 4000  # the sample holds plenty of both verdicts
+
+
+def test_the_installed_phonenumbers_is_a_release_the_fast_path_was_proven_against():
+    # given the installed phonenumbers and the releases the fast path was checked against
+    installed = Version(phonenumbers.__version__)
+    proven = SpecifierSet(ingest_phone_rules.PROVEN_RELEASES)
+    pinned = [Requirement(line) for line in metadata.requires("blast") if line.startswith("phonenumbers")]
+    # then the package pins exactly that range
+    assert [str(requirement.specifier) for requirement in pinned] == [str(proven)]
+    # and the installed release is inside it; otherwise the differential says what changed
+    if installed not in proven:
+        rng = random.Random(20261121)
+        found = differences([adversarial_phone(rng) for _ in range(100_000)], "UG")
+        pytest.fail(f"phonenumbers {installed} is not in {proven}, the releases campaigns/ingest_phone_rules.py "
+                    f"was proven against; on 100,000 random numbers the fast path differs {len(found)} times "
+                    f"(first: {found[:5]}). With none, widen PROVEN_RELEASES and the pin in pyproject.toml "
+                    "together; otherwise fix the replayed step first.")
 
 
 @pytest.mark.parametrize("region", ["GB", "US", "KE", "IN", "IT", "AR", "RU", "GG", "JP"])

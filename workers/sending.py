@@ -15,6 +15,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from cachetools import TTLCache
 from sqlalchemy import func, insert, or_, select, true, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -59,17 +60,17 @@ class CampaignInfo:
     options: dict = field(default_factory=dict)
 
 
-_cache: dict[int, tuple[float, CampaignInfo]] = {}
-_cache_lock = threading.Lock()
+_cache: TTLCache[int, CampaignInfo] = TTLCache(maxsize=4096, ttl=STATUS_TTL_SECONDS)
+_cache_lock = threading.Lock()  # cachetools' caches are not thread-safe
 
 
 def campaign_info(campaign_id: int, *, engine, fresh: bool = False) -> CampaignInfo | None:
     """The campaign's status and sending options, re-read at most every STATUS_TTL_SECONDS."""
-    now = time.monotonic()
-    with _cache_lock:
-        cached = _cache.get(campaign_id)
-    if cached and not fresh and cached[0] > now:
-        return cached[1]
+    if not fresh:
+        with _cache_lock:
+            cached = _cache.get(campaign_id)
+        if cached is not None:
+            return cached
     with engine.connect() as connection:
         row = connection.execute(
             select(Campaign.status, Campaign.account_name, Campaign.options, Campaign.media_url)
@@ -83,7 +84,7 @@ def campaign_info(campaign_id: int, *, engine, fresh: bool = False) -> CampaignI
     kind = options.pop("kind", None) or ("media" if row.media_url else "text")
     info = CampaignInfo(campaign_id, row.status, row.account_name, kind, options)
     with _cache_lock:
-        _cache[campaign_id] = (now + STATUS_TTL_SECONDS, info)
+        _cache[campaign_id] = info
     return info
 
 

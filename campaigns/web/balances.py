@@ -5,11 +5,12 @@ so the page neither waits long nor asks the gateway on every view."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+
+from cachetools import TLRUCache
 
 from campaigns.settings import AccountConfig
 
@@ -31,8 +32,13 @@ class Balance:
         return ", ".join(f"{key}: {value}" for key, value in self.words.items()) or "empty answer"
 
 
-_cache: dict[str, tuple[float, AccountConfig, Balance]] = {}
-_lock = threading.Lock()
+def _keep_until(_name: str, kept: tuple[AccountConfig, Balance], now: float) -> float:
+    return now + (RETRY_SECONDS if kept[1].words is None else FRESH_SECONDS)
+
+
+# Per account name: (the account as it was asked, its balance), until a fresh or a failed answer is old.
+_cache: TLRUCache[str, tuple[AccountConfig, Balance]] = TLRUCache(maxsize=1024, ttu=_keep_until)
+_lock = threading.Lock()  # cachetools' caches are not thread-safe
 
 
 def tells_balance(account: AccountConfig) -> bool:
@@ -73,7 +79,6 @@ def ask(account: AccountConfig, *, timeout: float = TIMEOUT_SECONDS) -> Balance:
 def balances(accounts: Mapping[str, AccountConfig]) -> dict[str, Balance | None]:
     """Per account: its last known balance (asked now when older than FRESH_SECONDS), or None when its
     gateway tells none. Accounts due are asked in parallel."""
-    now = time.monotonic()
     found: dict[str, Balance | None] = {}
     due: list[AccountConfig] = []
     with _lock:
@@ -82,17 +87,16 @@ def balances(accounts: Mapping[str, AccountConfig]) -> dict[str, Balance | None]
                 found[name] = None
                 continue
             cached = _cache.get(name)
-            if cached is not None and cached[0] > now and cached[1] == account:
-                found[name] = cached[2]
+            if cached is not None and cached[0] == account:
+                found[name] = cached[1]
             else:
                 due.append(account)
     if due:
         with ThreadPoolExecutor(max_workers=min(8, len(due))) as pool:
             for account, balance in zip(due, pool.map(ask, due), strict=True):
                 found[account.name] = balance
-                keep = RETRY_SECONDS if balance.words is None else FRESH_SECONDS
                 with _lock:
-                    _cache[account.name] = (time.monotonic() + keep, account, balance)
+                    _cache[account.name] = (account, balance)
     return found
 
 

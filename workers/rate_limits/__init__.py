@@ -11,18 +11,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from campaigns.settings import Settings, get_settings
+from campaigns.settings import get_settings
 from workers.rate_limits.base import Backend, Grant, Policy
 from workers.rate_limits.limiter import RateLimiter
 from workers.rate_limits.local_backend import LocalBackend
 from workers.rate_limits.redis_backend import RedisBackend
-
-
-def limiter_from_settings(settings: Settings | None = None) -> RateLimiter:
-    """A new limiter: the Redis backend when `Settings.redis_url` is set, else the local one."""
-    settings = settings or get_settings()
-    backend = RedisBackend.from_url(settings.redis_url) if settings.redis_url else LocalBackend()
-    return RateLimiter(backend, safety=settings.rate_safety_seconds)
 
 
 @lru_cache(maxsize=4)
@@ -37,5 +30,4 @@ def get_limiter() -> RateLimiter:
     return _shared(get_settings().redis_url)
 
 
-__all__ = ["Backend", "Grant", "LocalBackend", "Policy", "RateLimiter", "RedisBackend", "get_limiter",
-           "limiter_from_settings"]
+__all__ = ["Backend", "Grant", "LocalBackend", "Policy", "RateLimiter", "RedisBackend", "get_limiter"]

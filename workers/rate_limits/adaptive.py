@@ -3,7 +3,7 @@
 The state is three numbers kept by the backend (in Redis for the Redis backend, so every process
 agrees): `f0`, the effective fraction of the configured rate set by the last throttling answer, at `t0`;
 and `halved`, when an answer last halved it. The fraction now is computed from them, so a clean answer
-costs nothing to record (`RateLimiter.succeeded` has no bookkeeping to do):
+costs nothing to record:
 
     fraction(now) = min(1, f0 + recovery_step x floor((now - t0) / recovery_period))
 

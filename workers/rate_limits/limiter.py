@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from workers.rate_limits.base import Backend, Policy, after_fork_in_child, check_rate, shape
+from workers.rate_limits.base import Backend, Policy, after_fork_in_child, check_rate
 
 
 def sleep_until(moment: float) -> None:
@@ -61,14 +61,6 @@ class RateLimiter:
         together, for one request carrying `count` messages. `now` is the backend's clock, for tests."""
         grant = self.backend.book(key, rate=check_rate(rate), policy=self.policy, count=count, now=now)
         return 0.0 if grant.taken else max(grant.wait, 1e-6)
-
-    def reserve_spaced(self, key: str, *, rate: float, count: int, horizon: float,
-                       now: float | None = None) -> list[float]:
-        """Take `count` slots one interval apart if the first is due within `horizon` seconds: returns the
-        seconds from now until each is due, or [] having taken nothing."""
-        grant = self.backend.book(key, rate=check_rate(rate), policy=self.policy, count=count, spaced=True,
-                                  horizon=horizon, now=now)
-        return list(grant.due) if grant.taken else []
 
     def acquire(self, key: str, *, rate: float, max_wait: float, count: int = 1) -> bool:
         """Wait up to `max_wait` seconds for a slot (`count` slots together); True if taken (see
@@ -158,19 +150,9 @@ class RateLimiter:
         Returns the new effective rate (messages/s)."""
         return check_rate(rate) * self.backend.throttle(key, policy=self.policy, now=now)
 
-    def succeeded(self, key: str, *, rate: float) -> None:
-        """A clean answer. Recovery is computed from the time since the last throttling answer
-        (adaptive.py), so there is nothing to record: no round trip on the hot path."""
-
     def effective_rate(self, key: str, *, rate: float, now: float | None = None) -> float:
         """The rate (messages/s) the key is held to now: the configured `rate` after throttling."""
         return check_rate(rate) * self.backend.factor(key, policy=self.policy, now=now)
-
-    def sustained_rate(self, key: str, *, rate: float, now: float | None = None) -> float:
-        """Messages/s the limiter lets through in the long run at the effective rate (a count per window
-        is whole, and the window has its safety margin): what a pacer can plan for."""
-        schedule = shape(self.effective_rate(key, rate=rate, now=now), self.policy.safety)
-        return schedule.slots / schedule.window
 
     def _booker(self, key: str, size: int) -> threading.BoundedSemaphore:
         """The semaphore of the threads that may hold a booking of `key`, `size` at a time (the size
