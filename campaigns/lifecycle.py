@@ -10,7 +10,7 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from campaigns import dispatch
 from campaigns.db import get_engine, session_scope
@@ -18,7 +18,7 @@ from campaigns.errors import BlastError, NotFound
 from campaigns.models import Account, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
 from campaigns.states import HELD_CODE, CampaignStatus, MessageState, PauseReason
-from campaigns.transitions import transition
+from campaigns.transitions import move_campaigns, transition
 
 log = logging.getLogger("blast.lifecycle")
 C = CampaignStatus
@@ -135,10 +135,8 @@ def schedule_start(campaign_id: int, at: datetime | None = None) -> str:
     later = at is not None and at > now
     status = C.SCHEDULED if later else C.RUNNING
     with get_engine().begin() as connection:
-        changed = connection.execute(
-            update(Campaign).where(Campaign.id == campaign_id, Campaign.status == C.DRAFT)
-            .values(status=status, launch_at=at or now, started_at=None if later else now)
-        ).rowcount
+        changed = move_campaigns(connection, where=[Campaign.id == campaign_id], expected=C.DRAFT, to=status,
+                                 launch_at=at or now, started_at=None if later else now)
     if not changed:
         raise BlastError(f"campaign {campaign_id} is not a draft")
     if not later:
@@ -168,11 +166,7 @@ def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, **values
         campaign = _get(session, campaign_id)
         if campaign.status not in allowed:
             raise BlastError(f"campaign {campaign_id} is {campaign.status}; cannot make it {to}")
-        result = session.execute(
-            update(Campaign).where(Campaign.id == campaign_id, Campaign.status.in_(allowed))
-            .values(status=to, **values)
-        )
-        if result.rowcount == 0:
+        if not move_campaigns(session, where=[Campaign.id == campaign_id], expected=allowed, to=to, **values):
             raise BlastError(f"campaign {campaign_id} changed meanwhile; try again")
         session.commit()
         return _get(session, campaign_id)
@@ -180,8 +174,7 @@ def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, **values
 
 def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str | None = None) -> None:
     """No new message starts within a second; messages in flight finish; queued ones go back to pending."""
-    _set_status(campaign_id, allowed=PAUSABLE, to=C.PAUSED, pause_reason=str(reason),
-                pause_detail=detail)
+    _set_status(campaign_id, allowed=PAUSABLE, to=C.PAUSED, reason=PauseReason(reason), detail=detail)
     with get_engine().begin() as connection:
         queued = connection.execute(
             select(Message.id).where(Message.campaign_id == campaign_id, Message.state == M.QUEUED)
@@ -191,8 +184,7 @@ def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str 
 
 def resume(campaign_id: int) -> None:
     """Running again; an answer a gateway gave before now (quota, auth, content) never pauses it again."""
-    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, pause_reason=None, pause_detail=None,
-                resumed_at=utcnow())
+    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, resumed_at=utcnow())
     _kick(campaign_id)
 
 
@@ -238,8 +230,8 @@ def retry(campaign_id: int, reason: str | None = None) -> int:
 def reopen_finished(connection, campaign_ids) -> None:
     """Finished campaigns (ids, or a select of them) that have messages to send again run again, so the
     pacer sends those: a retry of failed messages, or a late throttling callback."""
-    connection.execute(update(Campaign).where(Campaign.id.in_(campaign_ids), Campaign.status == C.FINISHED)
-                       .values(status=C.RUNNING, finished_at=None))
+    move_campaigns(connection, where=[Campaign.id.in_(campaign_ids)], expected=C.FINISHED, to=C.RUNNING,
+                   finished_at=None)
 
 
 def _kick(campaign_id: int) -> None:

@@ -80,14 +80,34 @@ class CampaignStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+C = CampaignStatus
+
+# (from, to) pairs a campaign may take, and who takes each. campaigns/transitions.py `move_campaigns` is the
+# only writer of a campaign's status, and refuses anything else.
+CAMPAIGN_MOVES: frozenset[tuple[CampaignStatus, CampaignStatus]] = frozenset(
+    {
+        (C.DRAFT, C.RUNNING),  # launched now
+        (C.DRAFT, C.SCHEDULED),  # launched for later
+        (C.SCHEDULED, C.RUNNING),  # the pacer: its launch time came
+        (C.RUNNING, C.PAUSED),  # the operator, or an answer that pauses (PauseReason)
+        (C.SCHEDULED, C.PAUSED),  # the operator
+        (C.PAUSED, C.RUNNING),  # the operator resumes
+        (C.RUNNING, C.FINISHED),  # the pacer: no message left that can move by itself
+        (C.FINISHED, C.RUNNING),  # a retry, or a late throttling report, gives it messages to send again
+        (C.DRAFT, C.CANCELLED),
+        (C.SCHEDULED, C.CANCELLED),
+        (C.RUNNING, C.CANCELLED),
+        (C.PAUSED, C.CANCELLED),
+    }
+)
+
+
 class PauseReason(StrEnum):
     USER = "user"
     QUOTA = "quota"
     AUTH = "auth"
     CONTENT = "content"
-    ERROR_RATE = "error_rate"
     GATEWAY_CHANGED = "gateway_changed"  # undocumented answers in a row: the gateway changed its API
-    CANARY = "canary"
 
 
 class Outcome(StrEnum):

@@ -1,4 +1,4 @@
-"""The one way a message changes state: a conditional UPDATE that refuses illegal transitions.
+"""The one way a message (and a campaign) changes state: a conditional UPDATE that refuses illegal transitions.
 
 `UPDATE message SET state = :to ... WHERE id IN (:ids) AND state IN (:expected)` — a worker, webhook or
 reconciler that loses a race changes nothing and learns so from the row count. That is what makes
@@ -12,8 +12,8 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, literal, or_, update
 
-from campaigns.models import Message, utcnow
-from campaigns.states import ALLOWED, MessageState
+from campaigns.models import Campaign, Message, utcnow
+from campaigns.states import ALLOWED, CAMPAIGN_MOVES, CampaignStatus, MessageState, PauseReason
 
 # The timestamp column stamped when a message enters a state.
 STAMPS = {
@@ -120,3 +120,41 @@ def transition_each(
     )
     parameters = [{f"v_{key}": value for key, value in row.items()} for row in rows]
     return connection.execute(statement, parameters).rowcount
+
+
+def move_campaigns(
+    connection,
+    *,
+    where: Sequence,
+    expected: CampaignStatus | Iterable[CampaignStatus],
+    to: CampaignStatus,
+    reason: PauseReason | None = None,
+    detail: str | None = None,
+    returning: bool = False,
+    **values,
+) -> int | list[int]:
+    """The one way a campaign's status changes: the campaigns matching `where` (SQLAlchemy conditions) that
+    are still in `expected` move to `to`; returns how many (their ids with `returning=True`).
+
+    A pause carries its `reason` (a PauseReason) and optional `detail`; leaving `paused` clears both. `values`
+    are other columns set in the same statement (started_at, finished_at, resumed_at, ...).
+    """
+    expected = (expected,) if isinstance(expected, str) else tuple(expected)
+    for state in expected:
+        if (CampaignStatus(state), CampaignStatus(to)) not in CAMPAIGN_MOVES:
+            raise IllegalTransition(f"a campaign may not go from {state} to {to}")
+    if (to == CampaignStatus.PAUSED) != (reason is not None):
+        raise ValueError("a pause, and only a pause, carries a PauseReason")
+    if to == CampaignStatus.PAUSED:
+        values.update(pause_reason=PauseReason(reason).value, pause_detail=detail or None)
+    elif CampaignStatus.PAUSED in expected:
+        values.update(pause_reason=None, pause_detail=None)
+    statement = (
+        update(Campaign)
+        .where(*where, Campaign.status.in_([CampaignStatus(state).value for state in expected]))
+        .values(status=CampaignStatus(to).value, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if returning:
+        return list(connection.execute(statement.returning(Campaign.id)).scalars())
+    return connection.execute(statement).rowcount

@@ -1,13 +1,13 @@
-"""The message state machine: every legal transition works once; illegal ones are refused."""
+"""The message and campaign state machines: every legal move works once; illegal ones are refused."""
 
 from __future__ import annotations
 
 import pytest
 from sqlmodel import Session
 
-from campaigns.models import Message
-from campaigns.states import ALLOWED, MessageState
-from campaigns.transitions import STAMPS, IllegalTransition, sources, transition
+from campaigns.models import Campaign, Message
+from campaigns.states import ALLOWED, CAMPAIGN_MOVES, CampaignStatus, MessageState, PauseReason
+from campaigns.transitions import STAMPS, IllegalTransition, move_campaigns, sources, transition
 from tests.factories import make_campaign, make_messages
 
 M = MessageState
@@ -106,3 +106,59 @@ def test_transition_each_sets_values_per_message_and_skips_lost_races(engine):
     # then only the one still sending took its id
     assert (_state(engine, first).state, _state(engine, first).provider_message_id) == (M.SUBMITTED, "p1")
     assert (_state(engine, second).state, _state(engine, second).provider_message_id) == (M.FAILED, None)
+
+
+# ---------------------------------------------------------------- campaigns
+
+
+def _campaign(engine, campaign_id) -> Campaign:
+    with Session(engine) as session:
+        return session.get(Campaign, campaign_id)
+
+
+@pytest.mark.parametrize(("source", "target"), sorted(CAMPAIGN_MOVES))
+def test_every_legal_campaign_move_happens_exactly_once(engine, source, target):
+    # given a campaign in the source status
+    campaign = make_campaign(engine, status=source)
+    reason = PauseReason.USER if target == CampaignStatus.PAUSED else None
+    # when it is moved to the target twice (two operators, two pacers)
+    with engine.begin() as connection:
+        moves = [move_campaigns(connection, where=[Campaign.id == campaign.id], expected=source, to=target,
+                                reason=reason) for _ in range(2)]
+    # then only the first moves it
+    assert moves == [1, 0]
+    assert _campaign(engine, campaign.id).status == target
+
+
+@pytest.mark.parametrize(("source", "target"), [
+    (CampaignStatus.FINISHED, CampaignStatus.PAUSED),  # a finished campaign has nothing to pause
+    (CampaignStatus.CANCELLED, CampaignStatus.RUNNING),  # cancelled is for good
+    (CampaignStatus.PAUSED, CampaignStatus.FINISHED),  # it finishes only while running
+    (CampaignStatus.DRAFT, CampaignStatus.FINISHED),
+])
+def test_illegal_campaign_moves_are_refused_and_change_nothing(engine, source, target):
+    campaign = make_campaign(engine, status=source)
+    reason = PauseReason.USER if target == CampaignStatus.PAUSED else None
+    with engine.begin() as connection, pytest.raises(IllegalTransition):
+        move_campaigns(connection, where=[Campaign.id == campaign.id], expected=source, to=target, reason=reason)
+    assert _campaign(engine, campaign.id).status == source
+
+
+def test_a_pause_carries_its_reason_and_a_resume_clears_it(engine):
+    # given a running campaign
+    campaign = make_campaign(engine, status=CampaignStatus.RUNNING)
+    where = [Campaign.id == campaign.id]
+    with engine.begin() as connection:
+        # then a pause without a reason is refused
+        with pytest.raises(ValueError, match="PauseReason"):
+            move_campaigns(connection, where=where, expected=CampaignStatus.RUNNING, to=CampaignStatus.PAUSED)
+        # when it pauses for quota
+        move_campaigns(connection, where=where, expected=CampaignStatus.RUNNING, to=CampaignStatus.PAUSED,
+                       reason=PauseReason.QUOTA, detail="2005 out of credit")
+    paused = _campaign(engine, campaign.id)
+    assert (paused.pause_reason, paused.pause_detail) == ("quota", "2005 out of credit")
+    # when it is resumed, the reason goes with the pause
+    with engine.begin() as connection:
+        move_campaigns(connection, where=where, expected=CampaignStatus.PAUSED, to=CampaignStatus.RUNNING)
+    resumed = _campaign(engine, campaign.id)
+    assert (resumed.status, resumed.pause_reason, resumed.pause_detail) == ("running", None, None)

@@ -26,7 +26,7 @@ from campaigns.db import get_engine, is_postgres
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account, get_settings
 from campaigns.states import ACTIVE_STATES, HELD_CODE, CampaignStatus, MessageState
-from campaigns.transitions import transition
+from campaigns.transitions import move_campaigns, transition
 
 # Messages per send task: small enough that many threads share an account's rate, large enough that
 # Celery's per-task cost is spread over several messages. Batch gateways (Devino) get one call per task.
@@ -42,11 +42,8 @@ def task_batch_size(account: AccountConfig, rate: float, *, gateway_batch: int =
 
 
 def start_due_campaigns(connection, now) -> None:
-    connection.execute(
-        update(Campaign)
-        .where(Campaign.status == CampaignStatus.SCHEDULED, Campaign.launch_at <= now)
-        .values(status=CampaignStatus.RUNNING, started_at=now)
-    )
+    move_campaigns(connection, where=[Campaign.launch_at <= now], expected=CampaignStatus.SCHEDULED,
+                   to=CampaignStatus.RUNNING, started_at=now)
 
 
 def finish_done_campaigns(connection, now) -> list[int]:
@@ -60,11 +57,8 @@ def finish_done_campaigns(connection, now) -> list[int]:
         select(Campaign.id).where(Campaign.status == CampaignStatus.RUNNING, ~active)
     ).scalars().all()
     if done:
-        connection.execute(
-            update(Campaign)
-            .where(Campaign.id.in_(done), Campaign.status == CampaignStatus.RUNNING)
-            .values(status=CampaignStatus.FINISHED, finished_at=now)
-        )
+        move_campaigns(connection, where=[Campaign.id.in_(done)], expected=CampaignStatus.RUNNING,
+                       to=CampaignStatus.FINISHED, finished_at=now)
     return list(done)
 
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from cachetools import TTLCache
-from sqlalchemy import func, insert, or_, select, true, update
+from sqlalchemy import func, insert, or_, select, true
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from campaigns.db import get_engine
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
 from campaigns.states import CampaignStatus, MessageState, Outcome, PauseReason
-from campaigns.transitions import transition, transition_each
+from campaigns.transitions import move_campaigns, transition, transition_each
 from workers import fanout, retry_policy
 from workers.providers.base import UNDOCUMENTED_CODE, SlotMissed
 
@@ -340,12 +340,9 @@ def _pause_detail(results) -> str:
 def pause_account_campaigns(connection, account_name: str, reason, detail: str, *, answered_at=None) -> int:
     """Every running campaign on the account pauses with the reason (quota, auth, gateway_changed), unless
     it was resumed after the answer that pauses it was given (`answered_at`)."""
-    return connection.execute(
-        update(Campaign)
-        .where(Campaign.account_name == account_name, Campaign.status == CampaignStatus.RUNNING,
-               _answered_since_resume(answered_at))
-        .values(status=CampaignStatus.PAUSED, pause_reason=str(reason), pause_detail=detail or None)
-    ).rowcount
+    return move_campaigns(connection, where=[Campaign.account_name == account_name,
+                                             _answered_since_resume(answered_at)],
+                          expected=CampaignStatus.RUNNING, to=CampaignStatus.PAUSED, reason=reason, detail=detail)
 
 
 def _answered_since_resume(answered_at):
@@ -388,11 +385,7 @@ def _pause_if_content_repeats(connection, campaign_id: int, code: str, answered_
             Message.campaign_id == campaign_id, Message.state == M.FAILED, Message.error_code == code)
     ).scalar_one()
     if repeated >= retry_policy.CONTENT_PAUSE_THRESHOLD:
-        connection.execute(
-            update(Campaign)
-            .where(Campaign.id == campaign_id, Campaign.status == CampaignStatus.RUNNING,
-                   _answered_since_resume(answered_at))
-            .values(status=CampaignStatus.PAUSED, pause_reason=PauseReason.CONTENT.value,
-                    pause_detail=f"gateway code {code} for {repeated} recipients")
-        )
+        move_campaigns(connection, where=[Campaign.id == campaign_id, _answered_since_resume(answered_at)],
+                       expected=CampaignStatus.RUNNING, to=CampaignStatus.PAUSED, reason=PauseReason.CONTENT,
+                       detail=f"gateway code {code} for {repeated} recipients")
 
