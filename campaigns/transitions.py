@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, literal, or_, update
+from sqlalchemy import bindparam, cast, func, literal, or_, update
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.states import ALLOWED, CAMPAIGN_MOVES, CampaignStatus, MessageState, PauseReason
@@ -99,7 +100,8 @@ def transition_each(
     now: datetime | None = None,
 ) -> int:
     """Like `transition`, with values of its own for each message: `rows` are dicts with `id` and the
-    same other keys. One executemany; returns how many moved (where the driver reports it)."""
+    same other keys. One statement on Postgres, one executemany on SQLite; returns how many moved (where the
+    driver reports it)."""
     if not rows:
         return 0
     if isinstance(expected, str):
@@ -110,12 +112,26 @@ def transition_each(
     assignments = {"state": MessageState(to).value, "updated_at": now}
     if (stamp := STAMPS.get(MessageState(to))) and stamp not in keys:
         assignments[stamp] = now
+    table = Message.__table__
+    if connection.engine.dialect.name == "postgresql":
+        # one statement for every row, the same text whatever their number (compiled once): each column's
+        # values as one array, unnest(...) AS incoming(id, ...) joined on id
+        names = ["id", *keys]
+        incoming = func.unnest(*(cast(bindparam(f"a_{name}"), ARRAY(table.c[name].type)) for name in names)
+                               ).table_valued(*names).render_derived(name="incoming")
+        assignments.update({key: incoming.c[key] for key in keys})
+        statement = (
+            update(table)
+            .where(table.c.id == incoming.c.id, table.c.state.in_([state.value for state in expected]))
+            .values(**assignments)
+        )
+        return connection.execute(statement, {f"a_{name}": [row[name] for row in rows] for name in names}).rowcount
     assignments.update({key: bindparam(f"v_{key}") for key in keys})
     statement = (
-        update(Message.__table__)
-        .where(Message.__table__.c.id == bindparam("v_id"),
+        update(table)
+        .where(table.c.id == bindparam("v_id"),
                # not IN (...): an expanding parameter cannot go into an executemany
-               or_(*(Message.__table__.c.state == literal(state.value) for state in expected)))
+               or_(*(table.c.state == literal(state.value) for state in expected)))
         .values(**assignments)
     )
     parameters = [{f"v_{key}": value for key, value in row.items()} for row in rows]

@@ -282,24 +282,6 @@ def test_a_thread_that_wakes_up_too_late_gives_its_slot_up(backend, key, monkeyp
     assert limiter.reserve(key, rate=10) > 0
 
 
-def test_a_slot_woken_up_too_late_for_is_replaced_by_one_fresh_slot(backend, key, monkeypatch):
-    from workers.rate_limits import limiter as limiter_module
-
-    counting = CountingBackend(backend)
-    limiter = RateLimiter(counting, burst=1)
-    oversleep, sleep = [0.05], limiter_module.sleep_until
-    monkeypatch.setattr(limiter_module, "sleep_until",
-                        lambda moment: sleep(moment + (oversleep.pop() if oversleep else 0)))
-    # given a task's slot that its thread wakes up 50 ms after (more than Policy.late)
-    with limiter.slots(key, rate=10, max_wait=1.0, count=1) as slots:
-        assert limiter.wait(slots[0]) is None
-        # when the thread asks for a fresh slot in its place
-        deadline = limiter.replace_slot(key, rate=10, max_wait=1.0)
-    # then it gets one, an interval (0.102 s) after the lost one, for one more question to the backend
-    assert deadline is not None and deadline > slots[0].due_at + 0.09
-    assert counting.bookings == 2
-
-
 def test_threads_hammering_stay_within_the_rate_at_the_gateway(limiter, key):
     # given 8 threads sending as fast as an account at 40/s lets them, for 2.5 s, 50 ms per answer
     with Arrivals() as gateway:

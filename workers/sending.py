@@ -11,7 +11,7 @@ import json
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -36,6 +36,12 @@ MAX_TOKEN_WAIT_SECONDS = 2.0
 # A message handed back for lack of tokens (or a paused campaign) waits this long before the pacer
 # picks it again.
 HAND_BACK_DELAY_SECONDS = 0.5
+# A gateway whose quickest recent answer came within this many seconds is called from the task's thread, one
+# call after another; a slower one from the send pool's threads, each call at its slot. Policy.late: a call
+# that overruns the next slot by more than that makes it missed.
+INLINE_ANSWER_SECONDS = 0.010
+# Bookings in a row in which every slot was missed, after which a task hands its messages back to pending.
+BOOKING_ROUNDS = 4
 # Characters of an undocumented answer kept in the attempt and in the pause's detail.
 RAW_KEPT = 400
 # How long a task keeps trying to record the gateway's answers while the database is unreachable.
@@ -179,31 +185,82 @@ def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account
 
 def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: AccountConfig, engine, limiter,
                            results: list, unsent: list) -> None:
-    def send_at(slot, row):
-        """The message sent at its slot, or at one fresh slot when this thread woke up too late for it or was
-        starved past it before writing; None when neither worked, or the campaign stopped meanwhile."""
-        sent = _send_by(limiter.wait(slot), row, outbound, account, campaign_id, engine)
-        if sent is None and _running(campaign_id, engine):
-            fresh = limiter.replace_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS)
-            sent = _send_by(fresh, row, outbound, account, campaign_id, engine)
-        return sent
-
-    with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
-                       count=len(claimed)) as slots:
-        calls = [(row, fanout.pool().submit(send_at, slot, row)) for row, slot in zip(claimed, slots, strict=False)]
-        unsent.extend(claimed[len(calls):])
+    """Single-message calls, each sent at a booked slot. A gateway that answers within INLINE_ANSWER_SECONDS
+    is called from this thread, one call after another, booking in each round only the slots those calls can
+    keep (Policy.late of calls); a slower one has each call sent at its slot from a thread of the send pool
+    (fanout.py), the whole task booked at once, so a slow answer never makes the next slot late. Messages
+    whose slots were missed (a thread woke up too late, a call overran) are booked again together."""
+    waiting = list(claimed)
+    fruitless, failure = 0, None
+    while waiting and fruitless < BOOKING_ROUNDS and _running(campaign_id, engine):
+        answer_seconds = answer_times.expected(account.base_url)
+        inline = answer_seconds <= INLINE_ANSWER_SECONDS
+        count = min(len(waiting), _calls_in_time(limiter, answer_seconds)) if inline else len(waiting)
+        missed, calls = [], []
+        with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS, count=count) as slots:
+            if not slots:  # no slot within MAX_TOKEN_WAIT_SECONDS: back to pending
+                break
+            for row, slot in zip(waiting, slots, strict=False):
+                deadline = limiter.wait(slot)
+                if deadline is None:
+                    missed.append(row)
+                elif inline:
+                    _keep(row, _send_by(deadline, row, outbound, account, campaign_id, engine), account,
+                          limiter, results, missed)
+                else:
+                    calls.append((row, fanout.pool().submit(_send_by, deadline, row, outbound, account,
+                                                            campaign_id, engine)))
         failure = None
         for row, call in calls:
             try:
                 sent = call.result()
             except Exception as error:  # the database went away before this call: it was not sent
                 sent, failure = None, error
-            if sent is None:
-                unsent.append(row)
-            else:
-                _answered([row], [sent[0]], sent[1], account, limiter, results)
+            _keep(row, sent, account, limiter, results, missed)
+        booked = waiting[:len(slots)]
+        waiting = missed + waiting[len(slots):]
         if failure is not None:
-            raise failure
+            break
+        fruitless = fruitless + 1 if len(missed) == len(booked) else 0
+    unsent.extend(waiting)
+    if failure is not None:
+        raise failure
+
+
+def _calls_in_time(limiter, answer_seconds: float) -> int:
+    """How many calls answering in `answer_seconds` one after another leave within Policy.late of their slots."""
+    return max(1, int(limiter.policy.late / max(answer_seconds, 1e-4)))
+
+
+def _keep(row, sent, account: AccountConfig, limiter, results: list, missed: list) -> None:
+    if sent is None:
+        missed.append(row)
+    else:
+        _answered([row], [sent[0]], sent[1], account, limiter, results)
+
+
+class AnswerTimes:
+    """Per gateway address, the quickest answer among this process's last `kept` calls (seconds; 0 before any,
+    so a gateway is first called from the task's thread, where no other call inflates the time measured).
+    The quickest, not the mean: what a busy process adds (threads waiting for the interpreter) varies from
+    call to call, the gateway's own latency is in every one."""
+
+    def __init__(self, *, kept: int = 16) -> None:
+        self.kept = kept
+        self._recent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def expected(self, base_url: str) -> float:
+        with self._lock:
+            recent = self._recent.get(base_url)
+            return min(recent) if recent else 0.0
+
+    def add(self, base_url: str, seconds: float) -> None:
+        with self._lock:
+            self._recent.setdefault(base_url, deque(maxlen=self.kept)).append(seconds)
+
+
+answer_times = AnswerTimes()
 
 
 def _send_by(deadline: float | None, row, outbound, account: AccountConfig, campaign_id: int, engine):
@@ -213,10 +270,13 @@ def _send_by(deadline: float | None, row, outbound, account: AccountConfig, camp
 
     if deadline is None or not _running(campaign_id, engine):
         return None
+    started = time.monotonic()
     try:
-        return client_for(account).send(outbound(row), deadline=deadline), utcnow()
+        answer = client_for(account).send(outbound(row), deadline=deadline)
     except SlotMissed:  # nothing was sent
         return None
+    answer_times.add(account.base_url, time.monotonic() - started)
+    return answer, utcnow()
 
 
 def _running(campaign_id: int, engine) -> bool:

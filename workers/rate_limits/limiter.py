@@ -124,17 +124,6 @@ class RateLimiter:
             deadline = booked[-1].due_at + max_wait
         return booked
 
-    def replace_slot(self, key: str, *, rate: float, max_wait: float) -> float | None:
-        """For a caller holding a booking one of whose slots it woke up too late for (`wait` gave None):
-        one fresh slot, booked at once (the booking already counts against this process's lookahead) and
-        waited for. Returns the time by which the request must have left, or None (refused, or late again).
-        A late slot costs one more question to the backend, not the message a trip back through the
-        database: under a CPU-bound worker, late wake-ups are common and must not multiply its work."""
-        rate = check_rate(rate)
-        deadline = time.monotonic() + max_wait
-        booked = self._book(key, rate, 1, True, deadline, max_wait)
-        return self.wait(booked[0]) if booked else None
-
     def wait(self, slot: Slot) -> float | None:
         """Sleep until `slot` is due. Returns the time (time.monotonic()) by which the request must have
         left, `Policy.send_within` after the slot, or None: this thread woke up more than `Policy.late`
