@@ -29,8 +29,7 @@ from campaigns.states import ACTIVE_STATES, HELD_CODE, CampaignStatus, MessageSt
 from campaigns.transitions import move_campaigns, transition
 
 # Messages per send task: at most a tenth of a second of the rate, so many threads share an account's rate;
-# up to 50, so Celery's and the database's per-task cost (a claim, a record) is spread over many messages
-# (10 cost 0.3 ms more CPU per message than 50 with the sandbox at 1,000 msg/s: bench/dispatch.py).
+# up to 50, so Celery's and the database's per-task cost (a claim, a record) is spread over many messages.
 # Batch gateways (Devino) get one call per task.
 MAX_TASK_BATCH = 50
 
