@@ -93,7 +93,7 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(PROVIDERS))
     options = parser.parse_args()
     chosen = [p for p in options.only.split(",") if p]
-    from campaigns.demo_web import WebAppThread
+    from campaigns.demo.web import WebAppThread
     from workers import embedded
     from workers.embedded import EmbeddedWorker
 

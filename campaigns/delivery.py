@@ -303,11 +303,11 @@ def _reason(account_name: str, kind: str, error_code: str | None) -> str | None:
     """A kept failure's reason in its gateway's words (the gateway's own table of error codes)."""
     if kind != EventKind.FAILED:
         return None
+    from campaigns.dispatch import gateway_reason
     from campaigns.settings import ConfigError, get_account
-    from workers.providers.registry import client_class
 
     try:
-        reason = client_class(get_account(account_name).provider).reason_of(error_code) if error_code else None
+        reason = gateway_reason(get_account(account_name).provider, error_code) if error_code else None
     except (ConfigError, ValueError):
         reason = None
     return reason or f"failed at the gateway ({error_code or 'no code'})"

@@ -1,7 +1,8 @@
-"""The one seam through which `campaigns/` asks the workers for something.
+"""The one seam through which `campaigns/` asks the workers for something: a pacing round now, and what a
+gateway's module declares (its spec, its client class for the parts that need no account's connection).
 
-`campaigns/` never imports Celery task modules at import time; it calls these functions, which import
-the workers' side only when called.
+The domain modules of `campaigns/` never import `workers` (an import contract in pyproject.toml, checked by
+`make test`); they call these functions, which import the workers' side only when called.
 """
 
 from __future__ import annotations
@@ -16,3 +17,24 @@ def kick_pacer(account_name: str | None = None) -> None:
     from workers.tasks import pace_now
 
     pace_now(account_name, limiter=get_limiter())
+
+
+def gateway_providers() -> tuple[str, ...]:
+    """The name of every gateway Blast has a module for."""
+    from workers.providers.registry import providers
+
+    return providers()
+
+
+def gateway_spec(provider: str):
+    """The gateway's `GatewaySpec` (credentials, kinds, text limits, ...); ValueError for an unknown name."""
+    from workers.providers.registry import spec_of
+
+    return spec_of(provider)
+
+
+def gateway_reason(provider: str, code: str) -> str | None:
+    """What the gateway's document says a failure code means, if it says."""
+    from workers.providers.registry import client_class
+
+    return client_class(provider).reason_of(code)

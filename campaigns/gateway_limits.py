@@ -21,9 +21,9 @@ DEFAULT_LIMIT: tuple[int, Unit] = (4096, "characters")
 @cache
 def text_limit(provider: str, kind: str = "text") -> tuple[int, Unit]:
     """(limit, unit) of the text of a `kind` message on `provider`'s gateway."""
-    from workers.providers.registry import spec_of
+    from campaigns.dispatch import gateway_spec
 
-    limits = spec_of(provider).text_limits
+    limits = gateway_spec(provider).text_limits
     if kind not in limits and kind in CAPTION_KINDS:
         kind = "media"
     return limits.get(kind, DEFAULT_LIMIT)

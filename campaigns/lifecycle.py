@@ -97,7 +97,7 @@ def launch(path: str | Path, *, account_name: str, template: str, name: str | No
 
 def quiet_timing(window: str | None, timing=None):
     """The ingest's per-row timing, asked to keep each recipient's zone when there are quiet hours."""
-    from campaigns.ingest_timing import RowTiming
+    from campaigns.ingest.timing import RowTiming
 
     if window is None:
         return timing

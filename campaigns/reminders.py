@@ -14,7 +14,7 @@ A relative schedule re-reads its file on its `cron` (default every 15 minutes; t
 next firing (plus `HORIZON_MARGIN`); each row's message carries its own `send_at` and its key
 (schedule, phone, date value), unique in the database, so no firing (another beat's, a restarted beat's)
 gives a recipient a second message for the same date. A firing with no new row leaves no campaign.
-What happens to rows whose time has passed is in campaigns.ingest_timing.
+What happens to rows whose time has passed is in campaigns.ingest.timing.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def _occurrence_label(schedule: Schedule, due: datetime) -> str:
 
 def _relative_rule(phrase: str, source_file: str | Path):
     """The parsed rule, its date column checked against the file's header (a BlastError naming it)."""
-    from campaigns.ingest_timing import RelativeRule, parse_relative
+    from campaigns.ingest.timing import RelativeRule, parse_relative
 
     rule = parse_relative(phrase)
     return RelativeRule(_named_column(rule.date_column, source_file), rule.offset_seconds)
@@ -133,7 +133,7 @@ def _relative_rule(phrase: str, source_file: str | Path):
 
 def _named_column(wanted: str, source_file: str | Path) -> str:
     """The file's header as written for a column the user named (a BlastError listing the headers if none)."""
-    from campaigns.ingest_sources import find_named_column, open_source
+    from campaigns.ingest.sources import find_named_column, open_source
     from campaigns.settings import get_settings
 
     path = Path(source_file)
@@ -167,7 +167,7 @@ def firing_options(schedule) -> tuple[dict, str | None, str | None]:
 
 def rule_text(schedule: Schedule) -> str | None:
     """A relative schedule's rule as a phrase ("1d before appointment_at"); None for other kinds."""
-    from campaigns.ingest_timing import describe
+    from campaigns.ingest.timing import describe
 
     if schedule.kind != "relative":
         return None
@@ -335,7 +335,7 @@ def _fill(engine: Engine, campaign_id: int, now: datetime) -> int | None:
 
 
 def _relative_timing(engine: Engine, schedule, now: datetime):
-    from campaigns.ingest_timing import RelativeRule, RowTiming
+    from campaigns.ingest.timing import RelativeRule, RowTiming
 
     with engine.connect() as connection:
         known = set(connection.execute(

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     # rest. HTTP API inbox reports may come as multipart with the media file, which is not kept.
     webhook_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     ingest_chunk_rows: int = 100_000
-    # Bounds on what one contact file may hold (campaigns/ingest_sources.py; README "Uploads are bounded").
+    # Bounds on what one contact file may hold (campaigns/ingest/sources.py; README "Uploads are bounded").
     max_rows_per_file: int = Field(default=1_000_000, gt=0)  # non-blank data rows; more: the file is refused
     max_cell_chars: int = Field(default=10_000, gt=0)  # a longer cell makes its row a reject
     max_unpacked_bytes: int = Field(default=512 * 1024 * 1024, gt=0)  # a workbook's parts together, unpacked
@@ -196,9 +196,10 @@ def parse_accounts(document: dict, source: str = "blast.toml") -> dict[str, Acco
     if not isinstance(tables, dict):
         raise ConfigError(f"{source}: [accounts] must be a table of [accounts.NAME] tables")
     accounts: dict[str, AccountConfig] = {}
-    from workers.providers.registry import providers, spec_of
+    from campaigns.dispatch import gateway_providers
+    from campaigns.dispatch import gateway_spec as spec_of
 
-    known = providers()
+    known = gateway_providers()
     for name, table in tables.items():
         if not isinstance(table, dict):
             raise ConfigError(f"{source}: accounts.{name} must be a table")

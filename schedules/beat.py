@@ -57,6 +57,11 @@ class OneBeatScheduler(Scheduler):
     lease: locks.BeatLease | None = None
     leading: bool | None = None
 
+    def setup_schedule(self) -> None:
+        """BEAT_SCHEDULE is the schedule (the Celery app does not carry it: workers never import schedules)."""
+        super().setup_schedule()
+        self.merge_inplace(BEAT_SCHEDULE)
+
     def tick(self, *args, **kwargs) -> float:
         """One round; returns the seconds to sleep before the next."""
         if self.lease is None:

@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from campaigns.demo_web import WebAppThread
+from campaigns.demo.web import WebAppThread
 from tests.engine import ROOT
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from campaigns import delivery, lifecycle
 from campaigns.db import get_engine, migrate
-from campaigns.demo_web import WebAppThread
+from campaigns.demo.web import WebAppThread
 from campaigns.models import StatusEvent
 from campaigns.settings import reset_settings
 from tests.engine import campaign_status, wait_until, write_config, write_contacts

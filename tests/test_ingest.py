@@ -10,8 +10,9 @@ import pytest
 from openpyxl import Workbook
 from sqlalchemy import func, insert, select
 
-from campaigns import ingest, phones
-from campaigns.ingest_sources import identifiers_for
+from campaigns import ingest
+from campaigns.ingest import phones
+from campaigns.ingest.sources import identifiers_for
 from campaigns.models import Message, OptOut
 from campaigns.states import MessageState
 from tests.factories import make_campaign

@@ -12,13 +12,13 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from campaigns import ingest_phone_rules, phones
 from campaigns.errors import BlastError
-from campaigns.ingest_samples import adversarial_phone
+from campaigns.ingest import phone_rules, phones
+from tests.samples import adversarial_phone
 
 
 def phonenumbers_verdict(raw: str, region: str) -> str | None:
-    """What phonenumbers says, written out here independently of campaigns.phones.
+    """What phonenumbers says, written out here independently of campaigns.ingest.phones.
 
     parse + is_valid_number + format_number(E164), on the stripped text, after the two rewrites the
     module documents: a spreadsheet's float back to its digits, and `00` read as `+` when the number is
@@ -71,7 +71,7 @@ def test_fast_path_equals_phonenumbers_on_100k_random_ugandan_campaign_numbers()
 def test_the_installed_phonenumbers_is_a_release_the_fast_path_was_proven_against():
     # given the installed phonenumbers and the releases the fast path was checked against
     installed = Version(phonenumbers.__version__)
-    proven = SpecifierSet(ingest_phone_rules.PROVEN_RELEASES)
+    proven = SpecifierSet(phone_rules.PROVEN_RELEASES)
     pinned = [Requirement(line) for line in metadata.requires("blast") if line.startswith("phonenumbers")]
     # then the package pins exactly that range
     assert [str(requirement.specifier) for requirement in pinned] == [str(proven)]
@@ -79,7 +79,7 @@ def test_the_installed_phonenumbers_is_a_release_the_fast_path_was_proven_agains
     if installed not in proven:
         rng = random.Random(20261121)
         found = differences([adversarial_phone(rng) for _ in range(100_000)], "UG")
-        pytest.fail(f"phonenumbers {installed} is not in {proven}, the releases campaigns/ingest_phone_rules.py "
+        pytest.fail(f"phonenumbers {installed} is not in {proven}, the releases campaigns/phone_rules.py "
                     f"was proven against; on 100,000 random numbers the fast path differs {len(found)} times "
                     f"(first: {found[:5]}). With none, widen PROVEN_RELEASES and the pin in pyproject.toml "
                     "together; otherwise fix the replayed step first.")

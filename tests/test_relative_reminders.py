@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from campaigns import reminders
 from campaigns.errors import BlastError
-from campaigns.ingest_timing import REMINDER_PASSED, parse_relative
+from campaigns.ingest.timing import REMINDER_PASSED, parse_relative
 from campaigns.models import Campaign, Message, Schedule
 from campaigns.settings import reset_settings
 from tests.engine import wait_until, write_config

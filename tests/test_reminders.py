@@ -147,7 +147,7 @@ def test_a_crash_between_claim_and_ingest_loses_nothing_and_sends_nothing_twice(
 
 
 def test_a_crash_in_the_middle_of_an_ingest_is_redone_without_duplicates(engine, contacts, monkeypatch):
-    from campaigns import ingest_writers as ingest
+    from campaigns.ingest import writers as ingest
 
     # given a one-off schedule and an ingest writing one row per chunk
     monkeypatch.setenv("BLAST_INGEST_CHUNK_ROWS", "1")

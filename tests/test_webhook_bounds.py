@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select, update
 
-from campaigns.demo_web import WebAppThread
+from campaigns.demo.web import WebAppThread
 from campaigns.models import Message, StatusEvent
 from campaigns.settings import reset_settings
 from tests.factories import make_campaign, make_messages

@@ -66,9 +66,6 @@ def create_app() -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
-    from schedules.beat import BEAT_SCHEDULE
-
-    celery.conf.beat_schedule = BEAT_SCHEDULE
     configure(celery)
     return celery
 

@@ -131,7 +131,7 @@ def _run_at(text: str, timezone: str) -> datetime | None:
 def _relative_phrase(rule: str, date_column: str) -> str | None:
     """The schedule form's relative rule: as typed ("24h before appointment_at"), or its amount and direction
     ("24h before") completed with the date column picked from the file's columns; None when not relative."""
-    from campaigns.ingest_timing import parse_relative
+    from campaigns.ingest.timing import parse_relative
 
     rule, date_column = rule.strip(), date_column.strip()
     if not rule:

@@ -8,7 +8,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from campaigns.errors import BlastError
-from campaigns.phones import check_region, normalise
+from campaigns.ingest.phones import check_region, normalise
 from campaigns.settings import AccountConfig
 from campaigns.states import Outcome
 from campaigns.web.compose import Extras

@@ -2,7 +2,7 @@
 
 A token is a random name, so one upload cannot be guessed from another. The stored file is always
 `contacts<suffix>`: the operator's file name is kept only as text to show, and names the file in every
-error. A file that cannot be read (damaged, encrypted, over a limit: campaigns.ingest_sources) is refused on
+error. A file that cannot be read (damaged, encrypted, over a limit: campaigns.ingest.sources) is refused on
 the upload page and deleted at once.
 
 Uploads are deleted when their campaign is launched (`discard`, from the launch), when the operator
@@ -29,7 +29,7 @@ from starlette.concurrency import run_in_threadpool
 from campaigns import gateway_limits, templates
 from campaigns.db import get_engine
 from campaigns.ingest import find_phone_column, load_optouts, read_contacts, write_rejects
-from campaigns.ingest_sources import CSV_SUFFIXES, EXCEL_SUFFIXES, IngestError, open_source
+from campaigns.ingest.sources import CSV_SUFFIXES, EXCEL_SUFFIXES, IngestError, open_source
 from campaigns.settings import get_settings
 
 ALLOWED_SUFFIXES = frozenset(CSV_SUFFIXES | EXCEL_SUFFIXES)

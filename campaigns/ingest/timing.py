@@ -26,7 +26,7 @@ import pandas as pd
 
 from campaigns import quiet_hours
 from campaigns.errors import BlastError
-from campaigns.ingest_sources import Header, find_named_column
+from campaigns.ingest.sources import Header, find_named_column
 
 REMINDER_PASSED = "reminder time passed"
 LATE_GRACE = timedelta(hours=1)

@@ -1,4 +1,5 @@
-"""The processes: `blast worker` and `blast beat` are thin wrappers over celery."""
+"""The processes: `blast worker` and `blast beat` are thin wrappers over celery; `blast web`, `blast flower`;
+`blast migrate` readies the database they share."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from typing import Annotated
 
 import typer
 
-from campaigns.cli import app
+from campaigns.cli.output import console
+
+commands = typer.Typer()
+
 
 CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
 
@@ -25,7 +29,7 @@ def check_configuration() -> None:
         connection.execute(text("SELECT 1"))
 
 
-@app.command(context_settings=CONTEXT)
+@commands.command(context_settings=CONTEXT)
 def worker(
     ctx: typer.Context,
     concurrency: Annotated[int, typer.Option("-c", "--concurrency", help="threads sending at once")] = 16,
@@ -40,7 +44,7 @@ def worker(
                             "--loglevel", loglevel, "--without-mingle", "--without-gossip", *ctx.args])
 
 
-@app.command(context_settings=CONTEXT)
+@commands.command(context_settings=CONTEXT)
 def beat(
     ctx: typer.Context,
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
@@ -54,7 +58,7 @@ def beat(
                       *ctx.args])
 
 
-@app.command()
+@commands.command()
 def web(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="TCP port")] = 8000,
@@ -68,7 +72,7 @@ def web(
     uvicorn.run(create_app(), host=host, port=port, log_level="info", proxy_headers=True)
 
 
-@app.command(context_settings=CONTEXT)
+@commands.command(context_settings=CONTEXT)
 def flower(
     ctx: typer.Context,
     port: Annotated[int, typer.Option(help="TCP port")] = 5555,
@@ -86,3 +90,12 @@ def flower(
     # Flower reads FLOWER_* variables as options: the password stays out of the process's command line.
     os.environ["FLOWER_BASIC_AUTH"] = f"{settings.flower_user}:{settings.flower_password.get_secret_value()}"
     celery_app.start(["flower", f"--port={port}", f"--address={address}", *ctx.args])
+
+
+@commands.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (Alembic upgrade head)."""
+    from campaigns.db import migrate as run_migrations
+
+    run_migrations()
+    console.print("schema is up to date")

@@ -1,17 +1,21 @@
-"""Campaign commands: launch, pause, resume, cancel, retry, export."""
+"""Campaign commands: launch, pause, resume, cancel, retry, export, demo, status."""
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.table import Table
 
 from campaigns import lifecycle
-from campaigns.cli import app, console, err_console
+from campaigns.cli.output import console, err_console
 from campaigns.errors import BlastError
 from campaigns.settings import get_settings
+
+commands = typer.Typer()
 
 
 def read_template(value: str) -> str:
@@ -29,7 +33,7 @@ def embedded() -> bool:
     return get_settings().broker_url.startswith("filesystem://")
 
 
-@app.command()
+@commands.command()
 def launch(
     file: Annotated[Path, typer.Argument(help="CSV or Excel contact list")],
     account: Annotated[str, typer.Option(help="gateway account from blast.toml")],
@@ -80,28 +84,28 @@ def _progress(campaign_id: int) -> int:
     return 0
 
 
-@app.command()
+@commands.command()
 def pause(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Pause: no new message starts; messages in flight finish."""
     lifecycle.pause(campaign_id)
     console.print(f"campaign {campaign_id} paused")
 
 
-@app.command()
+@commands.command()
 def resume(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Resume a paused campaign."""
     lifecycle.resume(campaign_id)
     console.print(f"campaign {campaign_id} running")
 
 
-@app.command()
+@commands.command()
 def cancel(campaign_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """Cancel: every message not yet sent is cancelled."""
     cancelled = lifecycle.cancel(campaign_id)
     console.print(f"campaign {campaign_id} cancelled ({cancelled} messages not sent)")
 
 
-@app.command()
+@commands.command()
 def retry(
     campaign_id: Annotated[int, typer.Argument(metavar="ID")],
     reason: Annotated[str | None, typer.Option(
@@ -113,7 +117,7 @@ def retry(
     console.print(f"campaign {campaign_id}: {moved} messages will be sent again")
 
 
-@app.command()
+@commands.command()
 def export(
     campaign_id: Annotated[int, typer.Argument(metavar="ID")],
     output: Annotated[Path | None, typer.Option("-o", "--output", help="CSV file (default: stdout)")] = None,
@@ -130,7 +134,7 @@ def export(
 
 
 
-@app.command()
+@commands.command()
 def demo(
     contacts: Annotated[int, typer.Option(help="how many contacts to generate")] = 2000,
     web_port: Annotated[int, typer.Option(help="the web app's port (another one when taken)")] = 8000,
@@ -141,3 +145,29 @@ def demo(
 
     final = demo_run.run(contacts=contacts, console=console, web_port=web_port, keep_web=keep_web)
     raise typer.Exit(0 if final["status"] == "finished" else 1)
+
+
+@commands.command()
+def status(
+    campaign_id: Annotated[int | None, typer.Argument(metavar="[ID]")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Tallies: total and a count per message state (one campaign, or all)."""
+    from campaigns import tallies
+
+    if campaign_id is None:
+        reports = tallies.all_campaigns()
+        if as_json:
+            typer.echo(json.dumps(reports))
+            return
+        table = Table("id", "name", "status", "total", *tallies.SHOWN_STATES)
+        for report in reports:
+            table.add_row(str(report["id"]), report["name"], report["status"], str(report["total"]),
+                          *(str(report["counts"][state]) for state in tallies.SHOWN_STATES))
+        console.print(table)
+        return
+    report = tallies.campaign_report(campaign_id)
+    if as_json:
+        typer.echo(json.dumps(report))
+        return
+    tallies.print_report(console, report)

@@ -12,7 +12,7 @@ are undone (both only rescue numbers phonenumbers would reject as written):
   again as `+` followed by the rest.
 
 `normalise` is that definition, one value at a time. `normalise_many` gives the same answers for a whole
-column, fast: each distinct value once, the common shapes through `ingest_phone_rules` (phonenumbers'
+column, fast: each distinct value once, the common shapes through `phone_rules` (phonenumbers'
 own metadata, replayed over arrays), everything else through `normalise`.
 """
 
@@ -26,8 +26,8 @@ import pandas as pd
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat
 
-from campaigns import ingest_phone_rules
 from campaigns.errors import BlastError
+from campaigns.ingest import phone_rules
 
 # Skip reasons (they are also the keys of the ingest report's `reasons`).
 MISSING = "missing phone"
@@ -153,7 +153,7 @@ def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np
     phones = np.full(size, None, dtype=object)
     where = np.array(fast_index, dtype=np.int64)
     digits = np.array(fast_digits, dtype=object)
-    outcome = ingest_phone_rules.evaluate(digits, np.array(fast_plus, dtype=bool), region)
+    outcome = phone_rules.evaluate(digits, np.array(fast_plus, dtype=bool), region)
     phones[where] = outcome.e164
     slow.extend(where[outcome.fallback].tolist())
 
@@ -161,7 +161,7 @@ def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np
     retry = np.flatnonzero(~outcome.fallback & (outcome.e164 == None))  # noqa: E711 (element-wise)
     retry = np.array([i for i in retry if texts[where[i]].startswith("00")], dtype=np.int64)
     if len(retry):
-        again = ingest_phone_rules.evaluate(
+        again = phone_rules.evaluate(
             np.array([digits[i][2:] for i in retry], dtype=object), np.ones(len(retry), dtype=bool), region)
         phones[where[retry]] = again.e164
         slow.extend(where[retry[again.fallback]].tolist())

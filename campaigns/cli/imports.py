@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from campaigns.cli import app, console
+from campaigns.cli.output import console
+
+commands = typer.Typer()
 
 
 def _optouts_if_database_exists() -> frozenset[str]:
@@ -30,7 +32,7 @@ def _optouts_if_database_exists() -> frozenset[str]:
         return frozenset()
 
 
-@app.command("import")
+@commands.command("import")
 def import_contacts(
     file: Annotated[Path, typer.Argument(help="contact list: .csv (any delimiter, UTF-8 or cp1252), .xlsx")],
     region: Annotated[str, typer.Option("--region", help="region of numbers without +country")] = "UG",

@@ -9,14 +9,13 @@ from typing import Annotated
 
 import typer
 
-from campaigns.cli import app, console
+from campaigns.cli.output import console
 
-schedule_app = typer.Typer(no_args_is_help=True,
+commands = typer.Typer(no_args_is_help=True,
                            help="Reminder blasts: a campaign on a cron, once, or relative to a date column.")
-app.add_typer(schedule_app, name="schedule")
 
 
-@schedule_app.command("add")
+@commands.command("add")
 def add(
     file: Annotated[Path, typer.Argument(help="CSV or Excel contact list, read at each firing")],
     account: Annotated[str, typer.Option(help="gateway account from blast.toml")],
@@ -40,7 +39,7 @@ def add(
 ) -> None:
     """Add a reminder blast; prints its id."""
     from campaigns import lifecycle, reminders
-    from campaigns.cli_campaigns import read_template
+    from campaigns.cli.campaigns import read_template
     from campaigns.db import get_engine
 
     schedule_id = reminders.add(get_engine(), name=name or file.stem, account_name=account, source_file=file,
@@ -51,7 +50,7 @@ def add(
     typer.echo(schedule_id)
 
 
-@schedule_app.command("change")
+@commands.command("change")
 def change(
     schedule_id: Annotated[int, typer.Argument(help="schedule id")],
     cron: Annotated[str | None, typer.Option(help="new cron expression (cron and relative schedules)")] = None,
@@ -63,7 +62,7 @@ def change(
 ) -> None:
     """Change a reminder blast while beat runs; prints its next firing."""
     from campaigns import lifecycle, reminders
-    from campaigns.cli_campaigns import read_template
+    from campaigns.cli.campaigns import read_template
     from campaigns.db import get_engine
 
     schedule = reminders.change(get_engine(), schedule_id, cron=cron, timezone=timezone,
@@ -73,7 +72,7 @@ def change(
     typer.echo(schedule.next_fire_at.isoformat() if schedule.next_fire_at else "-")
 
 
-@schedule_app.command("list")
+@commands.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Every reminder blast with its next firing."""
     from campaigns import reminders
@@ -95,7 +94,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = 
                       f"next {row['next_fire_at'] or '-'}", highlight=False)
 
 
-@schedule_app.command("remove")
+@commands.command("remove")
 def remove(schedule_id: Annotated[int, typer.Argument(help="schedule id")]) -> None:
     """Stop a reminder blast (campaigns it launched are kept)."""
     from campaigns import reminders

@@ -7,14 +7,13 @@ from typing import Annotated
 
 import typer
 
-from campaigns.cli import app, console, fail
+from campaigns.cli.output import console, fail
 
-optout_app = typer.Typer(no_args_is_help=True, help="Numbers that opted out: no campaign sends to them.")
-app.add_typer(optout_app, name="optout")
+commands = typer.Typer(no_args_is_help=True, help="Numbers that opted out: no campaign sends to them.")
 
 
 def _e164(numbers: list[str], region: str) -> list[str]:
-    from campaigns import phones
+    from campaigns.ingest import phones
 
     found = []
     for number in numbers:
@@ -25,7 +24,7 @@ def _e164(numbers: list[str], region: str) -> list[str]:
     return found
 
 
-@optout_app.command("add")
+@commands.command("add")
 def add(
     numbers: Annotated[list[str], typer.Argument(help="phone numbers")],
     region: Annotated[str, typer.Option(help="region for numbers without a country code")] = "UG",
@@ -40,7 +39,7 @@ def add(
     console.print(f"{new} number(s) added, {len(set(phones)) - new} already listed")
 
 
-@optout_app.command("remove")
+@commands.command("remove")
 def remove(
     numbers: Annotated[list[str], typer.Argument(help="phone numbers")],
     region: Annotated[str, typer.Option(help="region for numbers without a country code")] = "UG",
@@ -52,7 +51,7 @@ def remove(
     console.print(f"{optouts.remove(get_engine(), _e164(numbers, region))} number(s) removed")
 
 
-@optout_app.command("list")
+@commands.command("list")
 def list_(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
     """Every opted-out number with when, why and where from."""
     from campaigns import optouts

@@ -41,7 +41,7 @@ def run(*, contacts: int = 2000, console: Console | None = None, web_port: int =
     """The demo; `web_port` is where the web app listens when free (else any free port)."""
     from campaigns import lifecycle
     from campaigns.db import migrate
-    from campaigns.demo_web import WebAppThread, throwaway_login
+    from campaigns.demo.web import WebAppThread, throwaway_login
     from campaigns.progress import follow
     from campaigns.settings import reset_settings
     from workers.embedded import EmbeddedWorker

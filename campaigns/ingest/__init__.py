@@ -1,7 +1,7 @@
 """Contact-list ingest: a CSV or Excel file becomes one message row per recipient, streamed in chunks.
 
 `read_contacts` reads the file chunk by chunk (memory stays bounded whatever its size), finds the phone
-column, normalises every number to E.164 (`campaigns.phones`) and marks the rows to skip, with a reason:
+column, normalises every number to E.164 (`campaigns.ingest.phones`) and marks the rows to skip, with a reason:
 a missing or invalid number, a number on the opt-out list, or a number seen earlier in the file (the
 first occurrence wins). The other columns are the template's variables. `load_messages` renders each
 recipient's text and writes the rows in bulk (COPY on Postgres).
@@ -26,8 +26,9 @@ import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from campaigns import phones, templates
-from campaigns.ingest_sources import (
+from campaigns import templates
+from campaigns.ingest import phones
+from campaigns.ingest.sources import (
     OVERLONG,
     ROW_NUMBER,
     ContactSource,
@@ -35,7 +36,7 @@ from campaigns.ingest_sources import (
     find_named_column,
     open_source,
 )
-from campaigns.ingest_timing import KEY, SEND_AT, ZONE, RowTiming
+from campaigns.ingest.timing import KEY, SEND_AT, ZONE, RowTiming
 from campaigns.settings import get_settings
 
 __all__ = ["ContactStream", "IngestError", "IngestReport", "load_messages", "load_optouts", "read_contacts",
@@ -120,7 +121,7 @@ class ContactStream:
 
     Each chunk is a DataFrame with `row_number`, `raw_phone`, `phone` (E.164 or None), `skip_reason`
     (None for a valid row) and one string column per variable (`variables`). With a `timing`
-    (campaigns.ingest_timing) it also has `_send_at`, `_zone` and `_key`, and leaves out the rows an
+    (campaigns.ingest.timing) it also has `_send_at`, `_zone` and `_key`, and leaves out the rows an
     earlier firing handled, the rows not due before the next firing, and (for a relative rule) a second
     row of a phone, which the next firing takes.
     """
@@ -299,10 +300,10 @@ def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region:
     Each valid recipient's text is rendered from `template` (and skipped when a variable is missing or
     the text is over the `provider`'s limit for `kind`). Opt-outs are read once, at the start. On
     Postgres all rows arrive in one COPY, in one transaction; on SQLite in one transaction per chunk.
-    `timing` (campaigns.ingest_timing) gives rows their send time, zone and key (relative reminders,
+    `timing` (campaigns.ingest.timing) gives rows their send time, zone and key (relative reminders,
     quiet hours). Returns the report (`as_dict()` gives the `blast import --json` shape).
     """
-    from campaigns.ingest_writers import writer_for
+    from campaigns.ingest.writers import writer_for
 
     compiled = templates.compile_template(template)
     stream = read_contacts(path, region=region, phone_column=phone_column, sheet=sheet, chunk_rows=chunk_rows,

@@ -2,7 +2,7 @@
 
 Both take the chunks of `campaigns.ingest` with each row's rendered text and variables (JSON text) and
 write every row: `pending` when its skip reason is None, else `skipped` with the reason. Chunks with
-per-row times (`campaigns.ingest_timing`) also fill `send_at`, `timezone` and `dedupe_key`.
+per-row times (`campaigns.ingest.timing`) also fill `send_at`, `timezone` and `dedupe_key`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy.engine import Engine
 
-from campaigns.ingest_timing import KEY, SEND_AT, ZONE
+from campaigns.ingest.timing import KEY, SEND_AT, ZONE
 from campaigns.models import Message, utcnow
 from campaigns.states import MessageState
 
@@ -211,7 +211,7 @@ class SqliteWriter(AbstractContextManager):
 
 
 def writer_for(engine: Engine, campaign_id: int, *, timed: bool = False) -> PostgresCopyWriter | SqliteWriter:
-    """`timed`: the chunks carry per-row times (campaigns.ingest_timing) to write as well."""
+    """`timed`: the chunks carry per-row times (campaigns.ingest.timing) to write as well."""
     if engine.dialect.name == "postgresql":
         return PostgresCopyWriter(engine, campaign_id, timed=timed)
     return SqliteWriter(engine, campaign_id, timed=timed)

@@ -6,10 +6,11 @@ from typing import Annotated
 
 import typer
 
-from campaigns.cli import app
+commands = typer.Typer()
 
 
-@app.command()
+
+@commands.command()
 def sandbox(
     port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1")] = 8900,
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",

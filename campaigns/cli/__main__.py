@@ -1,0 +1,5 @@
+"""`python -m campaigns.cli`: the same as the `blast` command."""
+
+from campaigns.cli import main
+
+main()
