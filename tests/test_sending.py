@@ -131,3 +131,19 @@ def test_messages_whose_slots_were_missed_are_booked_again_together(engine, blas
     # then every one was accepted: the slots it woke up too late for were booked again in one more question
     assert counts["accepted"] == CALLS and counts.get("handed_back", 0) == 0
     assert backend.bookings == 2
+
+
+def test_a_gateway_not_measured_yet_is_first_called_once_from_the_tasks_thread(engine, blast_home, tmp_path,
+                                                                                quick_gateway):
+    # given a gateway this process has never called (it could take a second to answer, or a millisecond)
+    campaign_id, ids = _queued_task(engine, tmp_path, quick_gateway)
+    backend = CountingBackend(LocalBackend())
+    counts = []
+    book = backend.book
+    backend.book = lambda key, **options: counts.append(options["count"]) or book(key, **options)
+    # when one task sends its five messages
+    sent = send_messages(campaign_id, ids, engine=engine, limiter=RateLimiter(backend))
+    # then its first booking was for one call alone (a slow answer makes no other slot missed), and once the
+    # answer time was known the rest were booked together
+    assert sent["accepted"] == CALLS
+    assert counts == [1, CALLS - 1]

@@ -194,7 +194,7 @@ def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: Account
     fruitless, failure = 0, None
     while waiting and fruitless < BOOKING_ROUNDS and _running(campaign_id, engine):
         answer_seconds = answer_times.expected(account.base_url)
-        inline = answer_seconds <= INLINE_ANSWER_SECONDS
+        inline = answer_seconds is None or answer_seconds <= INLINE_ANSWER_SECONDS
         count = min(len(waiting), _calls_in_time(limiter, answer_seconds)) if inline else len(waiting)
         missed, calls = [], []
         with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS, count=count) as slots:
@@ -227,8 +227,11 @@ def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: Account
         raise failure
 
 
-def _calls_in_time(limiter, answer_seconds: float) -> int:
-    """How many calls answering in `answer_seconds` one after another leave within Policy.late of their slots."""
+def _calls_in_time(limiter, answer_seconds: float | None) -> int:
+    """How many calls answering in `answer_seconds` one after another leave within Policy.late of their slots;
+    one while the gateway's answer time is not known yet (a slow gateway would make the others miss theirs)."""
+    if answer_seconds is None:
+        return 1
     return max(1, int(limiter.policy.late / max(answer_seconds, 1e-4)))
 
 
@@ -240,8 +243,9 @@ def _keep(row, sent, account: AccountConfig, limiter, results: list, missed: lis
 
 
 class AnswerTimes:
-    """Per gateway address, the quickest answer among this process's last `kept` calls (seconds; 0 before any,
-    so a gateway is first called from the task's thread, where no other call inflates the time measured).
+    """Per gateway address, the quickest answer among this process's last `kept` calls (seconds; None before
+    any: a gateway's first calls are made one at a time from the task's thread, where nothing else inflates the
+    time measured).
     The quickest, not the mean: what a busy process adds (threads waiting for the interpreter) varies from
     call to call, the gateway's own latency is in every one."""
 
@@ -250,10 +254,10 @@ class AnswerTimes:
         self._recent: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def expected(self, base_url: str) -> float:
+    def expected(self, base_url: str) -> float | None:
         with self._lock:
             recent = self._recent.get(base_url)
-            return min(recent) if recent else 0.0
+            return min(recent) if recent else None
 
     def add(self, base_url: str, seconds: float) -> None:
         with self._lock:
