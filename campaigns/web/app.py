@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.staticfiles import StaticFiles
 
+from campaigns.web import auth, uploads
+from campaigns.web.rendering import HERE
 from campaigns.web.security_headers import SecurityHeaders
 
 
@@ -16,11 +20,31 @@ class BlastApp(FastAPI):
 
 
 def create_app() -> FastAPI:
-    from campaigns.web import compose_pages, hooks, pages
+    from campaigns.web import hooks
+    from campaigns.web.routes import ROUTERS
 
     app = BlastApp(title="Blast", docs_url=None, redoc_url=None, openapi_url=None)
     app.include_router(hooks.router)
-    app.include_router(pages.router)
-    app.include_router(compose_pages.router)
-    pages.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    install(app)
     return app
+
+
+def install(app) -> None:
+    """Session middleware, the login/CSRF answers and the static files."""
+    auth.add_session(app)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    uploads.maybe_sweep()  # uploads older than BLAST_UPLOAD_MAX_AGE_HOURS go when the web app starts
+
+    @app.exception_handler(auth.LoginRequired)
+    async def _login_required(request: Request, _error):
+        if request.url.path.endswith(".json"):
+            return JSONResponse({"error": "login required"}, status_code=401)
+        return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(auth.CsrfRejected)
+    async def _csrf_rejected(request: Request, _error):
+        return HTMLResponse("The form was stale or forged (CSRF token missing or wrong); reload and retry.",
+                            status_code=403)
+

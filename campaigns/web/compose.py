@@ -135,3 +135,9 @@ def check_with_gateway(account: AccountConfig, extras: Extras, text: str | None)
 def launch_options(extras: Extras) -> dict | None:
     """launch's `options`: None for plain text and media (launch infers media from the URL)."""
     return dict(extras.options) or None
+
+
+def compose_values(params) -> dict[str, str]:
+    """The compose form's fields (template and extras) from a query or a posted form, as text."""
+    names = ("template", "account", "region", "phone_column", "quiet_hours", *FORM_FIELDS)
+    return {name: str(params.get(name) or "") for name in names}

@@ -1,0 +1,5 @@
+"""The web app's routes, one module per area of the pages."""
+
+from campaigns.web.routes import accounts, campaigns, compose, login, schedules, uploads
+
+ROUTERS = (login.router, campaigns.router, accounts.router, uploads.router, compose.router, schedules.router)

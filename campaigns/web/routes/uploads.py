@@ -1,0 +1,154 @@
+"""Uploading a contact list: the compose page, its rejects, discarding it, launching it (in the background
+when big) and the launch's progress."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, RedirectResponse
+
+from campaigns import lifecycle
+from campaigns.errors import BlastError
+from campaigns.settings import ConfigError, get_account, load_accounts
+from campaigns.web import auth, compose, launches, previews, uploads
+from campaigns.web.compose import compose_values
+from campaigns.web.rendering import SCHEDULE_FLASH, TRIAL_FLASH, User, page
+
+router = APIRouter()
+
+
+@router.get("/upload")
+def upload_form(request: Request, user: User):
+    notice = "upload discarded" if request.query_params.get("notice") == "discarded" else None
+    return page(request, "upload.html", error=None, notice=notice)
+
+
+@router.post("/upload")
+async def upload_file(request: Request, user: User, file: Annotated[UploadFile, File()],
+                      csrf_token: Annotated[str, Form()] = ""):
+    auth.check_csrf(request, csrf_token)
+    try:
+        token = await uploads.save_upload(file)
+    except uploads.UploadRejected as error:
+        return page(request, "upload.html", status_code=error.status_code, error=str(error))
+    return RedirectResponse(f"/uploads/{token}", status_code=303)
+
+
+@router.get("/uploads/{token}")
+def upload_preview(request: Request, token: str, user: User, phone_column: str | None = None,
+                   region: str = "UG", template: str = "", account: str | None = None, media_url: str = "",
+                   name: str = "", at: str = ""):
+    """First rows, detected phone column and mapping, ingest report with rejects, template preview, the
+    extras the account's gateway offers, a test send and a reminder schedule."""
+    try:
+        upload = uploads.find_upload(token)
+        head = uploads.first_rows(upload)
+        accounts = load_accounts()
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    except (BlastError, ConfigError) as error:
+        return page(request, "error.html", status_code=400, message=str(error))
+    values = compose_values(request.query_params)
+    chosen = accounts.get(account or "") or next(iter(accounts.values()), None)
+    context = dict(upload=upload, head=head, region=region, accounts=sorted(accounts),
+                   account=chosen.name if chosen else "", template=template, media_url=media_url, name=name,
+                   at=at, values=values, features=compose.features(accounts), kinds=compose.kinds_for(
+                       chosen.provider if chosen else ""), trial=request.session.pop(TRIAL_FLASH, None),
+                   schedule_error=request.session.pop(SCHEDULE_FLASH, None),
+                   request_test_phone=request.query_params.get("test_phone", ""),
+                   request_test_row=request.query_params.get("test_row", ""))
+    try:
+        report = uploads.dry_run(upload, region=region, phone_column=phone_column or None)
+    except BlastError as error:  # e.g. no phone column detected: the operator picks one in the mapping
+        return page(request, "upload_preview.html", report=None, phone_column=phone_column, previews=[],
+                    problem=str(error), **context)
+    preview = previews.compose_preview(upload, chosen, values, region=region, phone_column=phone_column or None)
+    return page(request, "upload_preview.html", report=report, phone_column=report["phone_column"],
+                previews=preview.previews, problem=preview.problem, **context)
+
+
+@router.get("/uploads/{token}/rejects.csv")
+def upload_rejects(request: Request, token: str, user: User):
+    try:
+        upload = uploads.find_upload(token)
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    if not upload.rejects_path.exists():
+        return page(request, "error.html", status_code=404, message="no rejects yet: open the preview first")
+    return FileResponse(upload.rejects_path, media_type="text/csv", filename="rejects.csv")
+
+
+@router.post("/uploads/{token}/discard")
+def upload_discard(request: Request, token: str, user: User, csrf_token: Annotated[str, Form()] = ""):
+    """Delete the upload (its file and rejects) without launching it."""
+    auth.check_csrf(request, csrf_token)
+    try:
+        upload = uploads.find_upload(token)
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    if not uploads.discard(upload):
+        return page(request, "error.html", status_code=409,
+                    message=f"{upload.original_name} is kept: a reminder schedule reads from it (remove it first)")
+    return RedirectResponse("/upload?notice=discarded", status_code=303)
+
+
+@router.post("/uploads/{token}/launch")
+def upload_launch(request: Request, token: str, user: User, account: Annotated[str, Form()],
+                  template: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
+                  phone_column: Annotated[str, Form()] = "", region: Annotated[str, Form()] = "UG",
+                  media_url: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
+                  at: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
+                  buttons: Annotated[str, Form()] = "", footer: Annotated[str, Form()] = "",
+                  list_header: Annotated[str, Form()] = "", list_button: Annotated[str, Form()] = "",
+                  list_rows: Annotated[str, Form()] = "", quiet_hours: Annotated[str, Form()] = ""):
+    """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`, with the media,
+    buttons or list the account's gateway offers, and quiet hours ("21:00-08:00" in each recipient's local
+    time; empty: none)."""
+    from campaigns import quiet_hours as quiet
+
+    auth.check_csrf(request, csrf_token)
+    form = {"kind": kind, "media_url": media_url, "buttons": buttons, "footer": footer,
+            "list_header": list_header, "list_button": list_button, "list_rows": list_rows}
+    try:
+        upload = uploads.find_upload(token)
+        chosen = get_account(account)
+        extras = compose.extras_from_form(form, chosen.provider)
+        if extras.kind != compose.TEXT:
+            compose.check_with_gateway(chosen, extras, None)
+        when = lifecycle.parse_when(at or None)
+        window = quiet.normalise(quiet_hours)
+
+        def launch() -> int:
+            with uploads.named(upload):
+                campaign_id, _report = lifecycle.launch(
+                    upload.path, account_name=account, template=template,
+                    name=name or Path(upload.original_name).stem, media_url=extras.media_url, at=when,
+                    region=region, phone_column=phone_column or None, options=compose.launch_options(extras),
+                    quiet_hours=window)
+            uploads.discard(upload)  # its rows are the campaign's messages now (a reminder schedule's file stays)
+            return campaign_id
+
+        if launches.in_background(upload.path):
+            job = launches.start(upload.path, launch)
+            return RedirectResponse(f"/launches/{job.id}", status_code=303)
+        campaign_id = launch()
+    except uploads.UploadRejected as error:
+        return page(request, "error.html", status_code=error.status_code, message=str(error))
+    except (BlastError, ConfigError) as error:
+        return page(request, "error.html", status_code=400, message=str(error))
+    return RedirectResponse(f"/campaigns/{campaign_id}?notice=launched", status_code=303)
+
+
+@router.get("/launches/{job_id}")
+def launch_progress(request: Request, job_id: str, user: User):
+    """A big upload being ingested: the rows so far, refreshed every second; the campaign page when done."""
+    job = launches.find(job_id)
+    if job is None:
+        return page(request, "error.html", status_code=404, message="no such launch (the web app restarted?)")
+    if job.campaign_id is not None:
+        return RedirectResponse(f"/campaigns/{job.campaign_id}?notice=launched", status_code=303)
+    if job.error is not None:
+        return page(request, "error.html", status_code=400, message=job.error)
+    return page(request, "launching.html", rows=launches.rows_so_far(job))
