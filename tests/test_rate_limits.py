@@ -246,6 +246,18 @@ def test_a_booking_holds_this_processs_lookahead_until_its_block_ends(backend, k
         assert len(fourth) == 1
 
 
+def test_a_booking_whose_first_slot_is_due_holds_back_no_other(backend, key):
+    limiter = RateLimiter(backend, burst=1, lookahead=0.0)
+    # given two tasks of this process holding bookings, the first of which has reached its first slot
+    with limiter.slots(key, rate=50, max_wait=1.0, count=2) as first, \
+            limiter.slots(key, rate=50, max_wait=1.0, count=2) as second:
+        assert first and second
+        limiter.wait(first[0])
+        # when a third asks while both blocks still run, then it books: only bookings ahead count
+        with limiter.slots(key, rate=50, max_wait=0.5, count=1) as third:
+            assert len(third) == 1
+
+
 def test_acquire_gives_up_without_asking_when_this_process_booked_further_ahead(backend, key, monkeypatch):
     from workers.rate_limits import limiter as limiter_module
 

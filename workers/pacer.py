@@ -1,7 +1,7 @@
 """The pacer: keeps each account's queue a few seconds deep, and no deeper.
 
-Each round, per account: count the messages already queued for its running campaigns, move enough
-`pending` ones to `queued` to hold `rate x pace_depth_seconds` (shared fairly between the campaigns), and
+Each round, per account: count the messages already queued or being sent for its running campaigns, move
+enough `pending` ones to `queued` to hold `rate x pace_depth_seconds` (shared fairly between the campaigns), and
 publish one send task per small batch of them. A million-recipient campaign therefore never puts more
 than a few seconds of work in the broker, and no task carries a countdown. Messages are moved before
 their tasks are published; if publishing fails, the reconciler finds them queued too long and hands them
@@ -125,11 +125,14 @@ def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> in
         if not campaigns:
             return 0
         campaign_ids = [campaign.id for campaign in campaigns]
-        queued = connection.execute(
+        # what workers hold counts too: a claimed message waits in a worker for its slot, and queued on top of
+        # it, the account's schedule would run further ahead than a worker waits for a slot (hand-backs)
+        in_flight = connection.execute(
             select(func.count()).select_from(Message).where(
-                Message.campaign_id.in_(campaign_ids), Message.state == MessageState.QUEUED)
+                Message.campaign_id.in_(campaign_ids),
+                Message.state.in_([MessageState.QUEUED, MessageState.SENDING]))
         ).scalar_one()
-        room = depth - queued
+        room = depth - in_flight
         if room < min(batch, depth):
             return 0
         picked = _pick(connection, list(campaign_ids), room, now)

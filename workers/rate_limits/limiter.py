@@ -8,8 +8,8 @@ one batch request) in one round trip, even when they are due a little later; `wa
 due. The backend computes the schedule, so a thread that wakes up late loses no throughput, and nobody
 polls: a grant or a refusal costs one question, however many threads wait. So that little is booked
 ahead at an old rate when the rate drops (a throttling answer, a new blast.toml), a process holds at most
-`Policy.lookahead` seconds of the rate in booked slots per key (at least two bookings); its other threads
-queue in the process, and give up when their `max_wait` runs out there.
+`Policy.lookahead` seconds of the rate in bookings not yet due per key (at least two bookings); its other
+threads queue in the process, and give up when their `max_wait` runs out there.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from workers.rate_limits.base import Backend, Policy, after_fork_in_child, check_rate
 
@@ -34,10 +34,12 @@ def sleep_until(moment: float) -> None:
 @dataclass(frozen=True, slots=True)
 class Slot:
     """One booked slot: when it is due, and how early it may really have been due (a remote backend's
-    answer takes time to arrive). Both time.monotonic() seconds."""
+    answer takes time to arrive). Both time.monotonic() seconds. `on_due`: called by `wait` once the slot is
+    due (the first slot of a booking lets this process's next booking go then)."""
 
     due_at: float
     earliest: float
+    on_due: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class RateLimiter:
@@ -83,8 +85,11 @@ class RateLimiter:
 
         No question at all when this process already booked a slot due later than `max_wait` (the next
         free one cannot be earlier). Spaced slots that cannot all fit in one window of the effective rate
-        (a throttled account) are booked in smaller pieces, one question each. While the block runs,
-        the booking counts against this process's `Policy.lookahead`; its other threads queue for it.
+        (a throttled account) are booked in smaller pieces, one question each. Until its first slot is due
+        (waited for with `wait`) or the block ends, the booking counts against this process's
+        `Policy.lookahead`, which bounds what it holds booked ahead; its other threads queue for it. A booking
+        whose slots are coming due holds nothing back: held to its end, the bookings of P saturated processes
+        would let through only 2P/(2P+1) of the rate.
         """
         rate = check_rate(rate)
         deadline = time.monotonic() + max_wait
@@ -95,10 +100,14 @@ class RateLimiter:
         if not booker.acquire(timeout=max(0.0, max_wait)):
             yield []
             return
+        let_go = _once(booker.release)
         try:
-            yield self._book(key, rate, count, together, deadline, max_wait)
+            booked = self._book(key, rate, count, together, deadline, max_wait)
+            if booked:
+                booked[0] = replace(booked[0], on_due=let_go)
+            yield booked
         finally:
-            booker.release()
+            let_go()
 
     def _book(self, key: str, rate: float, count: int, together: bool, deadline: float,
               max_wait: float) -> list[Slot]:
@@ -130,6 +139,8 @@ class RateLimiter:
         after the slot (a starved process), and sent that late its message could share a second at the
         gateway with the rate's worth of messages after it, so the slot is given up."""
         sleep_until(slot.due_at)
+        if slot.on_due is not None:
+            slot.on_due()
         if time.monotonic() - slot.earliest > self.policy.late:
             return None
         return slot.earliest + max(self.policy.send_within, self.policy.late)
@@ -155,3 +166,14 @@ class RateLimiter:
     def _after_fork(self) -> None:
         self._bookers = {}  # threads of the parent may have held them at the fork
         self._bookers_lock = threading.Lock()
+
+
+def _once(action: Callable[[], None]) -> Callable[[], None]:
+    """`action`, run by the first of any number of calls (from any thread) and never again."""
+    done = threading.Lock()
+
+    def run() -> None:
+        if done.acquire(blocking=False):
+            action()
+
+    return run
