@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import bindparam, cast, func, literal, or_, update
 from sqlalchemy.dialects.postgresql import ARRAY
 
+from campaigns.db import is_postgres
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.states import ALLOWED, CAMPAIGN_MOVES, CampaignStatus, MessageState, PauseReason
 
@@ -113,7 +114,7 @@ def transition_each(
     if (stamp := STAMPS.get(MessageState(to))) and stamp not in keys:
         assignments[stamp] = now
     table = Message.__table__
-    if connection.engine.dialect.name == "postgresql":
+    if is_postgres(connection.engine):
         # one statement for every row, the same text whatever their number (compiled once): each column's
         # values as one array, unnest(...) AS incoming(id, ...) joined on id
         names = ["id", *keys]
@@ -146,11 +147,10 @@ def move_campaigns(
     to: CampaignStatus,
     reason: PauseReason | None = None,
     detail: str | None = None,
-    returning: bool = False,
     **values,
-) -> int | list[int]:
+) -> int:
     """The one way a campaign's status changes: the campaigns matching `where` (SQLAlchemy conditions) that
-    are still in `expected` move to `to`; returns how many (their ids with `returning=True`).
+    are still in `expected` move to `to`; returns how many.
 
     A pause carries its `reason` (a PauseReason) and optional `detail`; leaving `paused` clears both. `values`
     are other columns set in the same statement (started_at, finished_at, resumed_at, ...).
@@ -171,6 +171,4 @@ def move_campaigns(
         .values(status=CampaignStatus(to).value, **values)
         .execution_options(synchronize_session=False)
     )
-    if returning:
-        return list(connection.execute(statement.returning(Campaign.id)).scalars())
     return connection.execute(statement).rowcount

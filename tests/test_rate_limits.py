@@ -191,13 +191,14 @@ def test_acquire_waits_briefly_for_a_slot_or_gives_up_at_once(backend, key):
 
 
 class CountingBackend:
-    """A backend that counts bookings."""
+    """A backend that counts bookings, and keeps the `count` each asked for."""
 
     def __init__(self, backend):
-        self.backend, self.bookings = backend, 0
+        self.backend, self.bookings, self.counts = backend, 0, []
 
     def book(self, key, **options):
         self.bookings += 1
+        self.counts.append(options.get("count", 1))
         return self.backend.book(key, **options)
 
     def __getattr__(self, name):

@@ -15,6 +15,7 @@ from campaigns.states import CampaignStatus, MessageState
 from campaigns.transitions import transition
 from tests.engine import write_config
 from tests.factories import make_campaign, make_messages
+from tests.test_rate_limits import CountingBackend
 from workers import fanout, sending
 from workers.rate_limits import LocalBackend, RateLimiter
 from workers.sending import send_messages
@@ -124,31 +125,23 @@ def test_messages_whose_slots_were_missed_are_booked_again_together(engine, blas
     oversleep, sleep = [0.08], limiter_module.sleep_until
     monkeypatch.setattr(limiter_module, "sleep_until", lambda moment: sleep(moment + (oversleep.pop() if oversleep
                                                                                        else 0)))
-    counts = _counted_bookings(backend := LocalBackend())
+    backend = CountingBackend(LocalBackend())
     # when the task sends its five messages
     sent = send_messages(campaign_id, ids, engine=engine, limiter=RateLimiter(backend, burst=1))
     # then every one was accepted; the task booked its five slots in one question, and the slots it woke up
     # too late for (at least the three due 80, 60 and 40 ms before it woke) were booked again in one question
     assert sent["accepted"] == CALLS and sent.get("handed_back", 0) == 0
-    assert counts[0] == CALLS and counts[1] >= 3
-
-
-def _counted_bookings(backend) -> list[int]:
-    """The `count` of every booking asked of `backend` from now on, in order."""
-    counts: list[int] = []
-    book = backend.book
-    backend.book = lambda key, **options: counts.append(options["count"]) or book(key, **options)
-    return counts
+    assert backend.counts[0] == CALLS and backend.counts[1] >= 3
 
 
 def test_a_gateway_not_measured_yet_is_first_called_once_from_the_tasks_thread(engine, blast_home, tmp_path,
                                                                                 quick_gateway):
     # given a gateway this process has never called (it could take a second to answer, or a millisecond)
     campaign_id, ids = _queued_task(engine, tmp_path, quick_gateway)
-    counts = _counted_bookings(backend := LocalBackend())
+    backend = CountingBackend(LocalBackend())
     # when one task sends its five messages
     sent = send_messages(campaign_id, ids, engine=engine, limiter=RateLimiter(backend))
     # then every one was accepted, and its first booking was for one call alone (had the gateway been slow, no
     # other slot could have been missed waiting for its answer)
     assert sent["accepted"] == CALLS
-    assert counts[0] == 1
+    assert backend.counts[0] == 1

@@ -2,7 +2,7 @@
 
 A task books its slots in one round trip to the limiter, one interval apart; a slot is a few
 milliseconds long, a gateway's answer can take a hundred. So for a gateway slower than
-`sending.INLINE_ANSWER_SECONDS` the task's thread does not send them one after another: at each slot it hands
+the limiter's `Policy.late` the task's thread does not send them one after another: at each slot it hands
 the call to a thread of this pool, whatever the answers before it are doing. Threads are started as they are
 needed, up to `MAX_THREADS`; a call that waits for one past its slot's deadline is booked again.
 """

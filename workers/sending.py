@@ -36,10 +36,6 @@ MAX_TOKEN_WAIT_SECONDS = 2.0
 # A message handed back for lack of tokens (or a paused campaign) waits this long before the pacer
 # picks it again.
 HAND_BACK_DELAY_SECONDS = 0.5
-# A gateway whose quickest recent answer came within this many seconds is called from the task's thread, one
-# call after another; a slower one from the send pool's threads, each call at its slot. Policy.late: a call
-# that overruns the next slot by more than that makes it missed.
-INLINE_ANSWER_SECONDS = 0.010
 # Bookings in a row in which every slot was missed, after which a task hands its messages back to pending.
 BOOKING_ROUNDS = 4
 # Characters of an undocumented answer kept in the attempt and in the pause's detail.
@@ -185,16 +181,17 @@ def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account
 
 def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: AccountConfig, engine, limiter,
                            results: list, unsent: list) -> None:
-    """Single-message calls, each sent at a booked slot. A gateway that answers within INLINE_ANSWER_SECONDS
-    is called from this thread, one call after another, booking in each round only the slots those calls can
-    keep (Policy.late of calls); a slower one has each call sent at its slot from a thread of the send pool
-    (fanout.py), the whole task booked at once, so a slow answer never makes the next slot late. Messages
-    whose slots were missed (a thread woke up too late, a call overran) are booked again together."""
+    """Single-message calls, each sent at a booked slot. A gateway that answers within Policy.late (a call
+    that overruns the next slot by more than that makes it missed) is called from this thread, one call after
+    another, booking in each round only the slots those calls can keep; a slower one has each call sent at its
+    slot from a thread of the send pool (fanout.py), the whole task booked at once, so a slow answer never
+    makes the next slot late. Messages whose slots were missed (a thread woke up too late, a call overran) are
+    booked again together."""
     waiting = list(claimed)
     fruitless, failure = 0, None
     while waiting and fruitless < BOOKING_ROUNDS and _running(campaign_id, engine):
         answer_seconds = answer_times.expected(account.base_url)
-        inline = answer_seconds is None or answer_seconds <= INLINE_ANSWER_SECONDS
+        inline = answer_seconds is None or answer_seconds <= limiter.policy.late
         count = min(len(waiting), _calls_in_time(limiter, answer_seconds)) if inline else len(waiting)
         missed, calls = [], []
         with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS, count=count) as slots:
