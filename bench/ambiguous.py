@@ -34,7 +34,7 @@ from campaigns.db import get_engine, migrate  # noqa: E402
 from campaigns.models import Campaign, Message  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
 from campaigns.states import MessageState, Outcome  # noqa: E402
-from tests.engine import write_config, write_contacts  # noqa: E402
+from tests.support.engine import write_config, write_contacts  # noqa: E402
 from workers.providers import registry  # noqa: E402
 from workers.sandbox.harness import SandboxProcess  # noqa: E402
 

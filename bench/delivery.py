@@ -27,8 +27,8 @@ from sqlalchemy import bindparam, func, select, update  # noqa: E402
 from campaigns.db import engine_for, migrate  # noqa: E402
 from campaigns.models import Message  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
-from tests.engine import write_config  # noqa: E402
-from tests.factories import make_campaign, make_messages  # noqa: E402
+from tests.support.engine import write_config  # noqa: E402
+from tests.support.factories import make_campaign, make_messages  # noqa: E402
 from workers.sandbox.harness import SandboxProcess  # noqa: E402
 
 SECRET = "bench-secret"
@@ -71,7 +71,7 @@ def bench_webhooks(engine, events: int, batch: int) -> None:
 
 def bench_polling(engine, sandbox, messages: int) -> None:
     from schedules import polling
-    from tests.gateways import account as sandbox_account
+    from tests.support.sandbox import account as sandbox_account
     from workers.providers.base import Outbound, client_for
 
     account = sandbox_account("smsglobal", sandbox.base_url("smsglobal"))

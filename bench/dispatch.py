@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from campaigns import lifecycle, tallies  # noqa: E402
 from campaigns.db import migrate  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
-from tests.engine import write_config, write_contacts  # noqa: E402
+from tests.support.engine import write_config, write_contacts  # noqa: E402
 from workers.app import app, configure  # noqa: E402
 from workers.providers import registry  # noqa: E402
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess  # noqa: E402

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import create_engine, func, select, text
 
 from campaigns import db
-from tests.samples import write_contacts_csv
+from tests.support.samples import write_contacts_csv
 
 TEMPLATE = "Hello {{ name }}, your appointment is on {{ appointment }}. Reply STOP to opt out."
 POSTGRES_URL = os.environ.get("BLAST_BENCH_POSTGRES_URL",

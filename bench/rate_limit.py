@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.rate_hammer import Arrivals, achieved, peak, send_from_processes  # noqa: E402
+from tests.support.rate_hammer import Arrivals, achieved, peak, send_from_processes  # noqa: E402
 from workers.rate_limits import LocalBackend, RateLimiter, RedisBackend  # noqa: E402
 
 REDIS = os.environ.get("BLAST_BENCH_REDIS", "redis://127.0.0.1:6379")

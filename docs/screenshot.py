@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from campaigns.db import migrate  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
-from tests import browser_support as ui  # noqa: E402
-from tests.engine import write_config  # noqa: E402
-from tests.gateways import GatewaySandbox  # noqa: E402
+from tests.support import browser as ui  # noqa: E402
+from tests.support.engine import write_config  # noqa: E402
+from tests.support.sandbox import Sandbox  # noqa: E402
 
 TEMPLATE = "Hello {{ name }}, your code is {{ code }}. Reply STOP to opt out."
 NOT_ON_WHATSAPP = 3  # recipients the sandbox answers "not registered on WhatsApp": the failures table
@@ -64,7 +64,7 @@ def capture(args: argparse.Namespace, folder: Path) -> None:
     password = secrets.token_urlsafe(16)
     isolated_environment(folder, password)
     contacts = ui.write_office_list(folder / "march-reminders.csv", args.people)
-    with GatewaySandbox() as sandbox:
+    with Sandbox() as sandbox:
         write_config(folder / "blast.toml", sandbox, {"uganda": {"provider": "socnet", "rate": args.rate}})
         reset_settings()
         migrate()

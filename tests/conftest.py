@@ -11,7 +11,8 @@ from sqlalchemy import create_engine, text
 
 from campaigns import db
 from campaigns.settings import reset_settings
-from tests import services
+from tests.support import services
+from tests.support.databases import truncate_all
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -32,17 +33,6 @@ def postgres_server_url():
     with admin.connect() as connection:
         connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
-
-
-def _truncate_all(url: str) -> None:
-    engine = db.engine_for(url)
-    with engine.begin() as connection:
-        tables = connection.execute(
-            text("SELECT tablename FROM pg_tables"
-                 " WHERE schemaname = 'public' AND tablename != 'alembic_version'")
-        ).scalars().all()
-        if tables:
-            connection.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
 
 
 @pytest.fixture
@@ -74,7 +64,7 @@ def database_url(request, blast_home, monkeypatch):
     """A migrated, empty database: SQLite in the test's folder, or the test Postgres database."""
     if request.param == "postgres":
         url = request.getfixturevalue("postgres_server_url")
-        _truncate_all(url)
+        truncate_all(url)
     else:
         path = blast_home / "blast.db"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -106,26 +96,27 @@ def rabbitmq_url():
 
 @pytest.fixture(scope="module")
 def running_sandbox():
-    """One gateway sandbox subprocess per test module (modules with their own `sandbox` fixture keep it)."""
-    from tests.gateways import GatewaySandbox
+    """One `blast sandbox` subprocess per test module."""
+    from tests.support.sandbox import Sandbox
 
-    with GatewaySandbox() as running:
+    with Sandbox() as running:
         yield running
 
 
 @pytest.fixture
 def sandbox(running_sandbox):
+    """The module's sandbox, back to its built-in accounts and default knobs, with nothing recorded."""
     running_sandbox.reset(all=True)
     return running_sandbox
 
 
 @pytest.fixture
-def hooks():
-    """A receiver for the gateways' callbacks and webhooks."""
-    from tests.gateways import HookReceiver
+def receiver():
+    """A receiver for the gateways' callbacks and the web app's webhooks."""
+    from tests.support.hooks import Receiver
 
-    with HookReceiver() as receiver:
-        yield receiver
+    with Receiver() as running:
+        yield running
 
 
 def pytest_report_header(config):

@@ -10,7 +10,7 @@ compiled once.
 
 Whatever is not certain to be replayed exactly is marked for the fallback (phonenumbers itself, one
 distinct value at a time): regions whose national prefix is rewritten by a transform rule, and numbers
-that would take phonenumbers' "strip the plus sign and retry" branch. tests/test_phones.py checks this
+that would take phonenumbers' "strip the plus sign and retry" branch. tests/ingest/test_phones.py checks this
 module against phonenumbers on random numbers: any disagreement is a bug here.
 """
 
@@ -25,7 +25,7 @@ import phonenumbers
 from phonenumbers import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
-# The phonenumbers releases this module was checked against, step by step and by tests/test_phones.py's
+# The phonenumbers releases this module was checked against, step by step and by tests/ingest/test_phones.py's
 # differential: a release outside them may change a private step replayed here, so the dependency is pinned
 # to the same range (pyproject.toml) and a test fails, naming the differences, when another is installed.
 PROVEN_RELEASES = "~=9.0.43"

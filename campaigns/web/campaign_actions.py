@@ -1,5 +1,5 @@
 """Which of the campaign page's buttons apply: asked of campaigns/lifecycle.py before pressing instead of
-refused after (tests/test_web_pages.py checks the two agree for every status)."""
+refused after (tests/web/test_pages.py checks the two agree for every status)."""
 
 from __future__ import annotations
 
