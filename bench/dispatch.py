@@ -8,7 +8,8 @@
   launch           seconds from `blast launch` to the first accepted message, and the broker's Redis
                    memory while a large campaign runs
 
-Needs the local Postgres and Redis. Usage: python bench/dispatch.py [--only ceiling|rate|launch] [--quick]
+Needs the local Postgres and Redis.
+Usage: python bench/dispatch.py [--only ceiling|rate|launch] [--caps 20,80,250] [--quick]
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -162,6 +164,41 @@ def submitted_span(env: Environment, campaign_id: int) -> tuple[int, float]:
     return count, (last - first).total_seconds()
 
 
+class MarginWatch:
+    """Reads, every 0.2 s while open, the margin the account's last booking added to its window (the Redis
+    limiter's hash): what the workers measured of their own lateness and the gateway's answer times."""
+
+    def __init__(self, redis_url: str, account: str) -> None:
+        from workers.rate_limits import RedisBackend
+
+        self.client = redis.Redis.from_url(redis_url)
+        self.key = RedisBackend.from_url(redis_url).keys(account)[0]
+        self.seen: list[float] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def _watch(self) -> None:
+        while not self.stop.wait(0.2):
+            value = self.client.hget(self.key, "margin")
+            if value is not None:
+                self.seen.append(float(value))
+
+    def __enter__(self) -> MarginWatch:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def summary(self) -> str:
+        if not self.seen:
+            return "(none seen)"
+        seen = sorted(self.seen)
+        return (f"{seen[0] * 1000:.1f} / {seen[len(seen) // 2] * 1000:.1f} / {seen[-1] * 1000:.1f} ms "
+                "(least / median / most)")
+
+
 def rate_accuracy(sandbox, *, caps: tuple[int, ...], seconds: float) -> None:
     print(f"\n== rate accuracy: 4 worker processes, 100 ms gateway latency, ~{seconds:.0f} s per cap; "
           "the sandbox enforces the cap (over it: Socnet's 503)")
@@ -173,14 +210,15 @@ def rate_accuracy(sandbox, *, caps: tuple[int, ...], seconds: float) -> None:
         with Environment(sandbox) as env:
             env.accounts({"bench": {"provider": "socnet", "rate": cap}})
             env.workers(4, concurrency=max(4, cap // 20 + 4))
-            campaign_id, _ = run_campaign(env, "bench", count)
+            with MarginWatch(env.redis_url, "bench") as margins:
+                campaign_id, _ = run_campaign(env, "bench", count)
             sent, span = submitted_span(env, campaign_id)
             stats = account_stats(sandbox, "socnet")
         achieved = (sent - 1) / span if span else float("nan")
         print(f"  blast  cap {cap:>4}/s: achieved/cap {achieved / cap:.3f}, "
               f"peak in any second/cap {stats.get('peak_per_second', 0) / cap:.2f}, "
               f"throttling answers {stats.get('rejected', {}).get('rate_cap', 0)}, "
-              f"duplicates {stats.get('duplicates', 0)}")
+              f"duplicates {stats.get('duplicates', 0)}; margin booked {margins.summary()}")
         plain_celery(sandbox, cap=cap, count=count)
 
 
@@ -252,12 +290,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", choices=["ceiling", "rate", "launch"])
     parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
+    parser.add_argument("--caps", default="20,80,250", help="the caps of the rate runs (msg/s, comma-separated)")
     args = parser.parse_args()
     with SandboxProcess() as sandbox:
         if args.only in (None, "ceiling"):
             ceiling(sandbox, count=3000 if args.quick else 20000)
         if args.only in (None, "rate"):
-            rate_accuracy(sandbox, caps=(20, 80) if args.quick else (20, 80, 250), seconds=5 if args.quick else 10)
+            caps = (20, 80) if args.quick else tuple(int(cap) for cap in args.caps.split(","))
+            rate_accuracy(sandbox, caps=caps, seconds=5 if args.quick else 10)
         if args.only in (None, "launch"):
             launch_latency(sandbox, contacts=1000, big=20_000 if args.quick else 1_000_000)
 

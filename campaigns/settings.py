@@ -59,10 +59,12 @@ class Settings(BaseSettings):
     schedule_tick_seconds: float = Field(default=5.0, gt=0)
     # How often beat polls the gateways' delivery reports and inboxes (schedules/beat.py), in seconds.
     report_poll_seconds: float = Field(default=60.0, gt=0)
-    # Seconds added to each account's one-second window to absorb the jitter between a rate-limiter grant
-    # and the message reaching the gateway (thread wake-ups, the GIL, the network): the price is ~5% of rate.
-    # A request leaves within Policy.send_within (15 ms) of its slot; the other 35 ms are for the way to the
-    # gateway (30 ms in all was exceeded by a loaded 2-core CI machine: 41 in a second on a cap of 40).
+    # The most seconds a rate-limiter booking adds to its account's one-second window, to absorb the jitter
+    # between a slot and the message reaching the gateway (thread wake-ups, the GIL, the network). Each
+    # worker books with what it measured of its own lateness and the gateway's answer times
+    # (workers/rate_limits/jitter.py), a few ms on a quiet host; this much before it has measured, or when
+    # the measurements ask for more (30 ms proved too little on a loaded 2-core CI machine: 41 in a second
+    # on a cap of 40). The price of a margin m is m / (1 + m) of the rate.
     rate_safety_seconds: float = 0.05
     # Operator surfaces: the web app's one admin, its session-signing key (generated into `home` when
     # unset), and Flower (its address for the web app's link, and its basic-auth login).

@@ -25,7 +25,7 @@ from campaigns.settings import AccountConfig, get_account
 from campaigns.states import CampaignStatus, MessageState, Outcome, PauseReason
 from campaigns.transitions import move_campaigns, transition, transition_each
 from workers import fanout, retry_policy
-from workers.providers.base import UNDOCUMENTED_CODE, SlotMissed
+from workers.providers.base import UNDOCUMENTED_CODE, SlotMissed, departed_at
 
 log = logging.getLogger("blast.send")
 
@@ -166,13 +166,16 @@ def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account
         if not _running(campaign_id, engine):
             unsent.extend(chunk)
             continue
-        deadline = limiter.acquire_slot(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS,
-                                        count=len(chunk))
-        try:
-            answers = (client.send_batch([outbound(row) for row in chunk], deadline=deadline)
-                       if deadline is not None else None)
-        except SlotMissed:  # this thread was starved past its slot: nothing was sent
-            answers = None
+        with limiter.slots(account.name, rate=account.rate, max_wait=MAX_TOKEN_WAIT_SECONDS, count=len(chunk),
+                           together=True) as slots:
+            deadline = limiter.wait(slots[0]) if slots else None
+        answers = None
+        if deadline is not None:
+            try:
+                answers = client.send_batch([outbound(row) for row in chunk], deadline=deadline)
+            except SlotMissed:  # this thread was starved past its slot: nothing was sent
+                pass
+            _note_departure(limiter, account, slots[0], answered=answers is not None)
         if answers is None:  # refused, or too late for the slot: nothing was sent
             unsent.extend(claimed[start:])
             return
@@ -202,11 +205,11 @@ def _send_each_at_its_slot(claimed, outbound, campaign_id: int, account: Account
                 if deadline is None:
                     missed.append(row)
                 elif inline:
-                    _keep(row, _send_by(deadline, row, outbound, account, campaign_id, engine), account,
-                          limiter, results, missed)
+                    _keep(row, _send_by(slot, deadline, row, outbound, account, campaign_id, engine, limiter),
+                          account, limiter, results, missed)
                 else:
-                    calls.append((row, fanout.pool().submit(_send_by, deadline, row, outbound, account,
-                                                            campaign_id, engine)))
+                    calls.append((row, fanout.pool().submit(_send_by, slot, deadline, row, outbound, account,
+                                                            campaign_id, engine, limiter)))
         failure = None
         for row, call in calls:
             try:
@@ -264,7 +267,8 @@ class AnswerTimes:
 answer_times = AnswerTimes()
 
 
-def _send_by(deadline: float | None, row, outbound, account: AccountConfig, campaign_id: int, engine):
+def _send_by(slot, deadline: float | None, row, outbound, account: AccountConfig, campaign_id: int, engine,
+             limiter):
     """(answer, answered at) for a call that left by `deadline` (time.monotonic()); None when there is no
     deadline (no slot in time), the campaign is no longer running, or the call would leave later."""
     from workers.providers import client_for
@@ -275,9 +279,23 @@ def _send_by(deadline: float | None, row, outbound, account: AccountConfig, camp
     try:
         answer = client_for(account).send(outbound(row), deadline=deadline)
     except SlotMissed:  # nothing was sent
+        answer = None
+    _note_departure(limiter, account, slot, answered=answer is not None)
+    if answer is None:
         return None
     answer_times.add(account.base_url, time.monotonic() - started)
     return answer, utcnow()
+
+
+def _note_departure(limiter, account: AccountConfig, slot, *, answered: bool) -> None:
+    """Tell the limiter how late after its slot this thread's last call left (or would have, when it was not
+    written) and, when it was answered, how long the answer took: what sizes the next bookings' margins."""
+    left = departed_at()
+    if left is None:
+        return
+    limiter.left(slot, left)
+    if answered:
+        limiter.answered(account.name, time.monotonic() - left)
 
 
 def _running(campaign_id: int, engine) -> bool:

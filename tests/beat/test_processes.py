@@ -23,9 +23,8 @@ from tests.support import services
 from tests.support.engine import (
     SentTasks,
     attempts_per_message,
-    emptied,
     engine_processes,
-    process_env,
+    fresh_env,
     write_config,
     write_contacts,
 )
@@ -50,15 +49,12 @@ def processes(test):
 def stack(tmp_path, blast_home, postgres_server_url, redis_url, monkeypatch, sandbox):
     """Postgres, Redis as broker and lock store, a sandbox Socnet account, a contact file; processes started
     by the test are stopped at its end."""
-    broker = f"{redis_url}/{REDIS_DB}"
-    emptied(postgres_server_url, broker)
-    env = process_env(database_url=postgres_server_url, redis_url=broker, home=blast_home,
-                      config=tmp_path / "blast.toml", schedule_tick_seconds=TICK_SECONDS)
+    env = fresh_env(tmp_path, postgres_server_url, REDIS_DB, schedule_tick_seconds=TICK_SECONDS)
     write_config(tmp_path / "blast.toml", sandbox, {"acct": {"provider": "socnet", "rate": 100}})
     with engine_processes(env, tmp_path / "logs") as processes:
         processes.sandbox = sandbox
         processes.database_url = postgres_server_url
-        processes.redis = redis.Redis.from_url(broker)
+        processes.redis = redis.Redis.from_url(env["BLAST_BROKER_URL"])
         processes.contacts = tmp_path / "contacts.csv"
         processes.numbers = write_contacts(processes.contacts, RECIPIENTS)
         yield processes

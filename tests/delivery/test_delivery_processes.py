@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from campaigns import lifecycle
 from campaigns.models import Message, OptOut, StatusEvent
 from tests.support import services
-from tests.support.engine import ROOT, SentTasks, emptied, engine_processes, process_env, write_config, write_contacts
+from tests.support.engine import ROOT, SentTasks, engine_processes, fresh_env, write_config, write_contacts
 from tests.support.waiting import wait_until
 from workers.sandbox.harness import SandboxProcess, free_port
 
@@ -42,19 +42,14 @@ WAIT_SECONDS = 45
 def stack(tmp_path_factory, postgres_server_url):
     """The sandbox, `blast web` on a free port (BLAST_PUBLIC_URL), one worker and one beat; the broker's
     task-sent events recorded from before beat starts."""
-    services.require("redis")
-    folder = tmp_path_factory.mktemp("delivery-processes")
-    broker = f"{services.REDIS_URL}/{REDIS_DB}"
-    emptied(postgres_server_url, broker)
-    port = free_port()
-    env = process_env(database_url=postgres_server_url, redis_url=broker, home=folder / "blast-home",
-                      config=folder / "blast.toml", public_url=f"http://127.0.0.1:{port}",
-                      report_poll_seconds=POLL_SECONDS)
+    folder, port = tmp_path_factory.mktemp("delivery-processes"), free_port()
+    env = fresh_env(folder, postgres_server_url, REDIS_DB, public_url=f"http://127.0.0.1:{port}",
+                    report_poll_seconds=POLL_SECONDS)
     (folder / "logs").mkdir()
     with SandboxProcess(log_path=folder / "logs" / "sandbox.log") as sandbox:
         write_config(folder / "blast.toml", sandbox, ACCOUNTS)
         with engine_processes(env, folder / "logs", unset=("BLAST_OPTOUT_KEYWORDS",)) as processes, \
-                SentTasks(broker) as sent:
+                SentTasks(env["BLAST_BROKER_URL"]) as sent:
             processes.sandbox, processes.sent, processes.folder = sandbox, sent, folder
             processes.web_url = env["BLAST_PUBLIC_URL"]
             processes.web(port)

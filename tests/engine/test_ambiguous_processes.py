@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from campaigns import lifecycle
 from campaigns.models import Campaign, Message
 from tests.support import services
-from tests.support.engine import ROOT, emptied, engine_processes, process_env, write_config, write_contacts
+from tests.support.engine import ROOT, engine_processes, fresh_env, write_config, write_contacts
 from tests.support.waiting import wait_until
 from workers.sandbox.harness import SandboxProcess, free_port
 
@@ -47,14 +47,9 @@ WAIT_SECONDS = 60
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, postgres_server_url):
-    services.require("redis")
-    folder = tmp_path_factory.mktemp("ambiguous-processes")
-    broker = f"{services.REDIS_URL}/{REDIS_DB}"
-    emptied(postgres_server_url, broker)
-    port = free_port()
-    env = process_env(database_url=postgres_server_url, redis_url=broker, home=folder / "blast-home",
-                      config=folder / "blast.toml", public_url=f"http://127.0.0.1:{port}", report_poll_seconds=1,
-                      reconcile_every_seconds=1)
+    folder, port = tmp_path_factory.mktemp("ambiguous-processes"), free_port()
+    env = fresh_env(folder, postgres_server_url, REDIS_DB, public_url=f"http://127.0.0.1:{port}",
+                    report_poll_seconds=1, reconcile_every_seconds=1)
     (folder / "logs").mkdir()
     with SandboxProcess(log_path=folder / "logs" / "sandbox.log") as sandbox:
         for name, zone in TIMEZONES.items():

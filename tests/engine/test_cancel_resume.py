@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from campaigns import lifecycle
 from campaigns.models import Campaign, Message
 from tests.support import services
-from tests.support.engine import emptied, engine_processes, process_env, write_config, write_contacts
+from tests.support.engine import engine_processes, fresh_env, write_config, write_contacts
 from tests.support.waiting import wait_until
 from workers.sandbox.harness import SandboxProcess
 
@@ -21,12 +21,8 @@ REDIS_DB = services.REDIS_DATABASES["cancel_resume"]
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, postgres_server_url):
-    services.require("redis")
     folder = tmp_path_factory.mktemp("cancel-resume")
-    broker = f"{services.REDIS_URL}/{REDIS_DB}"
-    emptied(postgres_server_url, broker)
-    env = process_env(database_url=postgres_server_url, redis_url=broker, home=folder / "home",
-                      config=folder / "blast.toml")
+    env = fresh_env(folder, postgres_server_url, REDIS_DB)
     (folder / "logs").mkdir()
     with SandboxProcess(log_path=folder / "logs" / "sandbox.log") as sandbox:
         write_config(folder / "blast.toml", sandbox, {"acct": {"provider": "socnet", "rate": 100}})

@@ -15,9 +15,8 @@ from campaigns.settings import reset_settings
 from tests.support import services
 from tests.support.engine import (
     attempts_per_message,
-    emptied,
     engine_processes,
-    process_env,
+    fresh_env,
     wait_for_status,
     write_config,
     write_contacts,
@@ -61,11 +60,8 @@ def test_embedded_campaign_reaches_every_recipient_exactly_once(blast_home, tmp_
 @pytest.fixture
 def distributed(tmp_path, blast_home, postgres_server_url, redis_url, monkeypatch, sandbox):
     """Postgres + Redis broker and limiter; short reconciler timeouts so crashes resolve within a test."""
-    broker = f"{redis_url}/{services.REDIS_DATABASES['engine']}"
-    emptied(postgres_server_url, broker)
-    env = process_env(database_url=postgres_server_url, redis_url=broker, home=blast_home,
-                      config=tmp_path / "blast.toml", queued_timeout_seconds=4, sending_timeout_seconds=6,
-                      reconcile_every_seconds=1)
+    env = fresh_env(tmp_path, postgres_server_url, services.REDIS_DATABASES["engine"], queued_timeout_seconds=4,
+                    sending_timeout_seconds=6, reconcile_every_seconds=1)
     with engine_processes(env, tmp_path / "logs") as processes:
         processes.sandbox = sandbox
         processes.env_vars = env

@@ -145,3 +145,36 @@ def test_a_gateway_not_measured_yet_is_first_called_once_from_the_tasks_thread(e
     # other slot could have been missed waiting for its answer)
     assert sent["accepted"] == CALLS
     assert backend.counts[0] == 1
+
+
+def test_each_call_tells_the_limiter_how_late_it_left_and_how_long_its_answer_took(engine, blast_home, tmp_path,
+                                                                                    quick_gateway):
+    # given a quick gateway and a limiter that has measured nothing
+    campaign_id, ids = _queued_task(engine, tmp_path, quick_gateway)
+    sending.answer_times.add(quick_gateway.base_url("socnet"), 0.001)
+    limiter = RateLimiter(LocalBackend())
+    # when one task sends its five messages
+    sent = send_messages(campaign_id, ids, engine=engine, limiter=limiter)
+    # then each call's lateness after its slot and its answer time were measured where they happen
+    assert sent["accepted"] == CALLS
+    assert limiter.jitter.measured("acct") == (CALLS, CALLS)
+
+
+def test_a_request_is_timed_when_written_or_when_refused_for_lateness(quick_gateway):
+    import time
+
+    from tests.support.sandbox import account
+    from workers.providers import Outbound, client_for
+    from workers.providers.base import SlotMissed, departed_at
+
+    client = client_for(account("socnet", quick_gateway.base_url("socnet")))
+    # when a call is made within its deadline, then it was written after it started and before it answered
+    started = time.monotonic()
+    client.send(Outbound(message_id=1, to="+256772000001", text="hi"), deadline=started + 10)
+    answered = time.monotonic()
+    assert started <= departed_at() <= answered and departed_at() is None
+    # when a call's deadline has passed, then nothing is written, and the moment it was refused is kept
+    deadline = time.monotonic() - 0.001
+    with pytest.raises(SlotMissed):
+        client.send(Outbound(message_id=2, to="+256772000002", text="hi"), deadline=deadline)
+    assert departed_at() > deadline

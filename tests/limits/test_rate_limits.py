@@ -25,21 +25,6 @@ T0 = 1_000_000.0  # a scripted clock starts here (seconds)
 SAFETY = 0.02  # the default: at most `rate` grants in any 1.02 s
 
 
-@pytest.fixture(params=["local", "redis"])
-def backend(request):
-    if request.param == "local":
-        return LocalBackend()
-    return RedisBackend.from_url(request.getfixturevalue("redis_url"))
-
-
-@pytest.fixture
-def key(request):
-    name = f"test-{uuid.uuid4().hex[:12]}"
-    yield name
-    if "backend" in request.fixturenames:
-        request.getfixturevalue("backend").forget(name)
-
-
 @pytest.fixture
 def limiter(backend):
     return RateLimiter(backend)
@@ -168,7 +153,7 @@ def test_spaced_slots_come_due_one_interval_apart(evenly, key):
 
 def test_acquire_waits_briefly_for_a_slot_or_gives_up_at_once(backend, key):
     # (a limiter that never gives a slot up for lateness: this is about waiting, on a busy test host)
-    limiter = RateLimiter(backend, burst=1, late=1.0)
+    limiter = RateLimiter(backend, burst=1, send_within=1.0)
     # given an account at 2 messages/s whose slot was just taken (the next is 0.51 s away)
     assert limiter.acquire(key, rate=2, max_wait=0)
     # when a sender may wait 0.1 s
@@ -240,7 +225,7 @@ def test_acquire_gives_up_without_asking_when_this_process_booked_further_ahead(
     from workers.rate_limits import limiter as limiter_module
 
     counting = CountingBackend(backend)
-    limiter = RateLimiter(counting, burst=1, late=1.0)
+    limiter = RateLimiter(counting, burst=1, send_within=1.0)
     limiter.reserve(key, rate=2)
     sleeping, sleep = threading.Event(), limiter_module.sleep_until
     monkeypatch.setattr(limiter_module, "sleep_until", lambda moment: sleeping.set() or sleep(moment))

@@ -21,6 +21,7 @@ from campaigns import tallies
 from campaigns.db import engine_for
 from campaigns.models import Attempt, Message
 from campaigns.settings import reset_settings
+from tests.support import services
 from tests.support.databases import truncate_all
 from tests.support.sandbox import credentials
 from tests.support.waiting import wait_until
@@ -96,6 +97,16 @@ def process_env(*, database_url: str, redis_url: str, home: Path, config: Path, 
            "BLAST_REDIS_URL": limiter_url or redis_url, "BLAST_HOME": str(home), "BLAST_CONFIG": str(config)}
     env.update({f"BLAST_{name.upper()}": str(value) for name, value in settings.items()})
     return env
+
+
+def fresh_env(folder: Path, database_url: str, redis_db: int, **settings: object) -> dict[str, str]:
+    """`process_env` on the test Postgres database and the local Redis database `redis_db` (broker and
+    limiter), both emptied, with the home folder and blast.toml in `folder`."""
+    services.require("redis")
+    broker = f"{services.REDIS_URL}/{redis_db}"
+    emptied(database_url, broker)
+    return process_env(database_url=database_url, redis_url=broker, home=folder / "blast-home",
+                       config=folder / "blast.toml", **settings)
 
 
 def emptied(database_url: str, redis_url: str) -> None:

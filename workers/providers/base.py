@@ -318,8 +318,9 @@ class ProviderClient:
             body = urlencode(request.data, doseq=True)
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         self.sign(request.method, url, headers)
-        if deadline is not None and time.monotonic() > deadline:
-            raise SlotMissed(f"{time.monotonic() - deadline:.4f} s past the slot's deadline")
+        _departure.at = checked = time.monotonic()  # replaced by the moment it was written, once it is
+        if deadline is not None and checked > deadline:
+            raise SlotMissed(f"{checked - deadline:.4f} s past the slot's deadline")
         try:
             response = self.http.request(request.method, url, body=body, headers=headers, timeout=self.timeouts,
                                          retries=False, redirect=request.method == "GET", preload_content=True)
@@ -448,14 +449,48 @@ class ProviderClient:
         return None
 
 
+_departure = threading.local()
+
+
+def departed_at() -> float | None:
+    """When (time.monotonic()) this thread's last gateway call handed its request to the kernel, or was
+    checked against its slot's deadline when it was not written; None when there was none since the last
+    question. A rate slot's lateness is measured there."""
+    at, _departure.at = getattr(_departure, "at", None), None
+    return at
+
+
+class _TimedConnection(urllib3.connection.HTTPConnection):
+    def request(self, *args, **kwargs) -> None:
+        super().request(*args, **kwargs)
+        _departure.at = time.monotonic()
+
+
+class _TimedHttpsConnection(urllib3.connection.HTTPSConnection):
+    def request(self, *args, **kwargs) -> None:
+        super().request(*args, **kwargs)
+        _departure.at = time.monotonic()
+
+
+class _TimedPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _TimedConnection
+
+
+class _TimedHttpsPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _TimedHttpsConnection
+
+
 def _connection_pool(base_url: str) -> urllib3.PoolManager:
     """Keep-alive connections to the gateway, through the proxy the environment names for its URL (as
-    requests does: HTTPS_PROXY, HTTP_PROXY, NO_PROXY)."""
+    requests does: HTTPS_PROXY, HTTP_PROXY, NO_PROXY); each notes when it wrote a request (`departed_at`)."""
     parts = urlsplit(base_url)
     proxy = getproxies().get(parts.scheme)
     if proxy and not proxy_bypass(parts.hostname or ""):
-        return urllib3.ProxyManager(proxy, num_pools=1, maxsize=POOL_SIZE)
-    return urllib3.PoolManager(num_pools=1, maxsize=POOL_SIZE)
+        manager = urllib3.ProxyManager(proxy, num_pools=1, maxsize=POOL_SIZE)
+    else:
+        manager = urllib3.PoolManager(num_pools=1, maxsize=POOL_SIZE)
+    manager.pool_classes_by_scheme = {"http": _TimedPool, "https": _TimedHttpsPool}
+    return manager
 
 
 def answer_of(response: urllib3.BaseHTTPResponse) -> HttpAnswer:

@@ -20,10 +20,20 @@ from dataclasses import dataclass
 class Policy:
     """How the limiter turns a rate into a schedule and adapts it. All durations in seconds."""
 
-    # Added to the one-second window: at most `rate` grants in any `1 + safety` seconds, so jitter of up
-    # to `safety` between a grant and the message's arrival at the gateway cannot put `rate + 1` arrivals
-    # into one second there. Costs `safety / (1 + safety)` of the throughput (0.02 -> 2 %).
+    # The most a booking adds to the one-second window (seconds): a slot counts against the rate until
+    # `1 + margin` after it, so a message that leaves up to `margin - transit` after its slot and takes up to
+    # `transit` longer than another on its way cannot put `rate + 1` arrivals into one second at the gateway.
+    # A booking's margin is this until its process has measured how late it really sends, then that
+    # (`RateLimiter.send_within`), never more. Costs `margin / (1 + margin)` of the throughput (0.02 -> 2 %).
     safety: float = 0.02
+    # How much longer one request may take than another from leaving the worker to arriving at the
+    # gateway (seconds): the part of a margin that is not the worker's lateness.
+    transit: float = 0.005
+    # How late after its slot a request may leave (checked just before it is written; later, it is handed
+    # back unsent) until the process has measured its own lateness (seconds); then what it measured, with
+    # headroom, but never less than `min_send_within`.
+    send_within: float = 0.015
+    min_send_within: float = 0.002
     # Slots the GCRA may grant back to back: 2 lets a caller that asks a little late (polling `reserve`)
     # lose nothing; the log still holds every window to the rate.
     burst: int = 2
@@ -31,13 +41,9 @@ class Policy:
     # least two slots); its other threads queue in the process. All processes together hold at most
     # processes x this much ahead: what was booked at the old rate when the rate drops.
     lookahead: float = 0.05
-    # A thread of `acquire` that wakes up this many seconds after its booked slot gives the slot up
-    # (half the safety margin: the other half is for what happens after `acquire` returns).
+    # The send path's budget for calls made one after another from one thread (seconds): a gateway that
+    # answers within it is called inline, as many calls a booking as fit in it.
     late: float = 0.01
-    # The request must have left the worker this many seconds after its slot (checked just before it is
-    # written), or it is handed back unsent: what is left of `safety` is for the way to the gateway.
-    # At least `late` (a thread that wakes that late still sends).
-    send_within: float = 0.015
     # Adaptive rate: a throttling answer halves the effective rate (not below `min_factor` x the
     # configured rate). One within `throttle_cooldown` of a halving is about a message sent before it,
     # so it halves nothing again. Each `recovery_period` without a throttling answer adds
@@ -48,8 +54,8 @@ class Policy:
     recovery_period: float = 1.0
 
     def __post_init__(self) -> None:
-        if not (0 <= self.safety < 1 and self.burst >= 1 and self.lookahead >= 0 and self.late >= 0
-                and self.send_within >= 0):
+        if not (self.transit >= 0 and 0 <= self.min_send_within <= self.send_within and self.safety < 1
+                and self.burst >= 1 and self.lookahead >= 0 and self.late >= 0):
             raise ValueError("invalid rate limit policy")
         if not (0 < self.min_factor <= 1 and self.recovery_step > 0 and self.recovery_period > 0):
             raise ValueError("invalid adaptive rate policy")
@@ -57,23 +63,28 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Shape:
-    """The schedule for one effective rate: at most `slots` grants in any `window` seconds, one every
-    `interval` seconds on average."""
+    """The schedule for one effective rate and margin: at most `slots` grants in any `window` seconds, one
+    every `interval` seconds on average. `span`: the window without the margin (1 s, or 1/rate below 1/s);
+    each logged grant keeps its own margin, so a slot is checked against `span` after the older grant's
+    due time plus that grant's margin."""
 
     slots: int
     window: float
     interval: float
+    span: float
 
 
-def shape(rate: float, safety: float) -> Shape:
-    """The schedule of an effective `rate` (messages/s). A count of messages is whole, so at most
-    floor(rate) fit in a second (20.5/s allows 20); below 1/s, one message per 1/rate seconds."""
+def shape(rate: float, margin: float) -> Shape:
+    """The schedule of an effective `rate` (messages/s) with `margin` seconds added to its window. A count
+    of messages is whole, so at most floor(rate) fit in a second (20.5/s allows 20); below 1/s, one
+    message per 1/rate seconds."""
     if rate >= 1:
         slots = math.floor(rate + 1e-9)  # 72.00000000001 and 71.99999999999 are both 72
-        window = 1.0 + safety
+        span = 1.0
     else:
-        slots, window = 1, 1.0 / rate + safety
-    return Shape(slots, window, window / slots)
+        slots, span = 1, 1.0 / rate
+    window = span + margin
+    return Shape(slots, window, window / slots, span)
 
 
 # The log keeps one entry per slot of a window: this bounds its length (accounts allow up to 10,000).
@@ -113,9 +124,10 @@ class Backend(ABC):
 
     @abstractmethod
     def book(self, key: str, *, rate: float, policy: Policy, count: int = 1, spaced: bool = False,
-             horizon: float = 0.0, now: float | None = None) -> Grant:
+             horizon: float = 0.0, margin: float | None = None, now: float | None = None) -> Grant:
         """Take `count` slots of `rate` (configured messages/s) if the first is due within `horizon`
-        seconds (0: free now); else take nothing.
+        seconds (0: free now); else take nothing. `margin`: seconds these slots add to the one-second
+        window, how late after its slot a message may arrive (None: `policy.safety`, the most).
 
         `spaced`: the slots are due one interval apart (sent one by one); otherwise all at the same
         time (one request carrying `count` messages). `now` (seconds, the backend's clock) is for tests.

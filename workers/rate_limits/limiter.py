@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 from workers.rate_limits.base import Backend, Policy, after_fork_in_child, check_rate
+from workers.rate_limits.jitter import Jitter
 
 
 def sleep_until(moment: float) -> None:
@@ -34,24 +35,31 @@ def sleep_until(moment: float) -> None:
 @dataclass(frozen=True, slots=True)
 class Slot:
     """One booked slot: when it is due, and how early it may really have been due (a remote backend's
-    answer takes time to arrive). Both time.monotonic() seconds. `on_due`: called by `wait` once the slot is
-    due (the first slot of a booking lets this process's next booking go then)."""
+    answer takes time to arrive). Both time.monotonic() seconds. `send_within`: seconds after `earliest` by
+    which its request must have left (its booking's margin was sized to it); `key`: whose slot it is.
+    `on_due`: called by `wait` once the slot is due (the first slot of a booking lets this process's next
+    booking go then)."""
 
     due_at: float
     earliest: float
+    send_within: float = 0.0
+    key: str = ""
     on_due: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
 
 class RateLimiter:
-    """At most `rate` messages per second per key, in any sliding second, across every process.
+    """At most `rate` messages per second per key, in any sliding second, across every process, counted
+    where they arrive, for every message that leaves within its slot's `send_within` and whose way to the
+    gateway varies by no more than the rest of its booking's margin (jitter.py measures both).
 
-    `safety`: seconds added to the one-second window to absorb jitter between a grant and the message's
-    arrival at the gateway (schedule.py); other keyword options are the fields of `Policy`.
+    `safety`: the most seconds a booking adds to the one-second window (schedule.py); other keyword options
+    are the fields of `Policy`.
     """
 
     def __init__(self, backend: Backend, *, safety: float = 0.02, **policy) -> None:
         self.backend = backend
         self.policy = Policy(safety=safety, **policy)
+        self.jitter = Jitter(self.policy)
         self._bookers: dict[tuple[str, int], threading.BoundedSemaphore] = {}
         self._bookers_lock = threading.Lock()
         self._booked_until: dict[str, float] = {}  # per key, the latest slot this process booked (monotonic)
@@ -117,8 +125,9 @@ class RateLimiter:
             if self._booked_until.get(key, -math.inf) > deadline:  # booked further while this one queued
                 break
             piece = min(piece, count - len(booked))
+            allowance = self.jitter.allowance(key)
             grant = self.backend.book(key, rate=rate, policy=self.policy, count=piece, spaced=not together,
-                                      horizon=max(0.0, deadline - time.monotonic()))
+                                      horizon=max(0.0, deadline - time.monotonic()), margin=allowance.margin)
             answered = time.monotonic()
             if not grant.taken:
                 if together or piece == 1 or not math.isinf(grant.due[-1]):
@@ -126,7 +135,8 @@ class RateLimiter:
                 piece = max(1, piece // 2)
                 continue
             dues = grant.due[:1] if together else grant.due
-            booked.extend(Slot(answered + due, answered + due - grant.uncertainty) for due in dues)
+            booked.extend(Slot(answered + due, answered + due - grant.uncertainty, allowance.send_within, key)
+                          for due in dues)
             self._booked_until[key] = max(booked[-1].due_at, self._booked_until.get(key, -math.inf))
             if together:
                 break
@@ -135,15 +145,27 @@ class RateLimiter:
 
     def wait(self, slot: Slot) -> float | None:
         """Sleep until `slot` is due. Returns the time (time.monotonic()) by which the request must have
-        left, `Policy.send_within` after the slot, or None: this thread woke up more than `Policy.late`
-        after the slot (a starved process), and sent that late its message could share a second at the
-        gateway with the rate's worth of messages after it, so the slot is given up."""
+        left, `slot.send_within` after the slot, or None: this thread woke up later than that (a starved
+        process), and sent that late its message could share a second at the gateway with the rate's worth
+        of messages after it, so the slot is given up (and its lateness noted)."""
         sleep_until(slot.due_at)
         if slot.on_due is not None:
             slot.on_due()
-        if time.monotonic() - slot.earliest > self.policy.late:
+        deadline, now = slot.earliest + slot.send_within, time.monotonic()
+        if now > deadline:
+            self.left(slot, now)
             return None
-        return slot.earliest + max(self.policy.send_within, self.policy.late)
+        return deadline
+
+    def left(self, slot: Slot, at: float) -> None:
+        """The request of `slot` was written at `at` (time.monotonic()), or would have been when it was
+        handed back: the lateness that sizes the next bookings' margins."""
+        self.jitter.left(slot.key, at - slot.earliest)
+
+    def answered(self, key: str, seconds: float) -> None:
+        """A call of `key` was answered `seconds` after its request was written: how much the way to the
+        gateway varies, for the next bookings' margins."""
+        self.jitter.answered(key, seconds)
 
     def throttled(self, key: str, *, rate: float, now: float | None = None) -> float:
         """The gateway answered "too many": halve the key's effective rate (for every process).

@@ -19,7 +19,8 @@ SWEEP_EVERY_SECONDS = 1.0
 @dataclass(slots=True)
 class KeyState:
     tat: float | None = None
-    log: deque[float] = field(default_factory=deque)  # due times of the last grants, oldest first
+    log: deque[float] = field(default_factory=deque)  # the last grants' due times plus margins, oldest first
+    last: float | None = None  # the newest due time granted
     f0: float | None = None
     t0: float | None = None
     halved: float | None = None
@@ -42,12 +43,13 @@ class LocalBackend(Backend):
     def _after_fork(self) -> None:
         self._lock = threading.Lock()  # a thread of the parent may have held it at the fork
 
-    def book(self, key, *, rate, policy, count=1, spaced=False, horizon=0.0, now=None) -> Grant:
+    def book(self, key, *, rate, policy, count=1, spaced=False, horizon=0.0, margin=None, now=None) -> Grant:
         with self._lock:
             now = self._now(now)
             state = self._state(key, now)
             factor = adaptive.recovered(state.f0, state.t0, now, policy)
-            schedule = shape(rate * factor, policy.safety)
+            margin = policy.safety if margin is None else min(margin, policy.safety)
+            schedule = shape(rate * factor, margin)
             if count > schedule.slots:
                 return Grant(False, (math.inf,) * count, factor)
             older: list[float | None] = [None] * count
@@ -55,11 +57,12 @@ class LocalBackend(Backend):
                 base = len(state.log) - schedule.slots
                 for index in range(indexes[0], indexes[1] + 1):
                     older[index - base] = state.log[index]
-            dues, tat = plan(tat=state.tat, last=state.log[-1] if state.log else None, older=older, now=now,
+            dues, tat = plan(tat=state.tat, last=state.last, older=older, now=now,
                              count=count, spaced=spaced, shape=schedule, burst=policy.burst)
             grant = Grant(dues[0] - now <= horizon, tuple(due - now for due in dues), factor)
             if grant.taken:
-                state.log.extend(dues)
+                state.log.extend(due + margin for due in dues)
+                state.last = dues[-1]
                 while len(state.log) > schedule.slots:
                     state.log.popleft()
                 state.tat = tat

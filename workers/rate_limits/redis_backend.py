@@ -51,8 +51,9 @@ class RedisBackend(Backend):
         """The Redis keys that hold `key`'s state: the hash, then the log."""
         return [f"{self.prefix}{{{key}}}", f"{self.prefix}{{{key}}}:log"]
 
-    def book(self, key, *, rate, policy, count=1, spaced=False, horizon=0.0, now=None) -> Grant:
-        args = [_clock(now), _number(rate), str(int(count)), "1" if spaced else "0", _number(horizon)]
+    def book(self, key, *, rate, policy, count=1, spaced=False, horizon=0.0, margin=None, now=None) -> Grant:
+        args = [_clock(now), _number(rate), str(int(count)), "1" if spaced else "0", _number(horizon),
+                _number(policy.safety if margin is None else margin)]
         script = self._script(policy, "book")
         sent = time.time()
         taken, factor, server_now, *due = script(keys=self.keys(key), args=args)

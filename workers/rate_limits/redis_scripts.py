@@ -1,10 +1,10 @@
 """The Lua scripts of the Redis backend: the rules of schedule.py and adaptive.py, each call atomic.
 
-KEYS[1] is the account's hash (`tat`, and the adaptive `f0`, `t0`, `halved`); KEYS[2] the log of the
-last grants' due times, oldest first. Times are seconds of the Redis server's clock (TIME), so workers on
-hosts with skewed clocks agree; ARGV[1] overrides it when not empty (tests only). Numbers travel and
-are stored as strings of 17 significant digits (exact doubles): a Lua number returned to Redis would
-be truncated to an integer.
+KEYS[1] is the account's hash (`tat`, `last`, the newest due time granted, `margin`, the last booking's, and
+the adaptive `f0`, `t0`, `halved`); KEYS[2] the log of the last grants' due times plus their margins, oldest
+first. Times are seconds of the Redis server's clock (TIME), so workers on hosts with skewed clocks agree;
+ARGV[1] overrides it when not empty (tests only). Numbers travel and are stored as strings of 17 significant
+digits (exact doubles): a Lua number returned to Redis would be truncated to an integer.
 
 The policy is written into the script's text (`scripts(policy, idle_grace)`): a limiter's policy never
 changes, and fewer arguments make a cheaper call. ARGV[2..] are the call's own arguments.
@@ -45,17 +45,19 @@ end
 local function ttl_ms(until_at) return math.max(1, math.ceil((until_at - now + GRACE) * 1000)) end
 """
 
-# ARGV[2..5]: rate, count, spaced (1/0), horizon (s).
+# ARGV[2..6]: rate, count, spaced (1/0), horizon (s), margin (s; at most SAFETY).
 # Returns {taken 1/0, factor, now, due offset of each slot from now...}.
 BOOK = PRELUDE + """
 local factor = recovered()
 local rate = tonumber(ARGV[2]) * factor
-local slots, window
+local margin = math.min(tonumber(ARGV[6]), SAFETY)
+local slots, span
 if rate >= 1 then
-  slots, window = math.floor(rate + 1e-9), 1 + SAFETY
+  slots, span = math.floor(rate + 1e-9), 1
 else
-  slots, window = 1, 1 / rate + SAFETY
+  slots, span = 1, 1 / rate
 end
+local window = span + margin
 local interval = window / slots
 local count = tonumber(ARGV[3])
 local horizon = tonumber(ARGV[5])
@@ -72,21 +74,20 @@ if base + count - 1 >= 0 then
   local entries = redis.call('LRANGE', KEYS[2], first, base + count - 1)
   for i = 1, #entries do older[first + i - base] = tonumber(entries[i]) end
 end
-local previous = now
-if logged > 0 then previous = tonumber(redis.call('LINDEX', KEYS[2], -1)) end
+local previous = tonumber(redis.call('HGET', KEYS[1], 'last')) or now
 tat = tat or now
 local dues = {}
 if ARGV[4] == '1' then
   for j = 1, count do
     local due = math.max(now, previous, tat - (BURST - 1) * interval)
-    if older[j] then due = math.max(due, older[j] + window) end
+    if older[j] then due = math.max(due, older[j] + span) end
     tat = math.max(tat, due) + interval
     previous = due
     dues[j] = due
   end
 else
   local due = math.max(now, previous, tat - (math.max(BURST, count) - count) * interval)
-  if older[count] then due = math.max(due, older[count] + window) end
+  if older[count] then due = math.max(due, older[count] + span) end
   tat = math.max(tat, due) + count * interval
   for j = 1, count do dues[j] = due end
 end
@@ -95,11 +96,11 @@ if dues[1] - now > horizon then return reply end
 reply[1] = '1'
 for first = 1, count, 1000 do  -- unpack() of a long list would overflow Lua's stack
   local stamps = {}
-  for j = first, math.min(count, first + 999) do stamps[#stamps + 1] = fmt(dues[j]) end
+  for j = first, math.min(count, first + 999) do stamps[#stamps + 1] = fmt(dues[j] + margin) end
   redis.call('RPUSH', KEYS[2], unpack(stamps))
 end
 redis.call('LTRIM', KEYS[2], -slots, -1)
-redis.call('HSET', KEYS[1], 'tat', fmt(tat))
+redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'last', fmt(dues[count]), 'margin', fmt(margin))
 local ttl = ttl_ms(math.max(tat, dues[count] + window, quiet_at()))
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)

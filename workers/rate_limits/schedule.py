@@ -1,29 +1,31 @@
 """The schedule: when may the next message of an account go? Two rules, applied together.
 
 1. A sliding-window log (the guarantee). Never more than `rate` messages in any one second, measured
-   where they arrive, which is after a grant by a delay that jitters (thread wake-up, network). With a
+   where they arrive, which is after a grant by a delay that jitters (thread wake-ups, the network). With a
    plain GCRA of burst 1 and interval 1/rate, the grants n and n + rate are exactly one second apart, so
    if message n arrives 1 ms late and message n + rate on time, the gateway sees rate + 1 messages in
-   one second. So the log keeps the due times of the last `slots` grants, and a new slot must be
-   `window = 1 + safety` seconds after the grant `slots` places before it: any `slots + 1` grants span
-   at least 1 + safety seconds, and arrival jitter up to `safety` (20 ms by default) keeps every
-   one-second window at the gateway within `rate`. The price is safety / (1 + safety) of the rate (2 %).
-   The log is an exact guard however the rate moves: an entry leaves it only when the grant that pushed
-   it out was at least `window` later, so a lowered or halved rate holds at once, with no burst.
+   one second. So each grant carries a `margin`, how late after its slot its message may arrive, and the
+   log keeps, for the last `slots` grants, the due time plus that margin; a new slot must be one second
+   (`span`) after that for the grant `slots` places before it. Any message that arrives within its own
+   grant's margin of its slot then keeps every one-second window at the gateway within `rate`, whatever
+   the margins of the other grants. The margin comes from the process that books (jitter.py: how late its
+   requests really leave, and how much their way to the gateway varies), at most `Policy.safety`; the price
+   is margin / (1 + margin) of the rate. The log is an exact guard however the rate moves: an entry leaves
+   it only when the grant that pushed it out was at least its window later, so a lowered or halved rate
+   holds at once, with no burst.
 2. A GCRA (the spacing). On its own the log would let `slots` messages go at once and then pause; the
    GCRA's theoretical arrival time `tat` spaces grants one `interval = window / slots` apart (`burst`
    may be granted back to back). Both rules allow the same long-run rate, slots / window.
 
 A booking may be due in the future (up to a horizon): the backend computes the schedule, so a caller
-that wakes up late loses nothing, and one question per message is enough. Due times never go backwards
-(the log stays sorted). A batch of `count` messages sent in one request takes `count` slots due
-together; `spaced` slots are due one interval apart.
+that wakes up late loses nothing, and one question per message is enough. Due times never go backwards.
+A batch of `count` messages sent in one request takes `count` slots due together; `spaced` slots are due
+one interval apart.
 
-The margin only helps if the jitter stays within it, so the limiter also keeps the jitter down: a
-worker sends at the slot's time on the server's clock, not at "due offset after the answer arrived"
-(clock.py), sleeps in shrinking steps (limiter.sleep_until), and gives a slot up rather than send more
-than `Policy.late` after it (a starved process). Measured on a busy 2-core host, arrivals stay within
-about 10 ms of their slots; a plain one-second window (safety 0) lets 22 through in a second at 20/s.
+The margin only holds if the worker keeps to it, so a worker sends at the slot's time on the server's clock,
+not at "due offset after the answer arrived" (clock.py), sleeps in shrinking steps (limiter.sleep_until), and
+checks just before writing a request that it is within its slot's lateness bound, handing the message back
+unsent otherwise (a starved process).
 
 This module is the reference implementation (used by the local backend); the Redis backend's Lua script
 does the same arithmetic in one atomic call. Times are seconds of the backend's clock.
@@ -50,10 +52,10 @@ def plan(*, tat: float | None, last: float | None, older: Sequence[float | None]
          spaced: bool, shape: Shape, burst: int) -> tuple[list[float], float]:
     """Due times for `count` slots and the GCRA's `tat` after them.
 
-    `last`: the newest due time in the log; `older[j]`: the logged grant new slot j + 1 is checked
-    against (None when there is none). The caller checks count <= shape.slots.
+    `last`: the newest due time granted; `older[j]`: the logged grant new slot j + 1 is checked against,
+    its due time plus its margin (None when there is none). The caller checks count <= shape.slots.
     """
-    interval, window = shape.interval, shape.window
+    interval, span = shape.interval, shape.span
     tat = now if tat is None else tat
     previous = now if last is None else last
     dues: list[float] = []
@@ -61,12 +63,12 @@ def plan(*, tat: float | None, last: float | None, older: Sequence[float | None]
         for j in range(count):
             due = max(now, previous, tat - (burst - 1) * interval)
             if older[j] is not None:
-                due = max(due, older[j] + window)
+                due = max(due, older[j] + span)
             tat = max(tat, due) + interval
             previous = due
             dues.append(due)
         return dues, tat
     due = max(now, previous, tat - (max(burst, count) - count) * interval)
     if older[count - 1] is not None:
-        due = max(due, older[count - 1] + window)
+        due = max(due, older[count - 1] + span)
     return [due] * count, max(tat, due) + count * interval
