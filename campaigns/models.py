@@ -84,7 +84,7 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
     campaign_id: int = Field(foreign_key="campaign.id")
-    row_number: int | None = None  # 1-based data row of the source file (header not counted)
+    row_number: int | None = None  # the source file's row as a spreadsheet shows it (the header is row 1)
     phone: str | None = Field(default=None, max_length=20)  # E.164, None when invalid
     raw_phone: str | None = Field(default=None, max_length=64)
     variables: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))

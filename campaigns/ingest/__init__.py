@@ -6,8 +6,8 @@ a missing or invalid number, a number on the opt-out list, or a number seen earl
 first occurrence wins). The other columns are the template's variables. `load_messages` renders each
 recipient's text and writes the rows in bulk (COPY on Postgres).
 
-Row numbers are 1-based data rows: the header row is not counted (the rejects report says so in its
-header). Blank rows are counted, so numbers match the file, and are otherwise ignored.
+Row numbers are the rows as a spreadsheet shows them: the header is row 1 (when nothing is above it), the
+first recipient row 2. Blank rows are counted, so numbers match the file, and are otherwise ignored.
 """
 
 from __future__ import annotations
@@ -265,7 +265,7 @@ def write_rejects(path: str | Path, chunks: Iterable[pd.DataFrame]) -> Iterator[
 
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["row (1-based, header not counted)", "raw_phone", "reason"])
+        writer.writerow(["row (as the spreadsheet shows it: the header is row 1)", "raw_phone", "reason"])
         for chunk in chunks:
             skipped = chunk[chunk["skip_reason"].notna()]
             writer.writerows((number, neutralise(raw), neutralise(reason)) for number, raw, reason in zip(

@@ -11,6 +11,14 @@ are undone (both only rescue numbers phonenumbers would reject as written):
   region's own (Uganda's is 000, 005 or 007): a number starting `00` that is invalid as written is read
   again as `+` followed by the rest.
 
+One thing phonenumbers accepts is refused: letters. phonenumbers reads them as a keypad's ("vanity"
+numbers: 0701ABC567 is 0701222567), so a typo in a list would reach a stranger. A skipped number says why, in
+one of a closed set of reasons (phonenumbers' own parse errors and `is_possible_number_with_reason`, then its
+validity): missing, rounded by a spreadsheet, letters, not a number, unknown country code, too short, too
+long, wrong length, or invalid (the right length, but no such number in its country's plan). Fixed-line
+numbers are kept: WhatsApp Business accounts are registered on landlines too, and no gateway Blast drives
+refuses them; one that has no WhatsApp is reported by the gateway as not on WhatsApp.
+
 `normalise` is that definition, one value at a time. `normalise_many` gives the same answers for a whole
 column, fast: each distinct value once, the common shapes through `phone_rules` (phonenumbers'
 own metadata, replayed over arrays), everything else through `normalise`.
@@ -24,15 +32,38 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 import phonenumbers
-from phonenumbers import NumberParseException, PhoneNumberFormat
+from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 
 from campaigns.errors import BlastError
 from campaigns.ingest import phone_rules
 
 # Skip reasons (they are also the keys of the ingest report's `reasons`).
 MISSING = "missing phone"
-INVALID = "invalid number"
 ROUNDED = "number rounded by a spreadsheet"
+LETTERS = "letters in the number"
+NOT_A_NUMBER = "not a number"
+UNKNOWN_COUNTRY = "unknown country code"
+TOO_SHORT = "too short"
+TOO_LONG = "too long"
+WRONG_LENGTH = "wrong length for its country"
+INVALID = "invalid number"  # the right length, but no such number in its country's numbering plan
+REASONS = (MISSING, ROUNDED, LETTERS, NOT_A_NUMBER, UNKNOWN_COUNTRY, TOO_SHORT, TOO_LONG, WRONG_LENGTH, INVALID)
+
+# phonenumbers' parse errors and `is_possible_number_with_reason` verdicts, as skip reasons.
+_PARSE_ERRORS = {
+    NumberParseException.INVALID_COUNTRY_CODE: UNKNOWN_COUNTRY,
+    NumberParseException.NOT_A_NUMBER: NOT_A_NUMBER,
+    NumberParseException.TOO_SHORT_AFTER_IDD: TOO_SHORT,
+    NumberParseException.TOO_SHORT_NSN: TOO_SHORT,
+    NumberParseException.TOO_LONG: TOO_LONG,
+}
+_NOT_POSSIBLE = {
+    ValidationResult.INVALID_COUNTRY_CODE: UNKNOWN_COUNTRY,
+    ValidationResult.TOO_SHORT: TOO_SHORT,
+    ValidationResult.IS_POSSIBLE_LOCAL_ONLY: TOO_SHORT,  # a local number, without its area code
+    ValidationResult.TOO_LONG: TOO_LONG,
+    ValidationResult.INVALID_LENGTH: WRONG_LENGTH,
+}
 
 DEFAULT_REGION = "UG"
 
@@ -70,14 +101,15 @@ def undo_spreadsheet(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _phonenumbers_e164(text: str, region: str) -> str | None:
+def _phonenumbers_e164(text: str, region: str) -> tuple[str | None, str | None]:
+    """(E.164, None) for a number phonenumbers finds valid, else (None, skip reason)."""
     try:
         number = phonenumbers.parse(text, region)
-    except NumberParseException:
-        return None
+    except NumberParseException as error:
+        return None, _PARSE_ERRORS.get(error.error_type, NOT_A_NUMBER)
     if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+        return None, _NOT_POSSIBLE.get(phonenumbers.is_possible_number_with_reason(number), INVALID)
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164), None
 
 
 def normalise(raw: object, region: str = DEFAULT_REGION) -> tuple[str | None, str | None]:
@@ -90,10 +122,12 @@ def normalise(raw: object, region: str = DEFAULT_REGION) -> tuple[str | None, st
     text, rounded = undo_spreadsheet(text)
     if rounded:
         return None, ROUNDED
-    e164 = _phonenumbers_e164(text, region)
-    if e164 is None and text.startswith("00"):
-        e164 = _phonenumbers_e164("+" + text[2:], region)
-    return (e164, None) if e164 is not None else (None, INVALID)
+    if any(character.isalpha() for character in text):
+        return None, LETTERS
+    e164, reason = _phonenumbers_e164(text, region)
+    if e164 is None and text.startswith("00"):  # the reason is the number's read as international
+        e164, reason = _phonenumbers_e164("+" + text[2:], region)
+    return e164, reason
 
 
 def normalise_many(values: Iterable[object] | pd.Series, region: str = DEFAULT_REGION
@@ -168,6 +202,19 @@ def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np
 
     for index in slow:
         phones[index], reasons[index] = normalise(texts[index], region)
-    invalid = (phones == None) & (reasons == None)  # noqa: E711
-    reasons[invalid] = INVALID
+    # The fast path says valid or not; why not is phonenumbers' to say (each distinct value once).
+    for index in np.flatnonzero((phones == None) & (reasons == None)):  # noqa: E711 (element-wise)
+        reasons[index] = _why_invalid(texts[index], region)
     return phones, reasons
+
+
+def _why_invalid(text: str, region: str) -> str:
+    """The skip reason of a number phonenumbers found invalid (as written, and read as international when it
+    starts with 00): what `normalise` says, without asking `is_valid_number` again, its dearest question."""
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as error:
+        return _PARSE_ERRORS.get(error.error_type, NOT_A_NUMBER)
+    return _NOT_POSSIBLE.get(phonenumbers.is_possible_number_with_reason(number), INVALID)

@@ -1,8 +1,9 @@
 """Reading contact files: CSV (delimiter and encoding detected) and Excel .xlsx, in bounded chunks.
 
 Every cell is read as text, so numbers are never turned into floats on the way in. A source yields
-pandas DataFrames whose columns are the header's identifiers and whose `row_number` column is the
-1-based data row (the header row is not counted; blank rows are counted, then dropped), and whose
+pandas DataFrames whose columns are the header's identifiers and whose `row_number` column is the row as a
+spreadsheet shows it (the header's row is row 1 when nothing is above it; blank rows are counted, then
+dropped), and whose
 `_overlong` column names the first cell of the row over BLAST_MAX_CELL_CHARS (None when none is; that
 cell is blanked, and the row becomes a reject).
 
@@ -236,7 +237,7 @@ class CsvSource(ContactSource):
             with reader:
                 for frame in reader:
                     frame = frame.fillna("")
-                    frame.insert(0, ROW_NUMBER, frame.index.to_numpy() + 1)
+                    frame.insert(0, ROW_NUMBER, frame.index.to_numpy() + self.skip_lines + 1)
                     frame[OVERLONG] = pd.Series(self._blank_overlong(frame), index=frame.index, dtype=object)
                     yield frame
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
@@ -283,10 +284,11 @@ class ExcelSource(ContactSource):
                                   f"(sheets: {', '.join(self.workbook.sheetnames)})")
             self.sheet.reset_dimensions()  # some writers record a wrong size; read what is there
             self.rows = self.sheet.iter_rows(values_only=True)
-            self.rows_before_header = 0
             names: list[str] = []
+            self.header_row = 0  # the header's row in the sheet (1-based), as a spreadsheet shows it
             with self._damage_is_an_ingest_error():
                 for values in self.rows:
+                    self.header_row += 1
                     cells = [_cell_text(value).strip() for value in values]
                     if any(cells):
                         while cells and not cells[-1]:
@@ -312,7 +314,7 @@ class ExcelSource(ContactSource):
         except IngestError:
             raise
         except Exception as error:
-            where = f" near data row {row}" if row is not None else ""
+            where = f" near row {row}" if row is not None else ""
             raise IngestError(f"{self.path.name}: not a readable Excel workbook (damaged{where}: "
                               f"{_detail(error)})") from None
 
@@ -324,7 +326,7 @@ class ExcelSource(ContactSource):
         numbers: list[int] = []
         records: list[list[str]] = []
         overlong: list[str | None] = []
-        number = chars = 0
+        number, chars = self.header_row, 0
         try:
             rows = iter(self.rows)
             while True:

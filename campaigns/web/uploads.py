@@ -54,6 +54,7 @@ class UploadRejected(Exception):
 # The upload page's verdict counts read at most this many rows inside its request (in chunks of the second);
 # a launch reads the whole file, in the background when it is big (launches.BACKGROUND_BYTES).
 PREVIEW_CHECK_ROWS = 50_000
+SHOWN_REJECTS = 20  # the first skipped rows the preview lists (all of them are in the rejects file)
 PREVIEW_CHUNK_ROWS = 10_000
 
 
@@ -159,11 +160,17 @@ def dry_run(upload: Upload, *, region: str, phone_column: str | None) -> dict:
     rejects file, without writing any message. It runs inside the page's request, so it reads at most about
     PREVIEW_CHECK_ROWS rows (`partial`: the file goes on); the launch checks the whole file."""
     partial = False
+    first_rejects: list[dict] = []
     with named(upload):
         stream = read_contacts(upload.path, region=region, phone_column=phone_column,
                                opted_out=load_optouts(get_engine()), chunk_rows=PREVIEW_CHUNK_ROWS)
         with closing(write_rejects(upload.rejects_path, stream)) as chunks:
-            for _chunk in chunks:
+            for chunk in chunks:
+                if len(first_rejects) < SHOWN_REJECTS:
+                    skipped = chunk[chunk["skip_reason"].notna()].head(SHOWN_REJECTS - len(first_rejects))
+                    first_rejects += [{"row": int(row), "cell": cell, "reason": reason} for row, cell, reason
+                                      in zip(skipped["row_number"], skipped["raw_phone"], skipped["skip_reason"],
+                                             strict=True)]
                 if stream.report.rows >= PREVIEW_CHECK_ROWS:
                     partial = True
                     break
@@ -171,6 +178,7 @@ def dry_run(upload: Upload, *, region: str, phone_column: str | None) -> dict:
     report["phone_column"] = stream.phone_column
     report["variables"] = stream.variables
     report["partial"] = partial
+    report["first_rejects"] = first_rejects
     return report
 
 

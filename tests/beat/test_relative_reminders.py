@@ -113,16 +113,17 @@ def test_each_row_gets_its_own_send_time_zone_and_reject_reason(account, engine,
                   relative="24h before appointment_at", timezone="Africa/Kampala", now=NOW)
     # when the schedule fires
     [campaign_id] = reminders.fire_due(engine, now=NOW)
-    # then each row's send time is its date minus 24 hours, in its zone, and rejects say why, by row
+    # then each row's send time is its date minus 24 hours, in its zone, and rejects say why, by row (as the
+    # spreadsheet shows it: the header is row 1)
     rows = messages(engine, campaign_id)
     due = {row: send_at.astimezone(UTC) for row, (state, send_at, _) in rows.items() if state != "skipped"}
-    assert due == {1: datetime(2030, 3, 1, 12, 10, tzinfo=UTC), 2: datetime(2030, 3, 1, 12, 5, tzinfo=UTC),
-                   3: datetime(2030, 3, 1, 12, 15, tzinfo=UTC), 7: datetime(2030, 2, 28, 14, 0, tzinfo=UTC),
-                   10: datetime(2030, 2, 28, 21, 0, tzinfo=UTC)}
+    assert due == {2: datetime(2030, 3, 1, 12, 10, tzinfo=UTC), 3: datetime(2030, 3, 1, 12, 5, tzinfo=UTC),
+                   4: datetime(2030, 3, 1, 12, 15, tzinfo=UTC), 8: datetime(2030, 2, 28, 14, 0, tzinfo=UTC),
+                   11: datetime(2030, 2, 28, 21, 0, tzinfo=UTC)}
     skipped = {row: reason for row, (state, _, reason) in rows.items() if state == "skipped"}
-    assert skipped == {4: "bad date 'next tuesday' in appointment_at", 5: "no date in appointment_at",
-                       6: "invalid time zone 'Mars/Base'", 8: REMINDER_PASSED}
-    assert 9 not in rows  # due after the next firing: a later firing writes it
+    assert skipped == {5: "bad date 'next tuesday' in appointment_at", 6: "no date in appointment_at",
+                       7: "invalid time zone 'Mars/Base'", 9: REMINDER_PASSED}
+    assert 10 not in rows  # due after the next firing: a later firing writes it
 
 
 def test_a_reread_adds_only_new_rows_and_a_firing_with_nothing_new_leaves_no_campaign(account, engine, tmp_path):
@@ -140,8 +141,8 @@ def test_a_reread_adds_only_new_rows_and_a_firing_with_nothing_new_leaves_no_cam
                       ["A again", "+256770000001", "2030-03-02T12:28:00Z", ""]], append=True)
     [second] = reminders.fire_due(engine, now=NOW + timedelta(minutes=15))
     # then only the new rows are in the new campaign; the reject is not reported twice
-    assert set(messages(engine, first)) == {1, 2}
-    assert {row: state for row, (state, _, _) in messages(engine, second).items()} == {3: "pending", 4: "pending"}
+    assert set(messages(engine, first)) == {2, 3}
+    assert {row: state for row, (state, _, _) in messages(engine, second).items()} == {4: "pending", 5: "pending"}
     # when a firing finds nothing new, then it leaves no campaign behind
     assert reminders.fire_due(engine, now=NOW + timedelta(minutes=30)) == []
     assert schedule_campaigns(engine) == [first, second]

@@ -68,7 +68,7 @@ def test_json_report_for_messy_csv(blast_home, tmp_path, delimiter, encoding):
     report = json.loads(result.stdout)
     assert list(report) == KEYS
     assert report == {"rows": 6, "valid": 4, "duplicates": 1, "invalid": 1, "opted_out": 0,
-                      "reasons": {"duplicate": 1, "invalid number": 1}}
+                      "reasons": {"duplicate": 1, "letters in the number": 1}}
     # And a dry run creates no database
     assert not (blast_home / "blast.db").exists()
 
@@ -80,13 +80,14 @@ def test_table_report_and_rejects_file(blast_home, tmp_path):
     result = blast_in_process("import", str(path), "--rejects", str(rejects))
     # Then a table shows the counts and the rejects CSV lists the skipped rows
     assert result.exit_code == 0, result.output
-    for label in ("rows read", "valid", "duplicates", "invalid", "invalid number", "opted out"):
+    for label in ("rows read", "valid", "duplicates", "invalid", "letters in the number", "opted out"):
         assert label in result.stdout
     assert "phone column 'Phone'" in result.stdout
     with open(rejects, encoding="utf-8") as handle:
-        assert list(csv.reader(handle)) == [["row (1-based, header not counted)", "raw_phone", "reason"],
-                                            ["3", "256701234567.0", "duplicate"],
-                                            ["4", "not a number", "invalid number"]]
+        assert list(csv.reader(handle)) == [
+            ["row (as the spreadsheet shows it: the header is row 1)", "raw_phone", "reason"],
+            ["4", "256701234567.0", "duplicate"],
+            ["5", "not a number", "letters in the number"]]
 
 
 def test_excel_with_numeric_cells_and_a_named_sheet(blast_home, tmp_path):

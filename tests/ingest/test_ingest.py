@@ -73,17 +73,18 @@ def test_rows_are_skipped_with_reasons_and_counted(tmp_path):
     stream, _chunks, found = read_all(path, opted_out={"+256772345678"})
     # Then each row has its E.164 number or its reason, and the report adds up
     by_row = {row["row_number"]: (row["phone"], row["skip_reason"]) for row in found}
+    # (rows numbered as a spreadsheet shows them: the header is row 1)
     assert by_row == {
-        1: ("+256701234567", None),
-        2: ("+256772345678", ingest.OPTED_OUT),
-        3: (None, phones.INVALID),
-        4: ("+256701234567", ingest.DUPLICATE),
-        5: (None, phones.MISSING),
-        6: ("+256753111222", None),
+        2: ("+256701234567", None),
+        3: ("+256772345678", ingest.OPTED_OUT),
+        4: (None, phones.LETTERS),
+        5: ("+256701234567", ingest.DUPLICATE),
+        6: (None, phones.MISSING),
+        7: ("+256753111222", None),
     }
     assert stream.report.as_dict() == {
         "rows": 6, "valid": 2, "duplicates": 1, "invalid": 2, "opted_out": 1,
-        "reasons": {ingest.OPTED_OUT: 1, phones.INVALID: 1, ingest.DUPLICATE: 1, phones.MISSING: 1},
+        "reasons": {ingest.OPTED_OUT: 1, phones.LETTERS: 1, ingest.DUPLICATE: 1, phones.MISSING: 1},
     }
     assert found[0]["raw_phone"] == "0701 234 567"
     assert found[0]["full_name"] == "Amina Nakato"
@@ -99,7 +100,7 @@ def test_duplicates_are_found_across_chunks_and_chunks_stay_bounded(tmp_path):
     assert max(len(chunk) for chunk in chunks) <= 7
     assert [row["skip_reason"] for row in found] == [None] * 25 + [ingest.DUPLICATE] * 25
     assert stream.report.duplicates == 25
-    assert [row["row_number"] for row in found] == list(range(1, 51))
+    assert [row["row_number"] for row in found] == list(range(2, 52))
 
 
 def test_blank_rows_keep_row_numbers_and_are_not_reported(tmp_path):
@@ -108,9 +109,9 @@ def test_blank_rows_keep_row_numbers_and_are_not_reported(tmp_path):
     path.write_text("phone,name\n0701234567,Amina\n\n,\n0772345678,Brian\n", encoding="utf-8")
     # When read
     stream, _chunks, found = read_all(path)
-    # Then row numbers follow the file's data rows, and the blank ones are left out
+    # Then row numbers follow the file's rows (the header is row 1), and the blank ones are left out
     assert [(row["row_number"], row["phone"]) for row in found] == [
-        (1, "+256701234567"), (4, "+256772345678")]
+        (2, "+256701234567"), (5, "+256772345678")]
     assert stream.report.rows == 2
 
 
@@ -190,7 +191,7 @@ def test_excel_numeric_cells_are_read_as_numbers_not_floats(tmp_path):
     stream, _chunks, found = read_all(path)
     # Then the numbers are whole, the date is a date, and the blank row keeps its number
     assert [(row["row_number"], row["phone"]) for row in found] == [
-        (1, "+256701234567"), (2, "+256772345678"), (4, "+256753111222")]
+        (2, "+256701234567"), (3, "+256772345678"), (5, "+256753111222")]
     assert found[0]["raw_phone"] == "256701234567"
     assert [row["visit"] for row in found] == ["2026-12-01", "2026-12-02 09:30:00", ""]
     assert [row["balance"] for row in found] == ["1500", "12.5", ""]
@@ -249,14 +250,14 @@ def test_rejects_report_lists_skipped_rows(tmp_path):
     path = write_csv(tmp_path / "contacts.csv")
     stream = ingest.read_contacts(path)
     list(ingest.write_rejects(tmp_path / "rejects.csv", stream))
-    # Then the CSV names the 1-based data row, the raw value and the reason
+    # Then the CSV names the row as the spreadsheet shows it, the raw value and the reason
     with open(tmp_path / "rejects.csv", encoding="utf-8") as handle:
         lines = list(csv.reader(handle))
     assert lines == [
-        ["row (1-based, header not counted)", "raw_phone", "reason"],
-        ["3", "n/a", phones.INVALID],
-        ["4", "256701234567", ingest.DUPLICATE],
-        ["5", "", phones.MISSING],
+        ["row (as the spreadsheet shows it: the header is row 1)", "raw_phone", "reason"],
+        ["4", "n/a", phones.LETTERS],
+        ["5", "256701234567", ingest.DUPLICATE],
+        ["6", "", phones.MISSING],
     ]
 
 
@@ -283,15 +284,15 @@ def test_load_messages_writes_pending_and_skipped_rows(engine, tmp_path):
     # Then there is one row per data row, pending or skipped with its reason, and the report matches
     rows = messages(engine, campaign.id)
     assert [(m.row_number, m.phone, m.state, m.skip_reason) for m in rows] == [
-        (1, "+256701234567", MessageState.PENDING, None),
-        (2, "+256772345678", MessageState.PENDING, None),
-        (3, None, MessageState.SKIPPED, phones.INVALID),
-        (4, "+256701234567", MessageState.SKIPPED, ingest.DUPLICATE),
-        (5, None, MessageState.SKIPPED, phones.MISSING),
-        (6, "+256753111222", MessageState.SKIPPED, ingest.OPTED_OUT),
+        (2, "+256701234567", MessageState.PENDING, None),
+        (3, "+256772345678", MessageState.PENDING, None),
+        (4, None, MessageState.SKIPPED, phones.LETTERS),
+        (5, "+256701234567", MessageState.SKIPPED, ingest.DUPLICATE),
+        (6, None, MessageState.SKIPPED, phones.MISSING),
+        (7, "+256753111222", MessageState.SKIPPED, ingest.OPTED_OUT),
     ]
     assert report.as_dict() == {"rows": 6, "valid": 2, "duplicates": 1, "invalid": 2, "opted_out": 1,
-                                "reasons": {phones.INVALID: 1, ingest.DUPLICATE: 1, phones.MISSING: 1,
+                                "reasons": {phones.LETTERS: 1, ingest.DUPLICATE: 1, phones.MISSING: 1,
                                             ingest.OPTED_OUT: 1}}
     # And the valid rows carry their rendered text, every row its variables and raw value
     assert rows[0].body == "Hello Amina Nakato of Kampala"

@@ -22,7 +22,8 @@ def phonenumbers_verdict(raw: str, region: str) -> str | None:
 
     parse + is_valid_number + format_number(E164), on the stripped text, after the two rewrites the
     module documents: a spreadsheet's float back to its digits, and `00` read as `+` when the number is
-    invalid as written.
+    invalid as written; and one refusal: a number with letters is invalid (phonenumbers would read them as a
+    keypad's).
     """
     text = raw.strip()
     if text.endswith(".0") and text[:-2].isdigit():
@@ -34,6 +35,9 @@ def phonenumbers_verdict(raw: str, region: str) -> str | None:
             text = lead + fraction
         elif len(lead) == 1 and int(exponent) > len(fraction):
             return None  # rounded by the spreadsheet
+
+    if any(character.isalpha() for character in text):
+        return None
 
     def verdict(candidate: str) -> str | None:
         try:
@@ -117,7 +121,7 @@ def test_numbers_in_common_shapes_become_e164(raw, expected):
     got, reason = phones.normalise(raw, "UG")
     # Then it is the E.164 number (or invalid), and the fast path says the same
     assert got == expected
-    assert reason == (None if expected else phones.INVALID)
+    assert reason == (None if expected else phones.INVALID)  # (the one invalid shape here: no such area code)
     fast, _ = phones.normalise_many([raw], "UG")
     assert fast[0] == expected
 
@@ -127,16 +131,46 @@ def test_numbers_in_common_shapes_become_e164(raw, expected):
     ("   ", phones.MISSING),
     (None, phones.MISSING),
     (float("nan"), phones.MISSING),
-    ("n/a", phones.INVALID),
-    ("0701 23", phones.INVALID),
-    ("07012345678901", phones.INVALID),
-    ("+999 701 234567", phones.INVALID),
+    ("n/a", phones.LETTERS),
+    ("0701 23", phones.TOO_SHORT),
+    ("07012345678901", phones.TOO_LONG),
+    ("+999 701 234567", phones.UNKNOWN_COUNTRY),
     ("2.567E+11", phones.ROUNDED),
+    ("-", phones.NOT_A_NUMBER),
+    ("+1 555 0100", phones.TOO_SHORT),
+    ("+376 777 7777", phones.WRONG_LENGTH),  # Andorra's numbers have 6, 8 or 9 digits
+    ("+256 99 1234567", phones.INVALID),  # the right length, but no Ugandan number starts 99
+    ("0701 ABC 567", phones.LETTERS),
 ])
 def test_unusable_cells_get_a_reason(raw, reason):
     assert phones.normalise(raw, "UG") == (None, reason)
     fast, reasons = phones.normalise_many([raw], "UG")
     assert (fast[0], reasons[0]) == (None, reason)
+
+
+def test_letters_make_a_number_invalid_where_phonenumbers_reads_a_keypad():
+    # given typos and vanity numbers phonenumbers takes for valid (it reads letters as a keypad's digits)
+    for raw, keypad in (("0701ABC567", "+256701222567"), ("+1 800 FLOWERS", "+18003569377")):
+        number = phonenumbers.parse(raw, "UG")
+        assert phonenumbers.is_valid_number(number)
+        assert phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) == keypad
+        # when Blast reads them, alone or in a column, then they are invalid for their letters: no stranger
+        # at the keypad's number is messaged
+        assert phones.normalise(raw, "UG") == (None, phones.LETTERS)
+        fast, reasons = phones.normalise_many([raw, "0701234567"], "UG")
+        assert (fast[0], reasons[0]) == (None, phones.LETTERS)
+
+
+def test_a_columns_reasons_are_the_one_at_a_time_definitions_and_from_the_closed_set():
+    # given 20,000 seeded random number-like strings (the fast path reads most of them)
+    rng = random.Random(20261206)
+    values = [adversarial_phone(rng) for _ in range(20_000)]
+    # when normalised as a column, then each reason is what `normalise` gives that value alone
+    _, reasons = phones.normalise_many(values, "UG")
+    assert [(value, reason) for value, reason in zip(values, reasons, strict=True)
+            if reason != phones.normalise(value, "UG")[1]] == []
+    # and every reason is one of the closed set
+    assert {reason for reason in reasons if reason is not None} <= set(phones.REASONS)
 
 
 def test_many_keeps_order_and_length_with_repeats_and_missing_cells():
@@ -146,7 +180,7 @@ def test_many_keeps_order_and_length_with_repeats_and_missing_cells():
     got, reasons = phones.normalise_many(values, "UG")
     # Then each position has its own answer
     assert list(got) == ["+256701234567", None, "+256701234567", None, "+256701234567", None, None]
-    assert list(reasons) == [None, phones.MISSING, None, phones.INVALID, None, phones.MISSING, phones.MISSING]
+    assert list(reasons) == [None, phones.MISSING, None, phones.LETTERS, None, phones.MISSING, phones.MISSING]
     assert isinstance(got, np.ndarray)
 
 

@@ -228,7 +228,7 @@ BAD_FILES = {  # case: (how to make the file, what the line says after "NAME: ")
     "damaged zip (bytes flipped in the sheet)": (_damaged_zip, r"not a readable Excel workbook"),
     "truncated zip": (_truncated_zip, r"not a readable Excel workbook \(damaged zip"),
     "damaged XML": (_damaged_xml, r"not a readable Excel workbook \(damaged"),
-    "damaged XML after good rows": (_damaged_xml_late, r"not a readable Excel workbook \(damaged near data row"),
+    "damaged XML after good rows": (_damaged_xml_late, r"not a readable Excel workbook \(damaged near row"),
     "a zip that is not a workbook": (_foreign_zip, r"not an Excel workbook"),
     "password-protected workbook": (_encrypted, r"the workbook is encrypted"),
     "zip-encrypted workbook": (_zip_encrypted, r"the workbook is encrypted"),
@@ -369,11 +369,12 @@ def test_overlong_cells_are_rejected_rows_and_repeated_long_strings_stay_bounded
     rejects = tmp_path / "rejects.csv"
     # when imported with a rejects file
     result, memory = run_import(str(path), "--json", "--rejects", str(rejects))
-    # then row 7 (data row 6) is a reject with its reason, every other row is valid, within the memory bound
+    # then row 7 is a reject with its reason (numbered as the spreadsheet shows it), every other row is valid,
+    # within the memory bound
     assert result.returncode == 0, result.stderr
     assert '"valid": 60005' in result.stdout
     with open(rejects, encoding="utf-8") as handle:
-        assert list(csv.reader(handle))[1:] == [["6", "256701000007", "cell too long (name: over 10,000 characters)"]]
+        assert list(csv.reader(handle))[1:] == [["7", "256701000007", "cell too long (name: over 10,000 characters)"]]
     assert memory < MEMORY_BOUND_MB, f"{memory:.0f} MB"
 
 
@@ -449,7 +450,7 @@ def test_damage_after_the_first_rows_is_shown_on_the_preview_page(web, tmp_path)
     preview = client.get(answer.headers["location"])
     # then the page explains it in one line naming the file, not a 500
     assert preview.status_code in (200, 400)
-    assert re.search(r"late\.xlsx: not a readable Excel workbook \(damaged near data row 3001",
+    assert re.search(r"late\.xlsx: not a readable Excel workbook \(damaged near row 3002",
                      html_module.unescape(preview.text))
 
 

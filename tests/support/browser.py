@@ -67,7 +67,7 @@ class OfficeList:
     path: Path
     rows: int
     personal: list[str]  # the valid personal numbers (E.164), in file order
-    formula_row: int  # 1-based row whose personal number is a spreadsheet formula (an invalid number)
+    formula_row: int  # the row (the header is row 1) whose personal number is a spreadsheet formula (invalid)
 
 
 def write_office_list(path: Path, count: int) -> OfficeList:
@@ -80,7 +80,7 @@ def write_office_list(path: Path, count: int) -> OfficeList:
         for i, number in enumerate(personal):
             writer.writerow([f"Person {i}", OFFICE_LANDLINE, number, FORMULA if i == 0 else f"C-{i:03d}"])
         writer.writerow(["Mallory", OFFICE_LANDLINE, FORMULA, "C-999"])
-    return OfficeList(path=path, rows=count + 1, personal=personal, formula_row=count + 1)
+    return OfficeList(path=path, rows=count + 1, personal=personal, formula_row=count + 2)
 
 
 # ---------------------------------------------------------------- the operator's steps
