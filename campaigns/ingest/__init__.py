@@ -13,15 +13,14 @@ first recipient row 2. Blank rows are counted, so numbers match the file, and ar
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
 from pathlib import Path
 
 import numpy as np
+import orjson
 import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
@@ -274,21 +273,11 @@ def write_rejects(path: str | Path, chunks: Iterable[pd.DataFrame]) -> Iterator[
 
 
 def variables_json(chunk: pd.DataFrame, variables: list[str]) -> list[str]:
-    """Each row's variables as a JSON object (text), built by joining strings: json.dumps is slow."""
+    """Each row's variables as a JSON object (text), by orjson (as fast as joining strings by hand)."""
     if not variables:
         return ["{}"] * len(chunk)
-    pieces: list[object] = []
-    needs_escape = re.compile(r'["\\\x00-\x1f\u2028\u2029]').search
-    for position, name in enumerate(variables):
-        values = chunk[name].to_numpy(dtype=object)
-        escaped = [json.dumps(value, ensure_ascii=False)[1:-1] if needs_escape(value) else value
-                   for value in values]
-        pieces.append(("{" if position == 0 else ", ") + json.dumps(name) + ': "')
-        pieces.append(escaped)
-        pieces.append('"')
-    pieces.append("}")
-    columns = [piece if isinstance(piece, list) else repeat(piece) for piece in pieces]
-    return ["".join(parts) for parts in zip(*columns, strict=False)]  # repeat() pieces are endless
+    columns = [chunk[name].to_numpy(dtype=object) for name in variables]
+    return [orjson.dumps(dict(zip(variables, values, strict=True))).decode() for values in zip(*columns, strict=True)]
 
 
 def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region: str = phones.DEFAULT_REGION,
