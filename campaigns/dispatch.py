@@ -38,3 +38,10 @@ def gateway_reason(provider: str, code: str) -> str | None:
     from workers.providers.registry import client_class
 
     return client_class(provider).reason_of(code)
+
+
+def effective_rate(account_name: str, rate: float) -> float:
+    """The rate (messages/s) the account is held to now by the shared limiter: `rate` after throttling."""
+    from workers.rate_limits import get_limiter
+
+    return get_limiter().effective_rate(account_name, rate=rate)

@@ -75,6 +75,8 @@ class Settings(BaseSettings):
     cookie_secure: bool = False
     flower_url: str | None = None
     flower_user: str = "admin"
+    # Who may read /metrics without logging in: addresses or networks, comma-separated ("10.0.0.0/8, ::1").
+    metrics_allow: str = "127.0.0.1"
     flower_password: SecretStr | None = None
 
     def model_post_init(self, __context) -> None:

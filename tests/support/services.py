@@ -19,7 +19,8 @@ POSTGRES_URL = os.environ.get("BLAST_TEST_POSTGRES_URL", "postgresql+psycopg://p
 RABBITMQ_URL = os.environ.get("BLAST_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # The Redis database of each test module that runs Blast's processes, one each so that modules could run side
 # by side; the compose-stack test takes an empty one of 8 to 15, the benchmarks 9 and 10.
-REDIS_DATABASES = {"cancel_resume": 2, "outages": 3, "ambiguous": 4, "engine": 5, "beat": 6, "delivery": 7}
+REDIS_DATABASES = {"metrics": 1, "cancel_resume": 2, "outages": 3, "ambiguous": 4, "engine": 5, "beat": 6,
+                   "delivery": 7}
 
 START_COMMANDS = {
     "redis": (

@@ -1,0 +1,175 @@
+"""Prometheus metrics, counted at each scrape from the database and the limiter's Redis: every web process
+answers the same, whichever one is asked, and nothing is kept in any process's memory.
+
+The series (../shared/DESIGN.md): `blast_messages{account,state}` over every campaign of the account;
+`blast_campaign_messages{campaign,state}` and `blast_campaign_eta_seconds{campaign}` for running and paused
+campaigns only (the `campaign` label is its id), so the series stay few; `blast_send_outcomes_total{account,
+outcome}` (every gateway call, from the attempts); `blast_rate_limit{account}` (configured) and
+`blast_rate_effective{account}` (after throttling); `blast_queue_oldest_seconds{account}` (how long the oldest
+queued message has waited for a worker); and `blast_status_event_age_seconds{account,source}`, how long ago the
+last delivery report (`poll`) or webhook (`webhook`) arrived: the lag of the reports.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+from collections import defaultdict
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy import func, select
+
+from campaigns import dispatch
+from campaigns.db import session_scope
+from campaigns.models import Attempt, Campaign, Message, StatusEvent, utcnow
+from campaigns.settings import ConfigError, get_settings, load_accounts
+from campaigns.states import CampaignStatus, MessageState
+from campaigns.tallies import ALL_STATES
+
+# Messages still to be sent: what an ETA waits for.
+REMAINING = (MessageState.PENDING.value, MessageState.QUEUED.value, MessageState.SENDING.value)
+WATCHED = (CampaignStatus.RUNNING.value, CampaignStatus.PAUSED.value)
+
+
+def allowed(host: str | None) -> bool:
+    """Whether a request from `host` may read the metrics (BLAST_METRICS_ALLOW)."""
+    try:
+        address = ipaddress.ip_address(host or "")
+    except ValueError:
+        return False
+    return any(address in network for network in allowed_networks(get_settings().metrics_allow))
+
+
+def allowed_networks(spec: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """BLAST_METRICS_ALLOW's addresses and networks; ConfigError naming an entry that is neither."""
+    networks = []
+    for entry in filter(None, (part.strip() for part in spec.split(","))):
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ConfigError(f"BLAST_METRICS_ALLOW: {entry!r} is not an address or a network") from None
+    return networks
+
+
+def exposition() -> bytes:
+    """The metrics in Prometheus' text format, counted now."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Collector())
+    return generate_latest(registry)
+
+
+class _Collector:
+    def collect(self):
+        now = utcnow()
+        try:
+            accounts = load_accounts()
+        except ConfigError:
+            accounts = {}
+        with session_scope() as session:
+            by_account = session.execute(
+                select(Campaign.account_name, Message.state, func.count())
+                .join(Campaign, Campaign.id == Message.campaign_id)
+                .group_by(Campaign.account_name, Message.state)).all()
+            watched = session.execute(
+                select(Campaign.id, Campaign.account_name, Campaign.status).where(Campaign.status.in_(WATCHED))).all()
+            by_campaign = session.execute(
+                select(Message.campaign_id, Message.state, func.count())
+                .where(Message.campaign_id.in_([row.id for row in watched]))
+                .group_by(Message.campaign_id, Message.state)).all() if watched else []
+            outcomes = session.execute(
+                select(Campaign.account_name, Attempt.outcome, func.count())
+                .join(Message, Message.id == Attempt.message_id).join(Campaign, Campaign.id == Message.campaign_id)
+                .group_by(Campaign.account_name, Attempt.outcome)).all()
+            oldest = dict(session.execute(
+                select(Campaign.account_name, func.min(Message.updated_at))
+                .join(Campaign, Campaign.id == Message.campaign_id)
+                .where(Message.state == MessageState.QUEUED.value)
+                .group_by(Campaign.account_name)).all())
+            events = session.execute(
+                select(StatusEvent.account_name, StatusEvent.source, func.max(StatusEvent.received_at))
+                .group_by(StatusEvent.account_name, StatusEvent.source)).all()
+
+        names = sorted(set(accounts) | {row[0] for row in by_account})
+        messages = GaugeMetricFamily("blast_messages", "Messages of every campaign of the account, by state",
+                                     labels=["account", "state"])
+        counts: dict[str, dict[str, int]] = {name: dict.fromkeys(ALL_STATES, 0) for name in names}
+        for account, state, n in by_account:
+            counts[account][state] = n
+        for account in names:
+            for state in ALL_STATES:
+                messages.add_metric([account, state], counts[account][state])
+        yield messages
+
+        configured = GaugeMetricFamily("blast_rate_limit", "The account's configured rate (messages/s)",
+                                       labels=["account"])
+        effective = GaugeMetricFamily("blast_rate_effective",
+                                      "The rate the account is held to now, after throttling (messages/s)",
+                                      labels=["account"])
+        rates: dict[str, float] = {}
+        for name, account in sorted(accounts.items()):
+            rates[name] = dispatch.effective_rate(name, account.rate)
+            configured.add_metric([name], account.rate)
+            effective.add_metric([name], rates[name])
+        yield configured
+        yield effective
+
+        campaign_counts: dict[int, dict[str, int]] = {row.id: dict.fromkeys(ALL_STATES, 0) for row in watched}
+        for campaign_id, state, n in by_campaign:
+            campaign_counts[campaign_id][state] = n
+        per_campaign = GaugeMetricFamily("blast_campaign_messages",
+                                         "Messages of a running or paused campaign, by state",
+                                         labels=["campaign", "state"])
+        for campaign_id, states in sorted(campaign_counts.items()):
+            for state in ALL_STATES:
+                per_campaign.add_metric([str(campaign_id), state], states[state])
+        yield per_campaign
+        yield _eta(watched, campaign_counts, rates)
+
+        sends = CounterMetricFamily("blast_send_outcomes", "Gateway calls by what their answer meant",
+                                    labels=["account", "outcome"])
+        for account, outcome, n in sorted(outcomes):
+            sends.add_metric([account, outcome], n)
+        yield sends
+
+        queue = GaugeMetricFamily("blast_queue_oldest_seconds",
+                                  "How long the account's oldest queued message has waited for a worker",
+                                  labels=["account"])
+        for name in names:
+            queue.add_metric([name], _age(now, oldest.get(name)) if oldest.get(name) else 0.0)
+        yield queue
+
+        lag = GaugeMetricFamily("blast_status_event_age_seconds",
+                                "Seconds since the account's last delivery report (poll) or webhook arrived",
+                                labels=["account", "source"])
+        for account, source, last in sorted(events):
+            lag.add_metric([account, source], _age(now, last))
+        yield lag
+
+
+def _eta(watched, campaign_counts: dict[int, dict[str, int]], rates: dict[str, float]) -> GaugeMetricFamily:
+    """Seconds until a running campaign has sent what it has left, at its account's effective rate shared
+    equally with the account's other running campaigns; a paused one's is +Inf."""
+    eta = GaugeMetricFamily("blast_campaign_eta_seconds",
+                            "Seconds until the campaign has sent what it has left (+Inf while paused)",
+                            labels=["campaign"])
+    running = defaultdict(int)
+    for row in watched:
+        if row.status == CampaignStatus.RUNNING.value:
+            running[row.account_name] += 1
+    for row in sorted(watched, key=lambda row: row.id):
+        left = sum(campaign_counts[row.id][state] for state in REMAINING)
+        rate = rates.get(row.account_name, 0.0)
+        if row.status != CampaignStatus.RUNNING.value or (left and not rate):
+            seconds = math.inf
+        else:
+            seconds = left * running[row.account_name] / rate if left else 0.0
+        eta.add_metric([str(row.id)], seconds)
+    return eta
+
+
+def _age(now: datetime, then: datetime) -> float:
+    if then.tzinfo is None:  # SQLite gives naive UTC
+        then = then.replace(tzinfo=now.tzinfo)
+    return max(0.0, (now - then).total_seconds())
