@@ -6,7 +6,7 @@ tests' helpers: log in, upload, map the phone column, launch, then the campaign 
 1200 CSS pixels wide, once the campaign has finished (or, with --moment running, halfway through).
 
 Usage: python docs/screenshot.py [-o docs/campaign-page.png] [--people 300] [--rate 20] [--moment finished]
-The README's picture: python docs/screenshot.py --moment running --people 2400 --rate 5 (about five minutes)
+The README's picture: python docs/screenshot.py --moment running --people 600 --rate 5 (about a minute)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from campaigns import dispatch
 from campaigns.db import get_engine, is_postgres
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig
@@ -108,14 +109,68 @@ def paused_campaigns() -> dict[str, list[dict]]:
     return found
 
 
-def _effective_rate(account: AccountConfig) -> float | None:
+def effective_rate(account: AccountConfig) -> float | None:
     """The rate the limiter grants now (lower than configured while backing off), or None if unknown."""
     try:
-        from workers.rate_limits import get_limiter
-
-        return get_limiter().effective_rate(account.name, rate=account.rate)
+        return dispatch.effective_rate(account.name, account.rate)
     except Exception:  # Redis down or unreachable: the page still shows everything else
         return None
+
+
+# Messages a campaign still has to send; the funnel's stages, each counting the messages that got that far.
+LEFT_STATES = (MessageState.PENDING.value, MessageState.QUEUED.value, MessageState.SENDING.value)
+FUNNEL = (
+    ("submitted", (MessageState.SUBMITTED, MessageState.SENT, MessageState.DELIVERED, MessageState.READ)),
+    ("sent", (MessageState.SENT, MessageState.DELIVERED, MessageState.READ)),
+    ("delivered", (MessageState.DELIVERED, MessageState.READ)),
+    ("read", (MessageState.READ,)),
+)
+
+
+def eta_seconds(*, status: str, left: int, rate: float | None, sharing: int) -> float | None:
+    """Seconds until a campaign has sent the `left` messages it has, at its account's effective `rate`
+    (messages/s) shared equally by the account's `sharing` running campaigns (itself included); None while it
+    is not running, or when the rate is not known."""
+    if status != CampaignStatus.RUNNING.value or not rate:
+        return None
+    return left * max(1, sharing) / rate if left else 0.0
+
+
+def account_of(campaign_id: int) -> str | None:
+    """The name of the account a campaign sends through."""
+    with get_engine().connect() as connection:
+        return connection.execute(select(Campaign.account_name).where(Campaign.id == campaign_id)).scalar()
+
+
+def running_per_account() -> dict[str, int]:
+    """How many campaigns each account is running now."""
+    with get_engine().connect() as connection:
+        return dict(connection.execute(select(Campaign.account_name, func.count())
+                                       .where(Campaign.status == CampaignStatus.RUNNING.value)
+                                       .group_by(Campaign.account_name)).all())
+
+
+def campaign_progress(report: dict, account: AccountConfig | None) -> dict:
+    """How far a campaign (`tallies.campaign_report`) has come: `to_send` (every message but the skipped and
+    the cancelled), `done` of them (no longer pending, queued or sending), `percent`, `eta_seconds` (None when
+    not running or unknown), and the funnel from accepted to read, each stage with its count and its share of
+    the accepted ones (0..1)."""
+    counts = report["counts"]
+    left = sum(counts[state] for state in LEFT_STATES)
+    to_send = report["total"] - counts[MessageState.SKIPPED.value] - counts[MessageState.CANCELLED.value]
+    done = to_send - left
+    rate = effective_rate(account) if account is not None and report["status"] == "running" else None
+    sharing = running_per_account().get(account.name, 1) if rate else 1
+    stages = [(name, sum(counts[state.value] for state in states)) for name, states in FUNNEL]
+    accepted = stages[0][1]
+    return {
+        "to_send": to_send,
+        "done": done,
+        "percent": round(100 * done / to_send, 1) if to_send else 100.0,
+        "eta_seconds": eta_seconds(status=report["status"], left=left, rate=rate, sharing=sharing),
+        "funnel": [{"stage": name, "count": n, "share": round(n / accepted, 4) if accepted else 0.0}
+                   for name, n in stages],
+    }
 
 
 def account_health(accounts: dict[str, AccountConfig], *, minutes: int = HEALTH_MINUTES) -> list[dict]:
@@ -134,7 +189,7 @@ def account_health(accounts: dict[str, AccountConfig], *, minutes: int = HEALTH_
             "name": name,
             "provider": account.provider,
             "rate": account.rate,
-            "effective_rate": _effective_rate(account),
+            "effective_rate": effective_rate(account),
             "attempts": total,
             "outcomes": dict(sorted(counts.items())),
             "error_rate": errors / total if total else None,

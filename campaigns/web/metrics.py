@@ -21,15 +21,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
-from campaigns import dispatch
 from campaigns.db import session_scope
 from campaigns.models import Attempt, Campaign, Message, StatusEvent, utcnow
 from campaigns.settings import ConfigError, get_settings, load_accounts
 from campaigns.states import CampaignStatus, MessageState
 from campaigns.tallies import ALL_STATES
+from campaigns.web import insights
 
-# Messages still to be sent: what an ETA waits for.
-REMAINING = (MessageState.PENDING.value, MessageState.QUEUED.value, MessageState.SENDING.value)
 WATCHED = (CampaignStatus.RUNNING.value, CampaignStatus.PAUSED.value)
 
 
@@ -107,11 +105,12 @@ class _Collector:
         effective = GaugeMetricFamily("blast_rate_effective",
                                       "The rate the account is held to now, after throttling (messages/s)",
                                       labels=["account"])
-        rates: dict[str, float] = {}
+        rates: dict[str, float | None] = {}
         for name, account in sorted(accounts.items()):
-            rates[name] = dispatch.effective_rate(name, account.rate)
+            rates[name] = insights.effective_rate(account)
             configured.add_metric([name], account.rate)
-            effective.add_metric([name], rates[name])
+            if rates[name] is not None:  # the limiter's Redis answered
+                effective.add_metric([name], rates[name])
         yield configured
         yield effective
 
@@ -149,8 +148,7 @@ class _Collector:
 
 
 def _eta(watched, campaign_counts: dict[int, dict[str, int]], rates: dict[str, float]) -> GaugeMetricFamily:
-    """Seconds until a running campaign has sent what it has left, at its account's effective rate shared
-    equally with the account's other running campaigns; a paused one's is +Inf."""
+    """`insights.eta_seconds` of each running campaign; +Inf for a paused one (or a rate not known)."""
     eta = GaugeMetricFamily("blast_campaign_eta_seconds",
                             "Seconds until the campaign has sent what it has left (+Inf while paused)",
                             labels=["campaign"])
@@ -159,13 +157,10 @@ def _eta(watched, campaign_counts: dict[int, dict[str, int]], rates: dict[str, f
         if row.status == CampaignStatus.RUNNING.value:
             running[row.account_name] += 1
     for row in sorted(watched, key=lambda row: row.id):
-        left = sum(campaign_counts[row.id][state] for state in REMAINING)
-        rate = rates.get(row.account_name, 0.0)
-        if row.status != CampaignStatus.RUNNING.value or (left and not rate):
-            seconds = math.inf
-        else:
-            seconds = left * running[row.account_name] / rate if left else 0.0
-        eta.add_metric([str(row.id)], seconds)
+        left = sum(campaign_counts[row.id][state] for state in insights.LEFT_STATES)
+        seconds = insights.eta_seconds(status=row.status, left=left, rate=rates.get(row.account_name),
+                                       sharing=running[row.account_name])
+        eta.add_metric([str(row.id)], math.inf if seconds is None else seconds)
     return eta
 
 

@@ -18,6 +18,22 @@ HERE = Path(__file__).parent
 TEMPLATES = Environment(loader=FileSystemLoader(HERE / "templates"),
                         autoescape=select_autoescape(default=True, default_for_string=True))
 
+
+
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: "40 s", "3 min 20 s", "2 h 5 min"."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+TEMPLATES.filters["duration"] = duration
+
 TRIAL_FLASH = "trial_send"  # session key: the last test send's verdict, shown once on the compose page
 SCHEDULE_FLASH = "schedule_error"  # session key: why the last reminder schedule was refused
 

@@ -89,9 +89,21 @@ def test_upload_map_launch_watch_export(page, sandbox, tmp_path):
         # then the campaign page shows it sending, live
         expect(page.get_by_role("heading", name=re.compile("Office list"))).to_be_visible()
         ui.wait_until_sending(page, timeout_ms=30_000)
+        # and its progress bar moves while it sends, with a finishing time (at 2 messages/s, seconds)
+        bar = page.get_by_role("progressbar")
+        expect(bar).to_have_attribute("max", str(PEOPLE))
+        page.wait_for_function("() => { const bar = document.getElementById('progress');"
+                               " return bar.value > 0 && bar.value < bar.max; }", timeout=30_000)
+        expect(page.locator("#eta")).to_have_text(re.compile(r"^done in about \d+ s$"))
         ui.screenshot(page, "campaign-running")
         # and, without a reload, finished with every row accounted for
         expect(ui.campaign_status(page)).to_have_text("finished", timeout=90_000)
+        expect(bar).to_have_attribute("max", str(PEOPLE))
+        page.wait_for_function(f"() => document.getElementById('progress').value === {PEOPLE}", timeout=10_000)
+        funnel = {row.get_attribute("data-stage"): row.get_by_role("cell").all_inner_texts()
+                  for row in page.locator("#funnel tr[data-stage]").all()}
+        assert funnel == {"submitted": [str(PEOPLE - 1), "100.0%"], "sent": ["0", "0.0%"],
+                          "delivered": ["0", "0.0%"], "read": ["0", "0.0%"]}
         expect(ui.state_count(page, "submitted")).to_have_text(str(PEOPLE - 1))
         expect(page.locator("#total")).to_have_text(str(contacts.rows))
         shown = {state: int(ui.state_count(page, state).inner_text())

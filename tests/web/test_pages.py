@@ -364,3 +364,43 @@ def test_preview_without_a_phone_column_leaves_the_launch_mapping_empty(client):
     launch_form = launch_form[:launch_form.index("</form>")]
     assert '<input type="hidden" name="phone_column" value="" class="mirror">' in launch_form
     assert "None" not in html
+
+
+def test_campaign_page_shows_progress_eta_and_funnel_without_javascript(client, engine):
+    # given a running campaign on an account at 10/s: 3 still to send (2 pending, 1 queued), 7 accepted by the
+    # gateway (3 only accepted, 2 sent, 1 delivered, 1 read), 1 failed, 2 skipped at ingest
+    log_in(client)
+    campaign = make_campaign(engine, status="running")
+    for start, (state, count) in enumerate((("pending", 2), ("queued", 1), ("submitted", 3), ("sent", 2),
+                                            ("delivered", 1), ("read", 1), ("failed", 1), ("skipped", 2))):
+        make_messages(engine, campaign.id, count, state=state, start=10 * start)
+    # when the page is served (no script run)
+    html = client.get(f"/campaigns/{campaign.id}").text
+    # then the bar counts the 11 to send, 8 of them settled, and the 3 left take 0.3 s at 10/s
+    assert '<progress id="progress" max="11" value="8"' in html
+    assert "8 of 11 sent or settled (72.7%)" in html and "done in about 0 s" in html
+    # and the funnel counts each stage among the 7 accepted
+    for stage, count, share in (("submitted", 7, "100.0%"), ("sent", 4, "57.1%"), ("delivered", 2, "28.6%"),
+                                ("read", 1, "14.3%")):
+        assert f'<tr data-stage="{stage}"><th>{stage}</th><td>{count}</td><td>{share}</td></tr>' in html
+    # and the page's live JSON says the same
+    progress = client.get(f"/campaigns/{campaign.id}/progress.json").json()["progress"]
+    assert (progress["to_send"], progress["done"], progress["eta_seconds"]) == (11, 8, pytest.approx(0.3))
+    assert [(s["stage"], s["count"]) for s in progress["funnel"]] == [("submitted", 7), ("sent", 4),
+                                                                      ("delivered", 2), ("read", 1)]
+
+
+def test_a_paused_campaign_has_no_finishing_time(client, engine):
+    log_in(client)
+    campaign = make_campaign(engine, status="paused")
+    make_messages(engine, campaign.id, 5)
+    assert '<span id="eta">paused</span>' in client.get(f"/campaigns/{campaign.id}").text
+    assert client.get(f"/campaigns/{campaign.id}/progress.json").json()["progress"]["eta_seconds"] is None
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [(0.3, "0 s"), (59.4, "59 s"), (60, "1 min"), (200, "3 min 20 s"),
+                                                 (3600, "1 h"), (7500, "2 h 5 min")])
+def test_durations_read_as_a_person_says_them(seconds, shown):
+    from campaigns.web.rendering import duration
+
+    assert duration(seconds) == shown

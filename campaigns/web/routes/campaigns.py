@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Stre
 
 from campaigns import export, lifecycle, tallies
 from campaigns.errors import BlastError, NotFound
+from campaigns.settings import ConfigError, load_accounts
 from campaigns.web import auth, insights
 from campaigns.web.campaign_actions import BUTTON_ORDER, LABELS, allowed_actions
 from campaigns.web.rendering import User, page
@@ -44,7 +45,17 @@ def show_campaign(request: Request, campaign_id: int, *, status_code: int = 200,
                               held=insights.held(campaign_id))
     return page(request, "campaign.html", status_code=status_code, report=report, states=tallies.SHOWN_STATES,
                 failures=insights.failures(campaign_id), skips=insights.skip_reasons(campaign_id),
-                notice=notice, refusal=refusal, actions=actions, all_actions=BUTTON_ORDER, labels=LABELS)
+                progress=_progress(report), notice=notice, refusal=refusal, actions=actions,
+                all_actions=BUTTON_ORDER, labels=LABELS)
+
+
+def _progress(report: dict) -> dict:
+    """How far the campaign has come, its ETA and its funnel (insights.campaign_progress)."""
+    try:
+        account = load_accounts().get(insights.account_of(report["id"]))
+    except ConfigError:
+        account = None
+    return insights.campaign_progress(report, account)
 
 
 @router.get("/campaigns/{campaign_id}/progress.json")
@@ -60,6 +71,7 @@ def campaign_progress(campaign_id: int, user: User):
                                         held=insights.held(campaign_id))
     report["per_minute"] = insights.sent_per_minute(campaign_id)
     report["failures"] = insights.failures(campaign_id)
+    report["progress"] = _progress(report)
     return report
 
 

@@ -133,6 +133,34 @@
     });
   }
 
+  // The same words as the page's duration filter (campaigns/web/rendering.py).
+  function duration(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) { return seconds + " s"; }
+    var minutes = Math.floor(seconds / 60); seconds = seconds % 60;
+    if (minutes < 60) { return seconds ? minutes + " min " + seconds + " s" : minutes + " min"; }
+    var hours = Math.floor(minutes / 60); minutes = minutes % 60;
+    return minutes ? hours + " h " + minutes + " min" : hours + " h";
+  }
+
+  function showProgress(progress, status) {
+    var bar = document.getElementById("progress");
+    bar.max = progress.to_send;
+    bar.value = progress.done;
+    bar.textContent = progress.percent + "%";
+    document.getElementById("progress-text").textContent =
+      progress.done + " of " + progress.to_send + " sent or settled (" + progress.percent + "%)";
+    document.getElementById("eta").textContent = progress.eta_seconds !== null ?
+      "done in about " + duration(progress.eta_seconds) :
+      (status === "running" ? "finishing time not known" : status);
+    progress.funnel.forEach(function (stage) {
+      var row = document.querySelector('#funnel tr[data-stage="' + stage.stage + '"]');
+      if (!row) { return; }
+      row.cells[1].textContent = String(stage.count);
+      row.cells[2].textContent = (stage.share * 100).toFixed(1) + "%";
+    });
+  }
+
   function showActions(actions) {
     document.querySelectorAll("form[data-action]").forEach(function (form) {
       form.hidden = actions.indexOf(form.getAttribute("data-action")) < 0;
@@ -148,6 +176,7 @@
       if (cell) { cell.textContent = String(report.counts[state]); }
     });
     if (report.actions) { showActions(report.actions); }
+    if (report.progress) { showProgress(report.progress, report.status); }
     drawChart(report.chart || { minutes: report.per_minute, clipped: false });
     drawFailures(report.failures);
   }
