@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench install clean browser
+.PHONY: demo test lint bench install clean browser promtool
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,7 +24,13 @@ browser:
 	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium) >/dev/null 2>&1; } || \
 	  echo "chromium is not installed and cannot be installed here: the browser tests will be skipped"
 
-test: $(STAMP) browser
+# Prometheus' promtool for the alert rules' tests (Debian's prometheus package): installed the same way.
+promtool:
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1; } || \
+	  echo "promtool is not installed and cannot be installed here: the alert rules' tests will be skipped"
+
+test: $(STAMP) browser promtool
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -rs --durations=20 $(PYTEST_ARGS)

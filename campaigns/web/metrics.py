@@ -6,8 +6,9 @@ The series (../shared/DESIGN.md): `blast_messages{account,state}` over every cam
 campaigns only (the `campaign` label is its id), so the series stay few; `blast_send_outcomes_total{account,
 outcome}` (every gateway call, from the attempts); `blast_rate_limit{account}` (configured) and
 `blast_rate_effective{account}` (after throttling); `blast_queue_oldest_seconds{account}` (how long the oldest
-queued message has waited for a worker); and `blast_status_event_age_seconds{account,source}`, how long ago the
-last delivery report (`poll`) or webhook (`webhook`) arrived: the lag of the reports.
+queued message has waited for a worker); `blast_campaigns{account,status}`; `blast_beat_up` (with Redis: 1 while
+a beat holds its lease); and `blast_status_event_age_seconds{account,source}`, how long ago the last delivery
+report (`poll`) or webhook (`webhook`) arrived: the lag of the reports.
 """
 
 from __future__ import annotations
@@ -28,7 +29,12 @@ from campaigns.states import CampaignStatus, MessageState
 from campaigns.tallies import ALL_STATES
 from campaigns.web import insights
 
+# Every series /metrics may expose (a counter's samples are named with _total).
+SERIES = ("blast_messages", "blast_campaign_messages", "blast_campaign_eta_seconds", "blast_send_outcomes_total",
+          "blast_rate_limit", "blast_rate_effective", "blast_queue_oldest_seconds", "blast_campaigns",
+          "blast_beat_up", "blast_status_event_age_seconds")
 WATCHED = (CampaignStatus.RUNNING.value, CampaignStatus.PAUSED.value)
+CAMPAIGN_STATUSES = [status.value for status in CampaignStatus]
 
 
 def allowed(host: str | None) -> bool:
@@ -85,6 +91,9 @@ class _Collector:
                 .join(Campaign, Campaign.id == Message.campaign_id)
                 .where(Message.state == MessageState.QUEUED.value)
                 .group_by(Campaign.account_name)).all())
+            statuses = session.execute(
+                select(Campaign.account_name, Campaign.status, func.count())
+                .group_by(Campaign.account_name, Campaign.status)).all()
             events = session.execute(
                 select(StatusEvent.account_name, StatusEvent.source, func.max(StatusEvent.received_at))
                 .group_by(StatusEvent.account_name, StatusEvent.source)).all()
@@ -139,6 +148,22 @@ class _Collector:
             queue.add_metric([name], _age(now, oldest.get(name)) if oldest.get(name) else 0.0)
         yield queue
 
+        campaigns = GaugeMetricFamily("blast_campaigns", "The account's campaigns by status",
+                                      labels=["account", "status"])
+        by_status: dict[str, dict[str, int]] = {name: dict.fromkeys(CAMPAIGN_STATUSES, 0) for name in names}
+        for account, status, n in statuses:
+            by_status.setdefault(account, dict.fromkeys(CAMPAIGN_STATUSES, 0))[status] = n
+        for account in sorted(by_status):
+            for status, n in by_status[account].items():
+                campaigns.add_metric([account, status], n)
+        yield campaigns
+
+        beat = _beat_up()
+        if beat is not None:
+            up = GaugeMetricFamily("blast_beat_up", "1 while a `blast beat` holds the beat lease (pacing, polling)")
+            up.add_metric([], 1.0 if beat else 0.0)
+            yield up
+
         lag = GaugeMetricFamily("blast_status_event_age_seconds",
                                 "Seconds since the account's last delivery report (poll) or webhook arrived",
                                 labels=["account", "source"])
@@ -162,6 +187,27 @@ def _eta(watched, campaign_counts: dict[int, dict[str, int]], rates: dict[str, f
                                        sharing=running[row.account_name])
         eta.add_metric([str(row.id)], math.inf if seconds is None else seconds)
     return eta
+
+
+def _beat_up() -> bool | None:
+    """Whether a `blast beat` holds this installation's beat lease now (its Redis key lives while it renews
+    it); None without Redis (the embedded default's file lock cannot be looked at without taking it) or when
+    Redis does not answer."""
+    url = get_settings().redis_url
+    if not url:
+        return None
+    import redis
+
+    from schedules.beat import lease_name
+    from schedules.locks import KEY_PREFIX
+
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    try:
+        return bool(client.exists(KEY_PREFIX + lease_name()))
+    except redis.RedisError:
+        return None
+    finally:
+        client.close()
 
 
 def _age(now: datetime, then: datetime) -> float:

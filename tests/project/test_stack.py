@@ -26,9 +26,10 @@ from tests.support.web import csrf_of
 from workers.providers.registry import spec_of
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, free_port
 
-COMPOSE_SERVICES = {"redis", "postgres", "migrate", "web", "worker", "beat", "flower", "sandbox"}
+COMPOSE_SERVICES = {"redis", "postgres", "migrate", "web", "worker", "beat", "flower", "prometheus", "grafana",
+                    "sandbox"}
 COMPOSE_SECRETS = {"POSTGRES_PASSWORD": "pg-secret-4b1e7", "BLAST_ADMIN_PASSWORD": "admin-secret-9c2d0",
-                   "FLOWER_PASSWORD": "flower-secret-61fa3"}
+                   "FLOWER_PASSWORD": "flower-secret-61fa3", "GRAFANA_PASSWORD": "grafana-secret-2a7c4"}
 # Where each secret may appear once compose has interpolated the file: the environment of the services that
 # need it, nowhere else (not a command line, not a healthcheck, not the sandbox or Flower's database access).
 SECRET_PLACES = {
@@ -37,6 +38,7 @@ SECRET_PLACES = {
                             for name in ("migrate", "web", "worker", "beat"))},
     "BLAST_ADMIN_PASSWORD": {"services.web.environment.BLAST_ADMIN_PASSWORD"},
     "FLOWER_PASSWORD": {"services.flower.environment.BLAST_FLOWER_PASSWORD"},
+    "GRAFANA_PASSWORD": {"services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD"},
 }
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|_KEY$")
 

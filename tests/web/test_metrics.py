@@ -15,6 +15,7 @@ from campaigns import lifecycle, tallies
 from campaigns.demo.web import WebAppThread
 from campaigns.models import Attempt, Message, utcnow
 from campaigns.settings import reset_settings
+from campaigns.web.metrics import SERIES
 from tests.support import services
 from tests.support.engine import engine_processes, fresh_env, write_config, write_contacts
 from tests.support.factories import make_campaign, make_messages
@@ -90,6 +91,11 @@ def test_metrics_count_every_campaign_by_state_and_watch_the_open_ones(served, e
     assert value(samples, "blast_send_outcomes_total", account="acct", outcome="accepted") == 1
     assert value(samples, "blast_send_outcomes_total", account="acct", outcome="transient") == 1
     assert 30 <= value(samples, "blast_queue_oldest_seconds", account="acct") < 300
+    assert {status: value(samples, "blast_campaigns", account="acct", status=status)
+            for status in ("running", "paused", "finished", "draft")} == {"running": 1, "paused": 1, "finished": 1,
+                                                                          "draft": 0}
+    # and no series but those the deploy/ rules and dashboard may ask for; no beat's without Redis to ask
+    assert set(samples) <= set(SERIES) and "blast_beat_up" not in samples
 
 
 def test_metrics_are_refused_to_hosts_not_allowed(served, monkeypatch):
@@ -169,3 +175,4 @@ def test_metrics_during_a_real_campaign_with_two_workers(tmp_path, postgres_serv
         assert str(campaign_id) not in labelled(samples, "blast_campaign_messages", "campaign")
         assert value(samples, "blast_messages", account="acct", state="submitted") == len(numbers)
         assert value(samples, "blast_send_outcomes_total", account="acct", outcome="accepted") == len(numbers)
+        assert value(samples, "blast_beat_up") == 1  # the beat of this installation holds its lease
