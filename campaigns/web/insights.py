@@ -51,6 +51,55 @@ def sent_per_minute(campaign_id: int, *, minutes: int = CHART_MINUTES,
     return [{"minute": slot, "count": counts.get(slot, 0)} for slot in slots]
 
 
+def accepted_per_minute(*, minutes: int = HEALTH_MINUTES, now: datetime | None = None) -> dict[str, list[int]]:
+    """Per account, the calls its gateway accepted in each of the last `minutes` minutes, oldest first (the
+    minute now running last, so far)."""
+    engine = get_engine()
+    now = (now or utcnow()).astimezone(UTC).replace(second=0, microsecond=0)
+    since = now - timedelta(minutes=minutes - 1)
+    if is_postgres(engine):
+        bucket = func.date_trunc("minute", Attempt.at)
+    else:
+        bucket = func.strftime("%Y-%m-%dT%H:%M", Attempt.at)
+    query = (select(Campaign.account_name, bucket, func.count()).select_from(Attempt)
+             .join(Message, Message.id == Attempt.message_id).join(Campaign, Campaign.id == Message.campaign_id)
+             .where(Attempt.at >= since, Attempt.outcome == Outcome.ACCEPTED.value)
+             .group_by(Campaign.account_name, bucket))
+    slots = [(since + timedelta(minutes=i)).strftime(MINUTE_FORMAT) for i in range(minutes)]
+    counts: dict[str, dict[str, int]] = {}
+    with engine.connect() as connection:
+        for account, minute, n in connection.execute(query):
+            counts.setdefault(account, {})[_minute_key(minute)] = n
+    return {account: [found.get(slot, 0) for slot in slots] for account, found in counts.items()}
+
+
+# The accounts page's rate chart (SVG user units): one bar a minute under the configured rate's line.
+RATE_CHART_WIDTH, RATE_CHART_HEIGHT = 240, 48
+
+
+def rate_chart(per_minute: list[int], *, configured: float, effective: float | None) -> dict:
+    """What the accounts page draws for one account: each minute's sending rate (accepted calls / 60, per
+    second) as a bar, the configured rate and the limiter's rate now as lines, scaled to the larger; and a
+    sentence saying the same."""
+    rates = [count / 60 for count in per_minute]
+    top = max([configured, effective or 0, *rates]) * 1.1 or 1.0
+    width = RATE_CHART_WIDTH / max(1, len(rates))
+
+    def y(rate: float) -> float:
+        return round(RATE_CHART_HEIGHT * (1 - rate / top), 1)
+
+    bars = [{"x": round(i * width + 1, 1), "y": y(rate), "width": round(width - 2, 1),
+             "height": round(RATE_CHART_HEIGHT - y(rate), 1), "rate": round(rate, 2)}
+            for i, rate in enumerate(rates)]
+    busiest = max(rates, default=0.0)
+    summary = (f"Last {len(rates)} minutes: at most {busiest:.2f} a second in a minute, against a rate of "
+               f"{configured:g}" + (f" (the limiter allows {effective:.2f} now)" if effective is not None
+                                    and abs(effective - configured) > 1e-9 else "") + ".")
+    return {"bars": bars, "configured_y": y(configured),
+            "effective_y": y(effective) if effective is not None else None, "summary": summary,
+            "width": RATE_CHART_WIDTH, "height": RATE_CHART_HEIGHT}
+
+
 def failures(campaign_id: int, *, limit: int = 50) -> list[dict]:
     """Failed messages grouped by error code and reason, most frequent first."""
     query = (select(Message.error_code, Message.error_reason, func.count().label("n"))
@@ -179,17 +228,20 @@ def account_health(accounts: dict[str, AccountConfig], *, minutes: int = HEALTH_
     Only public facts: never a credential."""
     outcomes = recent_outcomes(minutes=minutes)
     paused = paused_campaigns()
+    per_minute = accepted_per_minute(minutes=minutes)
     rows = []
     for name, account in sorted(accounts.items()):
         counts = outcomes.get(name, {})
         total = sum(counts.values())
         throttled = counts.get(Outcome.THROTTLED, 0)
         errors = total - counts.get(Outcome.ACCEPTED, 0) - throttled
+        effective = effective_rate(account)
         rows.append({
             "name": name,
             "provider": account.provider,
             "rate": account.rate,
-            "effective_rate": effective_rate(account),
+            "effective_rate": effective,
+            "chart": rate_chart(per_minute.get(name, [0] * minutes), configured=account.rate, effective=effective),
             "attempts": total,
             "outcomes": dict(sorted(counts.items())),
             "error_rate": errors / total if total else None,

@@ -404,3 +404,34 @@ def test_durations_read_as_a_person_says_them(seconds, shown):
     from campaigns.web.rendering import duration
 
     assert duration(seconds) == shown
+
+
+def test_accounts_page_charts_each_minutes_sending_against_the_rate(client, engine):
+    from datetime import timedelta
+
+    from sqlalchemy import insert
+
+    # given an account at 10/s whose gateway accepted 60 calls a minute ago and 120 in this minute (1 and 2 a
+    # second), and refused 30 (they are not sending)
+    log_in(client)
+    campaign = make_campaign(engine, status="running")
+    [message] = make_messages(engine, campaign.id, 1)
+    now = utcnow()
+    with engine.begin() as connection:
+        connection.execute(insert(Attempt), [{"message_id": message, "outcome": "accepted",
+                                              "at": now - timedelta(minutes=1)}] * 60
+                           + [{"message_id": message, "outcome": "accepted", "at": now}] * 120
+                           + [{"message_id": message, "outcome": "transient", "at": now}] * 30)
+    # when the accounts page is shown
+    html = client.get("/accounts").text
+    # then its chart has a bar a minute for 15 minutes, the last two at 1 and 2 a second, under the rate's line
+    chart = html[html.index('<figure class="rate-chart" data-account="acct">'):]
+    chart = chart[:chart.index("</figure>")]
+    bars = re.findall(r'<rect class="bar" x="[^"]+" y="([^"]+)" width="[^"]+" height="([^"]+)"><title>([^<]+)</title>',
+                      chart)
+    assert len(bars) == 15
+    assert [title for _y, _height, title in bars[-2:]] == ["1.0 a second", "2.0 a second"]
+    assert float(bars[-1][1]) == pytest.approx(2 * float(bars[-2][1]), abs=0.2)
+    configured_y = float(re.search(r'<line class="configured" x1="0" x2="240" y1="([^"]+)"', chart).group(1))
+    assert configured_y < float(bars[-1][0])  # the rate's line is above the busiest bar
+    assert "at most 2.00 a second in a minute, against a rate of 10." in chart
