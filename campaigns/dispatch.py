@@ -45,3 +45,21 @@ def effective_rate(account_name: str, rate: float) -> float:
     from workers.rate_limits import get_limiter
 
     return get_limiter().effective_rate(account_name, rate=rate)
+
+
+def rate_factors(throttled_at: list[float], moments: list[float]) -> list[float]:
+    """The fraction of its configured rate the shared limiter held an account to at each of `moments` (epoch
+    seconds, ascending), its throttling answers (`throttled_at`, ascending) replayed through the limiter's own
+    adaptive rules."""
+    from workers.rate_limits import get_limiter
+    from workers.rate_limits.adaptive import after_throttle, recovered
+
+    policy = get_limiter().policy
+    f0 = t0 = halved = None
+    factors, applied = [], 0
+    for moment in moments:
+        while applied < len(throttled_at) and throttled_at[applied] <= moment:
+            f0, t0, halved = after_throttle(f0, t0, halved, throttled_at[applied], policy)
+            applied += 1
+        factors.append(recovered(f0, t0, moment, policy))
+    return factors

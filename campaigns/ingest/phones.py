@@ -101,13 +101,14 @@ def undo_spreadsheet(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _phonenumbers_e164(text: str, region: str) -> tuple[str | None, str | None]:
-    """(E.164, None) for a number phonenumbers finds valid, else (None, skip reason)."""
+def _phonenumbers_e164(text: str, region: str, *, known_invalid: bool = False) -> tuple[str | None, str | None]:
+    """(E.164, None) for a number phonenumbers finds valid, else (None, skip reason). `known_invalid`: the
+    caller knows it is not valid and asks only why (`is_valid_number` is the dearest question)."""
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as error:
         return None, _PARSE_ERRORS.get(error.error_type, NOT_A_NUMBER)
-    if not phonenumbers.is_valid_number(number):
+    if known_invalid or not phonenumbers.is_valid_number(number):
         return None, _NOT_POSSIBLE.get(phonenumbers.is_possible_number_with_reason(number), INVALID)
     return phonenumbers.format_number(number, PhoneNumberFormat.E164), None
 
@@ -210,11 +211,5 @@ def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np
 
 def _why_invalid(text: str, region: str) -> str:
     """The skip reason of a number phonenumbers found invalid (as written, and read as international when it
-    starts with 00): what `normalise` says, without asking `is_valid_number` again, its dearest question."""
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    try:
-        number = phonenumbers.parse(text, region)
-    except NumberParseException as error:
-        return _PARSE_ERRORS.get(error.error_type, NOT_A_NUMBER)
-    return _NOT_POSSIBLE.get(phonenumbers.is_possible_number_with_reason(number), INVALID)
+    starts with 00): what `normalise` says, without asking `is_valid_number` again."""
+    return _phonenumbers_e164("+" + text[2:] if text.startswith("00") else text, region, known_invalid=True)[1]

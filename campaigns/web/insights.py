@@ -5,6 +5,7 @@ Everything is counted by the database from the message and attempt rows, so the 
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
@@ -29,6 +30,20 @@ def _minute_key(value) -> str:
     return str(value)[:16].replace(" ", "T")
 
 
+def _minutes(minutes: int, now: datetime | None) -> tuple[datetime, list[str]]:
+    """The start of the first of the last `minutes` minutes (the one running now last), and each minute's key."""
+    now = (now or utcnow()).astimezone(UTC).replace(second=0, microsecond=0)
+    since = now - timedelta(minutes=minutes - 1)
+    return since, [(since + timedelta(minutes=i)).strftime(MINUTE_FORMAT) for i in range(minutes)]
+
+
+def _minute_of(engine, column):
+    """SQL for the minute a timestamp column falls in (compared through `_minute_key`)."""
+    if is_postgres(engine):
+        return func.date_trunc("minute", column)
+    return func.strftime("%Y-%m-%dT%H:%M", column)
+
+
 def sent_per_minute(campaign_id: int, *, minutes: int = CHART_MINUTES,
                     now: datetime | None = None) -> list[dict]:
     """Messages the gateway accepted (`submitted_at`) per minute over the last `minutes`, oldest first.
@@ -36,18 +51,13 @@ def sent_per_minute(campaign_id: int, *, minutes: int = CHART_MINUTES,
     Each item is {"minute": "YYYY-MM-DDTHH:MM" (UTC), "count": n}; minutes with none are present as 0.
     """
     engine = get_engine()
-    now = (now or utcnow()).astimezone(UTC).replace(second=0, microsecond=0)
-    since = now - timedelta(minutes=minutes - 1)
-    if is_postgres(engine):
-        bucket = func.date_trunc("minute", Message.submitted_at)
-    else:
-        bucket = func.strftime("%Y-%m-%dT%H:%M", Message.submitted_at)
+    since, slots = _minutes(minutes, now)
+    bucket = _minute_of(engine, Message.submitted_at)
     query = (select(bucket, func.count()).where(Message.campaign_id == campaign_id,
                                                 Message.submitted_at >= since)
              .group_by(bucket))
     with engine.connect() as connection:
         counts = {_minute_key(minute): n for minute, n in connection.execute(query)}
-    slots = [(since + timedelta(minutes=i)).strftime(MINUTE_FORMAT) for i in range(minutes)]
     return [{"minute": slot, "count": counts.get(slot, 0)} for slot in slots]
 
 
@@ -55,17 +65,12 @@ def accepted_per_minute(*, minutes: int = HEALTH_MINUTES, now: datetime | None =
     """Per account, the calls its gateway accepted in each of the last `minutes` minutes, oldest first (the
     minute now running last, so far)."""
     engine = get_engine()
-    now = (now or utcnow()).astimezone(UTC).replace(second=0, microsecond=0)
-    since = now - timedelta(minutes=minutes - 1)
-    if is_postgres(engine):
-        bucket = func.date_trunc("minute", Attempt.at)
-    else:
-        bucket = func.strftime("%Y-%m-%dT%H:%M", Attempt.at)
+    since, slots = _minutes(minutes, now)
+    bucket = _minute_of(engine, Attempt.at)
     query = (select(Campaign.account_name, bucket, func.count()).select_from(Attempt)
              .join(Message, Message.id == Attempt.message_id).join(Campaign, Campaign.id == Message.campaign_id)
              .where(Attempt.at >= since, Attempt.outcome == Outcome.ACCEPTED.value)
              .group_by(Campaign.account_name, bucket))
-    slots = [(since + timedelta(minutes=i)).strftime(MINUTE_FORMAT) for i in range(minutes)]
     counts: dict[str, dict[str, int]] = {}
     with engine.connect() as connection:
         for account, minute, n in connection.execute(query):
@@ -73,14 +78,46 @@ def accepted_per_minute(*, minutes: int = HEALTH_MINUTES, now: datetime | None =
     return {account: [found.get(slot, 0) for slot in slots] for account, found in counts.items()}
 
 
+def limit_per_minute(*, minutes: int = HEALTH_MINUTES, now: datetime | None = None) -> dict[str, list[float]]:
+    """Per account that was throttled lately, the lowest fraction of its configured rate the limiter held it
+    to in each of the last `minutes` minutes, oldest first: its throttling answers (attempts) replayed through
+    the limiter's own adaptive rules (`dispatch.rate_factors`). Accounts not throttled were held to 1.0."""
+    end = (now or utcnow()).astimezone(UTC)
+    since, _slots = _minutes(minutes, end)
+    # A halving is fully won back within (1 / recovery_step) recovery periods: 10 s by default; a minute is plenty.
+    query = (select(Campaign.account_name, Attempt.at).select_from(Attempt)
+             .join(Message, Message.id == Attempt.message_id).join(Campaign, Campaign.id == Message.campaign_id)
+             .where(Attempt.at >= since - timedelta(minutes=1), Attempt.outcome == Outcome.THROTTLED.value)
+             .order_by(Attempt.at))
+    throttled: dict[str, list[float]] = {}
+    with get_engine().connect() as connection:
+        for account, at in connection.execute(query):
+            throttled.setdefault(account, []).append(epoch_seconds(at))
+    found = {}
+    for account, answers in throttled.items():
+        edges = [epoch_seconds(since + timedelta(minutes=i)) for i in range(minutes)] + [epoch_seconds(end)]
+        # the lowest point of a minute is at its start or just after one of its halvings
+        moments = sorted({*edges[:-1], *(at for at in answers if edges[0] <= at <= edges[-1])})
+        factors = dict(zip(moments, dispatch.rate_factors(answers, moments), strict=True))
+        found[account] = [min(factor for moment, factor in factors.items() if start <= moment < stop)
+                          for start, stop in itertools.pairwise(edges)]
+    return found
+
+
+def epoch_seconds(moment: datetime) -> float:
+    """A timestamp from the database as epoch seconds (SQLite's come back naive, in UTC)."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 # The accounts page's rate chart (SVG user units): one bar a minute under the configured rate's line.
 RATE_CHART_WIDTH, RATE_CHART_HEIGHT = 240, 48
 
 
-def rate_chart(per_minute: list[int], *, configured: float, effective: float | None) -> dict:
+def rate_chart(per_minute: list[int], *, configured: float, limits: list[float], effective: float | None) -> dict:
     """What the accounts page draws for one account: each minute's sending rate (accepted calls / 60, per
-    second) as a bar, the configured rate and the limiter's rate now as lines, scaled to the larger; and a
-    sentence saying the same."""
+    second) as a bar, the configured rate as a line and, where it was lower, the rate the limiter held the
+    account to in each minute (`limits`, fractions of the configured rate) as a step line, scaled to the
+    larger; and a sentence saying the same (with `effective`, the limiter's rate now)."""
     rates = [count / 60 for count in per_minute]
     top = max([configured, effective or 0, *rates]) * 1.1 or 1.0
     width = RATE_CHART_WIDTH / max(1, len(rates))
@@ -95,8 +132,9 @@ def rate_chart(per_minute: list[int], *, configured: float, effective: float | N
     summary = (f"Last {len(rates)} minutes: at most {busiest:.2f} a second in a minute, against a rate of "
                f"{configured:g}" + (f" (the limiter allows {effective:.2f} now)" if effective is not None
                                     and abs(effective - configured) > 1e-9 else "") + ".")
-    return {"bars": bars, "configured_y": y(configured),
-            "effective_y": y(effective) if effective is not None else None, "summary": summary,
+    held = " ".join(f"{round(i * width, 1)},{y(configured * limit)} {round((i + 1) * width, 1)},{y(configured * limit)}"
+                    for i, limit in enumerate(limits)) if min(limits, default=1.0) < 1.0 else None
+    return {"bars": bars, "configured_y": y(configured), "held": held, "summary": summary,
             "width": RATE_CHART_WIDTH, "height": RATE_CHART_HEIGHT}
 
 
@@ -229,6 +267,7 @@ def account_health(accounts: dict[str, AccountConfig], *, minutes: int = HEALTH_
     outcomes = recent_outcomes(minutes=minutes)
     paused = paused_campaigns()
     per_minute = accepted_per_minute(minutes=minutes)
+    limits = limit_per_minute(minutes=minutes)
     rows = []
     for name, account in sorted(accounts.items()):
         counts = outcomes.get(name, {})
@@ -241,7 +280,8 @@ def account_health(accounts: dict[str, AccountConfig], *, minutes: int = HEALTH_
             "provider": account.provider,
             "rate": account.rate,
             "effective_rate": effective,
-            "chart": rate_chart(per_minute.get(name, [0] * minutes), configured=account.rate, effective=effective),
+            "chart": rate_chart(per_minute.get(name, [0] * minutes), configured=account.rate,
+                                limits=limits.get(name, [1.0] * minutes), effective=effective),
             "attempts": total,
             "outcomes": dict(sorted(counts.items())),
             "error_rate": errors / total if total else None,

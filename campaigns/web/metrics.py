@@ -211,6 +211,4 @@ def _beat_up() -> bool | None:
 
 
 def _age(now: datetime, then: datetime) -> float:
-    if then.tzinfo is None:  # SQLite gives naive UTC
-        then = then.replace(tzinfo=now.tzinfo)
-    return max(0.0, (now - then).total_seconds())
+    return max(0.0, now.timestamp() - insights.epoch_seconds(then))

@@ -104,15 +104,10 @@ def fresh_env(folder: Path, database_url: str, redis_db: int, **settings: object
     limiter), both emptied, with the home folder and blast.toml in `folder`."""
     services.require("redis")
     broker = f"{services.REDIS_URL}/{redis_db}"
-    emptied(database_url, broker)
+    truncate_all(database_url)
+    redis.Redis.from_url(broker).flushdb()
     return process_env(database_url=database_url, redis_url=broker, home=folder / "blast-home",
                        config=folder / "blast.toml", **settings)
-
-
-def emptied(database_url: str, redis_url: str) -> None:
-    """The test Postgres database and the Redis database a test's processes use, emptied before they start."""
-    truncate_all(database_url)
-    redis.Redis.from_url(redis_url).flushdb()
 
 
 @contextlib.contextmanager

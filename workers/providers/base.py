@@ -460,16 +460,20 @@ def departed_at() -> float | None:
     return at
 
 
-class _TimedConnection(urllib3.connection.HTTPConnection):
+class _NotesDeparture:
+    """Mixed into urllib3's connections: note when the request's bytes were handed to the kernel."""
+
     def request(self, *args, **kwargs) -> None:
         super().request(*args, **kwargs)
         _departure.at = time.monotonic()
 
 
-class _TimedHttpsConnection(urllib3.connection.HTTPSConnection):
-    def request(self, *args, **kwargs) -> None:
-        super().request(*args, **kwargs)
-        _departure.at = time.monotonic()
+class _TimedConnection(_NotesDeparture, urllib3.connection.HTTPConnection):
+    pass
+
+
+class _TimedHttpsConnection(_NotesDeparture, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _TimedPool(urllib3.HTTPConnectionPool):

@@ -76,8 +76,3 @@ class Jitter:
         """How many lateness and answer-time samples of `key` are kept."""
         with self._lock:
             return len(self._lateness.get(key, ())), len(self._answers.get(key, ()))
-
-    def forget(self) -> None:
-        with self._lock:
-            self._lateness.clear()
-            self._answers.clear()
