@@ -22,7 +22,7 @@ from functools import cache
 
 import numpy as np
 import phonenumbers
-from phonenumbers import PhoneMetadata
+from phonenumbers import NumberParseException, PhoneMetadata, ValidationResult
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 # The phonenumbers releases this module was checked against, step by step and by tests/ingest/test_phones.py's
@@ -35,21 +35,52 @@ MIN_NSN_DIGITS = 2
 MAX_NSN_DIGITS = 17
 
 # phonenumbers' ValidationResult values that _test_number_length can give for a number.
-IS_POSSIBLE, IS_POSSIBLE_LOCAL_ONLY, INVALID_LENGTH, TOO_SHORT, TOO_LONG = range(5)
+IS_POSSIBLE = ValidationResult.IS_POSSIBLE
+IS_POSSIBLE_LOCAL_ONLY = ValidationResult.IS_POSSIBLE_LOCAL_ONLY
+INVALID_LENGTH = ValidationResult.INVALID_LENGTH
+TOO_SHORT = ValidationResult.TOO_SHORT
+TOO_LONG = ValidationResult.TOO_LONG
+
+
+
+@dataclass(frozen=True, eq=False)  # each verdict is one object (below): compared by identity, at C speed
+class Why:
+    """Why a number is not valid, in phonenumbers' own words: the error `parse` raises, or, for a number it
+    parses but `is_valid_number` refuses, what `is_possible_number_with_reason` says. campaigns.ingest.phones
+    names them."""
+
+    parse_error: int | None = None  # a NumberParseException error type
+    possibility: int | None = None  # a ValidationResult
+
+
+TOO_SHORT_AFTER_IDD = Why(parse_error=NumberParseException.TOO_SHORT_AFTER_IDD)
+TOO_SHORT_NSN = Why(parse_error=NumberParseException.TOO_SHORT_NSN)
+NSN_TOO_LONG = Why(parse_error=NumberParseException.TOO_LONG)
+NO_COUNTRY_CODE = Why(parse_error=NumberParseException.INVALID_COUNTRY_CODE)
+_POSSIBILITY = {result: Why(possibility=result) for result in
+                (IS_POSSIBLE, IS_POSSIBLE_LOCAL_ONLY, INVALID_LENGTH, TOO_SHORT, TOO_LONG)}
 
 _COUNTRY_CODES = {str(code) for code in COUNTRY_CODE_TO_REGION_CODE}
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """E.164 text (or None when invalid) per input, and which inputs need phonenumbers itself."""
+    """E.164 text (or None when invalid) per input, why an invalid one is, and which inputs need
+    phonenumbers itself."""
 
     e164: np.ndarray  # object: str | None
     fallback: np.ndarray  # bool
+    why: np.ndarray  # object: Why | None
+
+    def take(self, where: np.ndarray, part: Outcome) -> None:
+        """Fill the entries at `where` from the outcome of those inputs."""
+        self.e164[where] = part.e164
+        self.fallback[where] = part.fallback
+        self.why[where] = part.why
 
 
 def _empty(size: int) -> Outcome:
-    return Outcome(np.full(size, None, dtype=object), np.zeros(size, dtype=bool))
+    return Outcome(np.full(size, None, dtype=object), np.zeros(size, dtype=bool), np.full(size, None, dtype=object))
 
 
 def _fullmatcher(pattern: str | None):
@@ -235,12 +266,11 @@ def is_valid(country_code: int, numbers: np.ndarray) -> np.ndarray:
 def _finish(country_code: int, numbers: np.ndarray, rules: Rules | None) -> Outcome:
     """The end of phonenumbers.parse (national prefix, length bounds) and then is_valid_number."""
     outcome = _empty(len(numbers))
-    if rules is None:
-        return outcome
-    if rules.prefix_is_transformed:
+    if rules is None or rules.prefix_is_transformed:
         outcome.fallback[:] = True
         return outcome
     long_enough = _lengths(numbers) >= MIN_NSN_DIGITS
+    outcome.why[~long_enough] = TOO_SHORT_NSN
     candidates = numbers[long_enough]
     stripped = rules.strip_national_prefix(candidates)
     # The stripped number is kept only when its length is possible (or too long) for the region.
@@ -255,9 +285,17 @@ def _finish(country_code: int, numbers: np.ndarray, rules: Rules | None) -> Outc
     prefix = f"+{country_code}"
     results = np.full(len(checked), None, dtype=object)
     results[valid] = [prefix + number for number in checked[valid]]
-    inner = np.full(len(candidates), None, dtype=object)
-    inner[in_bounds] = results
-    outcome.e164[long_enough] = inner
+    # Refused by is_valid_number: is_possible_number_with_reason judges the length by the country code's
+    # main region (which is not the default region when several share the code).
+    judge = rules_for_country_code(country_code) or rules
+    reasons = np.full(len(checked), None, dtype=object)
+    reasons[~valid] = [_POSSIBILITY[judge.length_result(len(number))] for number in checked[~valid]]
+    inner_e164 = np.full(len(candidates), None, dtype=object)
+    inner_why = np.full(len(candidates), NSN_TOO_LONG, dtype=object)
+    inner_e164[in_bounds] = results
+    inner_why[in_bounds] = reasons
+    outcome.e164[long_enough] = inner_e164
+    outcome.why[long_enough] = inner_why
     return outcome
 
 
@@ -276,6 +314,9 @@ def _international(digits: np.ndarray, *, after_plus: bool, default: Rules) -> O
     outcome = _empty(len(digits))
     sizes = np.array([_split_country_code(number) if len(number) > MIN_NSN_DIGITS else -1
                       for number in digits], dtype=np.int64)
+    outcome.why[sizes == -1] = TOO_SHORT_AFTER_IDD
+    # No known country code: phonenumbers' INVALID_COUNTRY_CODE (after a plus, also on its retry below).
+    outcome.why[sizes == 0] = NO_COUNTRY_CODE
     if after_plus:
         # A `+` then no known country code: phonenumbers strips the plus and retries the digits as
         # dialled in the default region. Only an international prefix there can make that valid.
@@ -285,17 +326,15 @@ def _international(digits: np.ndarray, *, after_plus: bool, default: Rules) -> O
             for index in np.flatnonzero(sizes == 0):
                 if idd_pattern.match(digits[index]):
                     outcome.fallback[index] = True
+                    outcome.why[index] = None
     known = np.flatnonzero(sizes > 0)
     codes = np.array([int(digits[i][: sizes[i]]) for i in known], dtype=np.int64)
     for code in np.unique(codes):
         where = known[codes == code]
         size = len(str(code))
         national = np.array([number[size:] for number in digits[where]], dtype=object)
-        part = _finish(int(code), national, rules_for_country_code(int(code)))
-        outcome.e164[where] = part.e164
-        outcome.fallback[where] = part.fallback
+        outcome.take(where, _finish(int(code), national, rules_for_country_code(int(code))))
     return outcome
-
 
 def _idd_remainders(digits: np.ndarray, pattern: str | None) -> np.ndarray:
     """phonenumbers' `_parse_prefix_as_idd`: the digits after the prefix, or None when not dialled so."""
@@ -320,9 +359,7 @@ def _national(digits: np.ndarray, default: Rules, region_code: int) -> Outcome:
     dialled_abroad = np.array([rest is not None for rest in remainders], dtype=bool)
     where = np.flatnonzero(dialled_abroad)
     if len(where):
-        part = _international(remainders[where], after_plus=False, default=default)
-        outcome.e164[where] = part.e164
-        outcome.fallback[where] = part.fallback
+        outcome.take(where, _international(remainders[where], after_plus=False, default=default))
 
     home = np.flatnonzero(~dialled_abroad)
     code_text = str(region_code)
@@ -344,14 +381,10 @@ def _national(digits: np.ndarray, default: Rules, region_code: int) -> Outcome:
         with_code[np.flatnonzero(starts)[take]] = True
         if take.any():
             picked = home[with_code]
-            part = _finish(region_code, rest[take], rules_for_country_code(region_code))
-            outcome.e164[picked] = part.e164
-            outcome.fallback[picked] = part.fallback
+            outcome.take(picked, _finish(region_code, rest[take], rules_for_country_code(region_code)))
     plain = home[~with_code]
     if len(plain):
-        part = _finish(region_code, digits[plain], default)
-        outcome.e164[plain] = part.e164
-        outcome.fallback[plain] = part.fallback
+        outcome.take(plain, _finish(region_code, digits[plain], default))
     return outcome
 
 
@@ -375,6 +408,5 @@ def evaluate(digits: np.ndarray, plus: np.ndarray, region: str) -> Outcome:
             part = _international(digits[where], after_plus=True, default=default)
         else:
             part = _national(digits[where], default, default.metadata.country_code)
-        outcome.e164[where] = part.e164
-        outcome.fallback[where] = part.fallback
+        outcome.take(where, part)
     return outcome

@@ -101,14 +101,13 @@ def undo_spreadsheet(text: str) -> tuple[str, bool]:
     return text, False
 
 
-def _phonenumbers_e164(text: str, region: str, *, known_invalid: bool = False) -> tuple[str | None, str | None]:
-    """(E.164, None) for a number phonenumbers finds valid, else (None, skip reason). `known_invalid`: the
-    caller knows it is not valid and asks only why (`is_valid_number` is the dearest question)."""
+def _phonenumbers_e164(text: str, region: str) -> tuple[str | None, str | None]:
+    """(E.164, None) for a number phonenumbers finds valid, else (None, skip reason)."""
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as error:
         return None, _PARSE_ERRORS.get(error.error_type, NOT_A_NUMBER)
-    if known_invalid or not phonenumbers.is_valid_number(number):
+    if not phonenumbers.is_valid_number(number):
         return None, _NOT_POSSIBLE.get(phonenumbers.is_possible_number_with_reason(number), INVALID)
     return phonenumbers.format_number(number, PhoneNumberFormat.E164), None
 
@@ -190,26 +189,34 @@ def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np
     digits = np.array(fast_digits, dtype=object)
     outcome = phone_rules.evaluate(digits, np.array(fast_plus, dtype=bool), region)
     phones[where] = outcome.e164
+    reasons[where] = _reasons_of(outcome.why)
     slow.extend(where[outcome.fallback].tolist())
 
     # "00" read as "+": only for numbers invalid as written (see the module's docstring).
     retry = np.flatnonzero(~outcome.fallback & (outcome.e164 == None))  # noqa: E711 (element-wise)
-    retry = np.array([i for i in retry if texts[where[i]].startswith("00")], dtype=np.int64)
+    retry = [i for i in retry if texts[where[i]].startswith("00")]
+    # A short rest ("+53") fails phonenumbers' first check, that a number has three digits: its own to say.
+    slow.extend(where[i] for i in retry if len(digits[i]) - 2 < _SIMPLE_MIN_DIGITS)
+    retry = np.array([i for i in retry if len(digits[i]) - 2 >= _SIMPLE_MIN_DIGITS], dtype=np.int64)
     if len(retry):
         again = phone_rules.evaluate(
             np.array([digits[i][2:] for i in retry], dtype=object), np.ones(len(retry), dtype=bool), region)
         phones[where[retry]] = again.e164
+        reasons[where[retry]] = _reasons_of(again.why)
         slow.extend(where[retry[again.fallback]].tolist())
 
     for index in slow:
         phones[index], reasons[index] = normalise(texts[index], region)
-    # The fast path says valid or not; why not is phonenumbers' to say (each distinct value once).
-    for index in np.flatnonzero((phones == None) & (reasons == None)):  # noqa: E711 (element-wise)
-        reasons[index] = _why_invalid(texts[index], region)
     return phones, reasons
 
 
-def _why_invalid(text: str, region: str) -> str:
-    """The skip reason of a number phonenumbers found invalid (as written, and read as international when it
-    starts with 00): what `normalise` says, without asking `is_valid_number` again."""
-    return _phonenumbers_e164("+" + text[2:] if text.startswith("00") else text, region, known_invalid=True)[1]
+def _reasons_of(why: np.ndarray) -> np.ndarray:
+    """The fast path's verdicts (phone_rules.Why, in phonenumbers' words) as skip reasons."""
+    reasons = np.full(len(why), None, dtype=object)
+    for verdict in set(why.tolist()) - {None}:
+        if verdict.parse_error is not None:
+            reason = _PARSE_ERRORS.get(verdict.parse_error, NOT_A_NUMBER)
+        else:
+            reason = _NOT_POSSIBLE.get(verdict.possibility, INVALID)
+        reasons[why == verdict] = reason
+    return reasons

@@ -96,6 +96,10 @@ def test_fast_path_equals_phonenumbers_for_other_default_regions(region):
     values = [adversarial_phone(rng) for _ in range(2500)]
     # Then the fast path agrees with phonenumbers on every one
     assert differences(values, region) == []
+    # and says why each invalid one is as the one-at-a-time definition does
+    _, reasons = phones.normalise_many(values, region)
+    assert [(value, reason) for value, reason in zip(values, reasons, strict=True)
+            if reason != phones.normalise(value, region)[1]] == []
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
