@@ -19,6 +19,13 @@ def kick_pacer(account_name: str | None = None) -> None:
     pace_now(account_name, limiter=get_limiter())
 
 
+def start_ingest(job_id: int) -> None:
+    """Hand an ingest job (campaigns.ingest.jobs) to a worker: task `blast.ingest` on the `ingest` queue."""
+    from workers.tasks import publish_ingest
+
+    publish_ingest(job_id)
+
+
 def gateway_providers() -> tuple[str, ...]:
     """The name of every gateway Blast has a module for."""
     from workers.providers.registry import providers

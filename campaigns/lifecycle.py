@@ -15,7 +15,7 @@ from sqlalchemy import select
 from campaigns import dispatch
 from campaigns.db import get_engine, session_scope
 from campaigns.errors import BlastError, NotFound
-from campaigns.models import Account, Campaign, Message, utcnow
+from campaigns.models import Account, Campaign, IngestJob, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
 from campaigns.states import HELD_CODE, CampaignStatus, MessageState, PauseReason
 from campaigns.transitions import move_campaigns, transition
@@ -53,7 +53,12 @@ def parse_when(value: str | None) -> datetime | None:
 
 def create_campaign(*, account: AccountConfig, template: str, name: str | None, media_url: str | None,
                     region: str, source_file: str | None, options: dict | None, quiet_hours: str | None = None,
-                    schedule_id: int | None = None, occurrence: str | None = None) -> int:
+                    schedule_id: int | None = None, occurrence: str | None = None, ingest: dict | None = None
+                    ) -> tuple[int, int | None]:
+    """A draft campaign, and with `ingest` (campaigns.ingest.jobs.add's options) its ingest job of
+    `source_file`, in one transaction. Returns (campaign id, job id or None)."""
+    from campaigns.ingest import jobs
+
     with session_scope() as session:
         sync_account(session, account)
         campaign = Campaign(
@@ -63,36 +68,50 @@ def create_campaign(*, account: AccountConfig, template: str, name: str | None, 
             schedule_id=schedule_id, occurrence=occurrence,
         )
         session.add(campaign)
+        session.flush()
+        job = jobs.add(session, campaign.id, source_file, **ingest) if ingest is not None else None
         session.commit()
-        return campaign.id
+        return campaign.id, (job.id if job is not None else None)
 
 
 def launch(path: str | Path, *, account_name: str, template: str, name: str | None = None,
            media_url: str | None = None, at: datetime | None = None, region: str = "UG",
            phone_column: str | None = None, options: dict | None = None, start: bool = True,
-           quiet_hours: str | None = None) -> tuple[int, dict]:
+           quiet_hours: str | None = None, background: bool = False, discard_file: bool = False,
+           display_name: str | None = None, on_progress=None) -> tuple[int, dict]:
     """Create a campaign from a contact file and start it now or at `at`. Returns (id, ingest report).
 
+    The file is read by the campaign's ingest job (campaigns.ingest.jobs): here, unless `background`, when a
+    worker reads it (task `blast.ingest`) and the report is empty. Read here, a file that cannot be read
+    leaves no campaign behind, and neither does an interruption (Ctrl-C); a process killed mid-ingest leaves
+    the job to a worker, which goes on where it stopped. `on_progress(report, fraction read)` follows each chunk.
     `quiet_hours` ("21:00-08:00", in each recipient's local time; see campaigns.quiet_hours): a message
-    due inside its recipient's window waits for the window's end.
+    due inside its recipient's window waits for the window's end. `discard_file`: delete the file once read.
+    `display_name`: the file's name as the operator knows it, in the reasons a file is refused.
     """
     from campaigns import quiet_hours as quiet
+    from campaigns.ingest import jobs
 
     account = get_account(account_name)
     window = quiet.normalise(quiet_hours)
     path = Path(path)
-    campaign_id = create_campaign(account=account, template=template, name=name, media_url=media_url,
-                                  region=region, source_file=str(path), options=options, quiet_hours=window)
+    campaign_id, job_id = create_campaign(
+        account=account, template=template, name=name, media_url=media_url, region=region,
+        source_file=str(path), options=options, quiet_hours=window,
+        ingest=dict(phone_column=phone_column, launch_at=at, start=start, discard_file=discard_file,
+                    display_name=display_name))
+    if background:
+        dispatch.start_ingest(job_id)
+        return campaign_id, {}
+    engine = get_engine()
     try:
-        report = ingest_into(campaign_id, path, account=account, template=template, region=region,
-                             media_url=media_url, options=options, phone_column=phone_column,
-                             timing=quiet_timing(window))
-    except Exception:
+        jobs.run(engine, job_id, on_progress=on_progress)
+    except BaseException:
         _delete_campaign(campaign_id)
         raise
-    if start:
-        schedule_start(campaign_id, at)
-    return campaign_id, _report_dict(report)
+    with engine.connect() as connection:
+        report = connection.execute(select(IngestJob.report).where(IngestJob.id == job_id)).scalar_one()
+    return campaign_id, json.loads(report)
 
 
 def quiet_timing(window: str | None, timing=None):
@@ -126,21 +145,29 @@ def _delete_campaign(campaign_id: int) -> None:
 
     with get_engine().begin() as connection:
         connection.execute(delete(Message).where(Message.campaign_id == campaign_id))
+        connection.execute(delete(IngestJob).where(IngestJob.campaign_id == campaign_id))
         connection.execute(delete(Campaign).where(Campaign.id == campaign_id))
+
+
+def start_draft(connection, campaign_id: int, at: datetime | None = None) -> str | None:
+    """draft -> running (now) or scheduled (at a later time), in the caller's transaction; the new status, or
+    None when the campaign is not a draft (any more)."""
+    now = utcnow()
+    later = at is not None and at > now
+    status = C.SCHEDULED if later else C.RUNNING
+    changed = move_campaigns(connection, where=[Campaign.id == campaign_id], expected=C.DRAFT, to=status,
+                             launch_at=at or now, started_at=None if later else now)
+    return status if changed else None
 
 
 def schedule_start(campaign_id: int, at: datetime | None = None) -> str:
     """draft -> running (now) or scheduled (at a later time)."""
-    now = utcnow()
-    later = at is not None and at > now
-    status = C.SCHEDULED if later else C.RUNNING
     with get_engine().begin() as connection:
-        changed = move_campaigns(connection, where=[Campaign.id == campaign_id], expected=C.DRAFT, to=status,
-                                 launch_at=at or now, started_at=None if later else now)
-    if not changed:
+        status = start_draft(connection, campaign_id, at)
+    if status is None:
         raise BlastError(f"campaign {campaign_id} is not a draft")
-    if not later:
-        _kick(campaign_id)
+    if status == C.RUNNING:
+        kick(campaign_id)
     return status
 
 
@@ -185,14 +212,18 @@ def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str 
 def resume(campaign_id: int) -> None:
     """Running again; an answer a gateway gave before now (quota, auth, content) never pauses it again."""
     _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, resumed_at=utcnow())
-    _kick(campaign_id)
+    kick(campaign_id)
 
 
 def cancel(campaign_id: int) -> int:
-    """The campaign ends now: every message not yet sent is cancelled. Returns how many."""
+    """The campaign ends now: every message not yet sent is cancelled (and a draft's list stops being read).
+    Returns how many."""
+    from campaigns.ingest import jobs
+
     _set_status(campaign_id, allowed=CANCELLABLE, to=C.CANCELLED,
                 finished_at=utcnow())
     with get_engine().begin() as connection:
+        jobs.discard_for_campaign(connection, campaign_id)
         ids = connection.execute(
             select(Message.id).where(Message.campaign_id == campaign_id,
                                      Message.state.in_([M.PENDING, M.QUEUED]))
@@ -223,7 +254,7 @@ def retry(campaign_id: int, reason: str | None = None) -> int:
             reopen_finished(session, [campaign_id])
         session.commit()
     if moved:
-        _kick(campaign_id)
+        kick(campaign_id)
     return moved
 
 
@@ -234,7 +265,7 @@ def reopen_finished(connection, campaign_ids) -> None:
                    finished_at=None)
 
 
-def _kick(campaign_id: int) -> None:
+def kick(campaign_id: int) -> None:
     with session_scope() as session:
         account_name = _get(session, campaign_id).account_name
     try:

@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from campaigns.states import CampaignStatus, MessageState
+from campaigns.states import CampaignStatus, IngestStatus, MessageState
 
 # A 64-bit id on Postgres; SQLite only auto-increments a column declared exactly INTEGER.
 BIG_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+_NOW = text("CURRENT_TIMESTAMP")
 
 
 def utcnow() -> datetime:
@@ -60,15 +63,6 @@ class Campaign(SQLModel, table=True):
 
 class Message(SQLModel, table=True):
     __table_args__ = (
-        # One live message per recipient and campaign; skipped rows (duplicates among them) are kept.
-        Index(
-            "uq_message_campaign_phone",
-            "campaign_id",
-            "phone",
-            unique=True,
-            sqlite_where=text("state != 'skipped'"),
-            postgresql_where=text("state != 'skipped'"),
-        ),
         Index("ix_message_campaign_state", "campaign_id", "state", "next_attempt_at"),
         # Partial: rows being ingested (pending, no provider id) cost these indexes nothing.
         Index("ix_message_provider_id", "provider_message_id",
@@ -83,7 +77,11 @@ class Message(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
-    campaign_id: int = Field(foreign_key="campaign.id")
+    # No foreign key: Postgres would check it with a query per inserted row, a third of a million-row ingest's
+    # time. Messages are written only by an ingest holding its campaign's job (campaigns.ingest.jobs), and
+    # deleted with their campaign. Nor a unique (campaign, phone) index, for a half of what was left: the
+    # ingest keeps one live message per recipient and checks it in one query before the campaign may start.
+    campaign_id: int
     row_number: int | None = None  # the source file's row as a spreadsheet shows it (the header is row 1)
     phone: str | None = Field(default=None, max_length=20)  # E.164, None when invalid
     raw_phone: str | None = Field(default=None, max_length=64)
@@ -91,7 +89,8 @@ class Message(SQLModel, table=True):
     body: str | None = Field(default=None, sa_column=Column(Text))
     state: str = Field(default=MessageState.PENDING, max_length=16)
     skip_reason: str | None = Field(default=None, max_length=200)
-    attempts: int = 0
+    # Server defaults too: an ingest's COPY leaves these three out (campaigns.ingest.writers).
+    attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     next_attempt_at: datetime | None = None
     send_at: datetime | None = None  # earliest send time (relative reminders, quiet hours)
     timezone: str | None = Field(default=None, max_length=64)  # recipient's IANA zone (quiet hours)
@@ -100,14 +99,39 @@ class Message(SQLModel, table=True):
     cost: str | None = Field(default=None, max_length=32)
     error_code: str | None = Field(default=None, max_length=64)
     error_reason: str | None = Field(default=None, sa_column=Column(Text))
-    created_at: datetime = Field(default_factory=utcnow)
-    updated_at: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"server_default": _NOW})
+    updated_at: datetime = Field(default_factory=utcnow, sa_column_kwargs={"server_default": _NOW})
     queued_at: datetime | None = None
     submitted_at: datetime | None = None
     sent_at: datetime | None = None
     delivered_at: datetime | None = None
     read_at: datetime | None = None
     failed_at: datetime | None = None
+
+
+class IngestJob(SQLModel, table=True):
+    """A contact file being read into a campaign's messages (campaigns.ingest.jobs), resumable: the rows up to
+    `rows_done` are written, in the same transactions that moved it. Counts are the ingest report so far."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", unique=True)
+    status: str = Field(default=IngestStatus.QUEUED, max_length=16)
+    source_file: str = Field(sa_column=Column(Text, nullable=False))
+    upload_token: str | None = Field(default=None, max_length=64)  # the web upload it came from (deleted when done)
+    # How to read the file and start the campaign: phone_column, sheet, launch_at (ISO), start, kind (JSON text).
+    options: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
+    rows_done: int = 0  # the last row (as the spreadsheet shows it) whose message is written
+    rows: int = 0
+    valid: int = 0
+    skipped: int = 0
+    report: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    attempts: int = 0  # times a worker took it
+    lease_token: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    finished_at: datetime | None = None
 
 
 class Attempt(SQLModel, table=True):

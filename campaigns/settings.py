@@ -37,13 +37,13 @@ class Settings(BaseSettings):
     redis_url: str | None = None
     config: Path = Path("blast.toml")
     public_url: str = "http://127.0.0.1:8000"
-    max_upload_bytes: int = 200 * 1024 * 1024
+    max_upload_bytes: int = 1024 * 1024 * 1024
     # The largest webhook body read (BLAST_WEBHOOK_MAX_BYTES): past it the answer is 413, without reading the
     # rest. HTTP API inbox reports may come as multipart with the media file, which is not kept.
     webhook_max_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
     ingest_chunk_rows: int = 100_000
     # Bounds on what one contact file may hold (campaigns/ingest/sources.py; README "Uploads are bounded").
-    max_rows_per_file: int = Field(default=1_000_000, gt=0)  # non-blank data rows; more: the file is refused
+    max_rows_per_file: int = Field(default=10_000_000, gt=0)  # non-blank data rows; more: the file is refused
     max_cell_chars: int = Field(default=10_000, gt=0)  # a longer cell makes its row a reject
     max_unpacked_bytes: int = Field(default=512 * 1024 * 1024, gt=0)  # a workbook's parts together, unpacked
     max_shared_strings_bytes: int = Field(default=64 * 1024 * 1024, gt=0)  # its shared-strings part, unpacked
@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     queued_timeout_seconds: float = 60.0  # queued longer than this: the broker forgot it; pending again
     sending_timeout_seconds: float = 120.0  # sending longer than this: the worker died; unknown
     reconcile_every_seconds: float = 10.0
+    # An ingest job's lease (campaigns.ingest.jobs): renewed by every chunk written; a run that stops renewing
+    # it (its process died) is taken over by the reconciler's sweep after this long.
+    ingest_lease_seconds: float = Field(default=30.0, gt=0)
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
     schedule_tick_seconds: float = Field(default=5.0, gt=0)

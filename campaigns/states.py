@@ -102,6 +102,17 @@ CAMPAIGN_MOVES: frozenset[tuple[CampaignStatus, CampaignStatus]] = frozenset(
 )
 
 
+class IngestStatus(StrEnum):
+    """An ingest job's (campaigns.ingest.jobs): queued for a worker, running under a lease, done (the campaign
+    launched), failed (with its reason; the operator retries or discards it), discarded (its draft cancelled)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    DISCARDED = "discarded"
+
+
 class PauseReason(StrEnum):
     USER = "user"
     QUOTA = "quota"

@@ -1,8 +1,11 @@
 """The Celery app: configured from Blast's settings, tasks grouped by area, one queue per kind of work.
 
 Queues: `send` (send tasks, the hot path), `pace` (pacer and reconciler), `reports` (delivery-report
-polling, balance checks, reminder blasts). Delivery guarantees come from the database, not the broker:
-tasks are acknowledged late and a redelivered task finds its messages already claimed and does nothing.
+polling, balance checks, reminder blasts), `ingest` (contact files read into campaigns: CPU-heavy, so the
+deployed shape gives it a worker process of its own, away from the sending threads).
+
+Delivery guarantees come from the database, not the broker: tasks are acknowledged late and a redelivered
+task finds its messages already claimed (or its ingest job leased) and does nothing.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ broker_files.install()  # the embedded default's filesystem broker, without komb
 # pacer never publishes a countdown longer than a few seconds, so nothing legitimately runs this long.
 VISIBILITY_TIMEOUT_SECONDS = 300
 
-QUEUES = ("send", "pace", "reports")
+QUEUES = ("send", "pace", "reports", "ingest")
 
 
 def _transport_options(broker_url: str) -> dict:
@@ -58,6 +61,7 @@ def create_app() -> Celery:
             "blast.send_messages": {"queue": "send"},
             "blast.pace": {"queue": "pace"},
             "blast.reconcile": {"queue": "pace"},
+            "blast.ingest": {"queue": "ingest"},
             "blast.*": {"queue": "reports"},
         },
         worker_hijack_root_logger=False,
@@ -81,6 +85,15 @@ def configure(celery: Celery) -> None:
     if "amqp" in celery.__dict__:
         celery.amqp._producer_pool = None
     pools.reset()
+
+
+def ensure_configured(celery: Celery) -> None:
+    """configure(), when the settings name another broker (or folder) than the app was configured with (a
+    process that read its settings again: the tests, the demo)."""
+    broker_url = get_settings().broker_url
+    if (celery.conf.broker_url != broker_url
+            or celery.conf.broker_transport_options != _transport_options(broker_url)):
+        configure(celery)
 
 
 app = create_app()

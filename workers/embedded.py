@@ -12,7 +12,7 @@ import threading
 
 from celery.worker import WorkController
 
-from workers import pacer, reconciler
+from workers import pacer
 from workers.app import QUEUES, app, configure
 
 log = logging.getLogger("blast.embedded")
@@ -52,7 +52,7 @@ class EmbeddedWorker:
 
     def _tick(self) -> None:
         from workers.rate_limits import get_limiter
-        from workers.tasks import publish_send
+        from workers.tasks import publish_send, reconcile_now
 
         limiter = get_limiter()
         since_reconcile = RECONCILE_EVERY_SECONDS
@@ -61,7 +61,7 @@ class EmbeddedWorker:
                 pacer.pace(publish=publish_send, limiter=limiter)
                 since_reconcile += PACE_EVERY_SECONDS
                 if since_reconcile >= RECONCILE_EVERY_SECONDS:
-                    reconciler.reconcile()
+                    reconcile_now()
                     since_reconcile = 0.0
             except Exception:
                 log.exception("pacing round failed; trying again")

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from campaigns import lifecycle
-from campaigns.cli.output import console, err_console
+from campaigns.cli.output import console, err_console, reading_progress
 from campaigns.errors import BlastError
 from campaigns.settings import get_settings
 
@@ -51,10 +51,11 @@ def launch(
     from campaigns.db import migrate
 
     migrate()
-    campaign_id, report = lifecycle.launch(
-        file, account_name=account, template=read_template(template), name=name, media_url=media_url,
-        at=lifecycle.parse_when(at), region=region, phone_column=phone_column, quiet_hours=quiet_hours,
-    )
+    with reading_progress(file.name) as progress:
+        campaign_id, report = lifecycle.launch(
+            file, account_name=account, template=read_template(template), name=name, media_url=media_url,
+            at=lifecycle.parse_when(at), region=region, phone_column=phone_column, quiet_hours=quiet_hours,
+            on_progress=progress)
     typer.echo(campaign_id)
     err_console.print(f"{report.get('valid', 0)} recipients, {report.get('rows', 0) - report.get('valid', 0)} "
                       f"skipped", highlight=False)

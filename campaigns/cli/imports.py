@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from campaigns.cli.output import console
+from campaigns.cli.output import console, reading_progress
 
 commands = typer.Typer()
 
@@ -47,8 +47,9 @@ def import_contacts(
     stream = ingest.read_contacts(file, region=region, phone_column=phone_column, sheet=sheet,
                                   opted_out=_optouts_if_database_exists())
     chunks = stream if rejects is None else ingest.write_rejects(rejects, stream)
-    for _chunk in chunks:
-        pass
+    with reading_progress(file.name) as progress:
+        for _chunk in chunks:
+            progress(stream.report, stream.source.fraction_read())
     report = stream.report
     if as_json:
         typer.echo(json.dumps(report.as_dict()))

@@ -33,7 +33,7 @@ def check_configuration() -> None:
 def worker(
     ctx: typer.Context,
     concurrency: Annotated[int, typer.Option("-c", "--concurrency", help="threads sending at once")] = 16,
-    queues: Annotated[str, typer.Option("-Q", "--queues", help="queues to consume")] = "send,pace,reports",
+    queues: Annotated[str, typer.Option("-Q", "--queues", help="queues to consume")] = "send,pace,reports,ingest",
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
 ) -> None:
     """A Celery worker (thread pool: sending waits on the network, not the CPU). Extra flags go to celery."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import re
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 
 from campaigns import templates
 from campaigns.ingest import phones
+from campaigns.ingest.seen import SeenNumbers
 from campaigns.ingest.sources import (
     OVERLONG,
     ROW_NUMBER,
@@ -38,8 +39,16 @@ from campaigns.ingest.sources import (
 from campaigns.ingest.timing import KEY, SEND_AT, ZONE, RowTiming
 from campaigns.settings import get_settings
 
-__all__ = ["ContactStream", "IngestError", "IngestReport", "load_messages", "load_optouts", "read_contacts",
-           "write_rejects"]
+__all__ = ["ContactStream", "IngestError", "IngestReport", "Resume", "load_messages", "load_optouts",
+           "read_contacts", "write_rejects"]
+
+# Called after each chunk is read with the last row read, the report so far and how much of the file is read
+# (0 to 1, None when the source cannot tell); returns what to run in the chunk's transaction
+# (campaigns.ingest.writers.Checkpoint), or None.
+OnChunk = Callable[[int, "IngestReport", float | None], Callable | None]
+
+# A helper process (phones.AheadOfTime) costs about half a second to start: worth it from chunks this big.
+HELPER_MIN_CHUNK_ROWS = 20_000
 
 DUPLICATE = "duplicate"
 OPTED_OUT = "opted out"
@@ -114,6 +123,28 @@ class IngestReport:
                 "invalid": self.invalid, "opted_out": self.opted_out,
                 "reasons": dict(self.reasons.most_common())}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> IngestReport:
+        """The report `as_dict` gave (an interrupted ingest's, kept by its job)."""
+        return cls(rows=data.get("rows", 0), valid=data.get("valid", 0), duplicates=data.get("duplicates", 0),
+                   invalid=data.get("invalid", 0), opted_out=data.get("opted_out", 0),
+                   reasons=Counter(data.get("reasons", {})))
+
+
+@dataclass
+class Resume:
+    """Where an interrupted ingest goes on from: after row `after_row` (as the spreadsheet numbers it), with
+    the recipients already written (`seen`: E.164 digits as ints) and the report of the rows up to there."""
+
+    after_row: int = 0
+    seen: SeenNumbers = field(default_factory=SeenNumbers)
+    report: IngestReport = field(default_factory=IngestReport)
+
+
+def seen_key(e164: str) -> int:
+    """A recipient as the duplicate check keeps it: E.164 digits fit an int64."""
+    return int(e164[1:])
+
 
 class ContactStream:
     """The chunks of one contact file, and the report built while they are read.
@@ -126,7 +157,8 @@ class ContactStream:
     """
 
     def __init__(self, source: ContactSource, phone_position: int, *, region: str, opted_out: frozenset[str],
-                 chunk_rows: int, timing: RowTiming | None = None, max_rows: int | None = None):
+                 chunk_rows: int, timing: RowTiming | None = None, max_rows: int | None = None,
+                 resume: Resume | None = None):
         self.source = source
         self.max_rows = max_rows or get_settings().max_rows_per_file
         self.cell_cap = get_settings().max_cell_chars
@@ -137,24 +169,51 @@ class ContactStream:
         self.region = region
         self.opted_out = opted_out
         self.chunk_rows = chunk_rows
-        self.report = IngestReport()
+        resume = resume or Resume()
+        self.start_after = resume.after_row
+        self.report = resume.report
+        self.last_row = resume.after_row  # the last row read so far, as the spreadsheet numbers it
         identifiers = source.header.identifiers
         self.phone_column = source.header.names[phone_position]
         self._phone_identifier = identifiers[phone_position]
         self.variables = [name for name in identifiers if name != self._phone_identifier]
-        self._seen: set[int] = set()
+        self._seen = resume.seen
         self._consumed = False
 
     def __iter__(self) -> Iterator[pd.DataFrame]:
         if self._consumed:
             raise RuntimeError("a contact stream can be read once")
         self._consumed = True
-        for frame in self.source.chunks(self.chunk_rows):
-            chunk = self._process(frame)
-            if len(chunk):
-                yield chunk
+        # From the second chunk on, a helper process checks the next chunk's numbers while this process handles
+        # the current chunk (phones.AheadOfTime): a big file is read on two cores.
+        helper = None
+        ahead: tuple[pd.DataFrame, object] | None = None
+        finished = False
+        try:
+            for frame in self.source.chunks(self.chunk_rows):
+                if ahead is None:
+                    ahead = (frame, None)
+                    continue
+                if helper is None and self.chunk_rows >= HELPER_MIN_CHUNK_ROWS:
+                    helper = phones.AheadOfTime(self.region)
+                verdicts = (helper.submit(frame[self._phone_identifier].to_numpy(dtype=object))
+                            if helper is not None else None)
+                chunk = self._process(*ahead)
+                ahead = (frame, verdicts)
+                if len(chunk):
+                    yield chunk
+            if ahead is not None:
+                chunk = self._process(*ahead)
+                if len(chunk):
+                    yield chunk
+            finished = True
+        finally:
+            if helper is not None:
+                helper.close(finished=finished)
 
-    def _process(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def _process(self, frame: pd.DataFrame, verdicts=None) -> pd.DataFrame:
+        """One chunk read: its rows checked; `verdicts` (a future) holds its phone cells' verdicts when a
+        helper checked them."""
         cells = frame.drop(columns=[ROW_NUMBER, OVERLONG])
         overlong = frame[OVERLONG].to_numpy(dtype=object)
         filled = ~pd.isna(overlong)  # a row whose long cell was blanked is not a blank row
@@ -164,10 +223,19 @@ class ContactStream:
         if self._rows_seen > self.max_rows:
             raise IngestError(f"{self.source.path.name}: more than {self.max_rows:,} rows, the limit per file "
                               f"(BLAST_MAX_ROWS_PER_FILE); split it into smaller files")
+        if len(frame):
+            self.last_row = int(frame[ROW_NUMBER].iat[-1])
+        if self.start_after:  # resumed: the rows up to here were written before
+            filled &= frame[ROW_NUMBER].to_numpy() > self.start_after
+        if verdicts is not None:
+            e164, reasons = verdicts.result()
+            if not filled.all():
+                e164, reasons = e164[filled], reasons[filled]
         if not filled.all():
             frame, overlong = frame[filled], overlong[filled]
         raw = frame[self._phone_identifier].to_numpy(dtype=object)
-        e164, reasons = phones.normalise_many(raw, self.region)
+        if verdicts is None:
+            e164, reasons = phones.normalise_many(raw, self.region)
         too_long = ~pd.isna(overlong)
         if too_long.any():
             e164[too_long] = None
@@ -208,24 +276,23 @@ class ContactStream:
             opted = np.array([e164[i] in self.opted_out for i in candidates], dtype=bool)
             reasons[candidates[opted]] = OPTED_OUT
             candidates = candidates[~opted]
-        seen = self._seen
-        for index in candidates:
-            key = int(e164[index][1:])  # E.164 digits fit an int: a set of ints is half the memory
-            if key in seen:
-                reasons[index] = DUPLICATE
-            else:
-                seen.add(key)
+        if not len(candidates):
+            return
+        keys = np.fromiter((seen_key(number) for number in e164[candidates]), dtype=np.int64, count=len(candidates))
+        reasons[candidates[~self._seen.first_time(keys)]] = DUPLICATE
 
 
 def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phone_column: str | None = None,
                   sheet: str | None = None, chunk_rows: int | None = None,
                   opted_out: Iterable[str] = (), max_bytes: int | None = None,
-                  timing: RowTiming | None = None, max_rows: int | None = None) -> ContactStream:
+                  timing: RowTiming | None = None, max_rows: int | None = None,
+                  resume: Resume | None = None) -> ContactStream:
     """Open a contact file and stream its chunks (see ContactStream); whole-file problems raise now.
 
     `region` is the default region for numbers written without a country code; `opted_out` holds E.164
     numbers; `chunk_rows`, `max_bytes` and `max_rows` default to the settings (BLAST_INGEST_CHUNK_ROWS,
     BLAST_MAX_UPLOAD_BYTES, BLAST_MAX_ROWS_PER_FILE). `timing` adds per-row send times and zones (see ContactStream).
+    `resume` goes on after an interrupted ingest's last written row.
     """
     settings = get_settings()
     region = phones.check_region(region)
@@ -235,7 +302,7 @@ def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phon
         position = find_phone_column(source.header.names, source.header.identifiers, phone_column, path.name)
         return ContactStream(source, position, region=region, opted_out=frozenset(opted_out),
                              chunk_rows=max(1, chunk_rows or settings.ingest_chunk_rows), timing=timing,
-                             max_rows=max_rows)
+                             max_rows=max_rows, resume=resume)
     except IngestError:
         if hasattr(source, "workbook"):
             source.workbook.close()
@@ -283,20 +350,24 @@ def variables_json(chunk: pd.DataFrame, variables: list[str]) -> list[str]:
 def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region: str = phones.DEFAULT_REGION,
                   template: str, provider: str, kind: str = "text", phone_column: str | None = None,
                   sheet: str | None = None, chunk_rows: int | None = None,
-                  max_bytes: int | None = None, timing: RowTiming | None = None) -> IngestReport:
+                  max_bytes: int | None = None, timing: RowTiming | None = None, resume: Resume | None = None,
+                  on_chunk: OnChunk | None = None) -> IngestReport:
     """Read a contact file into message rows of a campaign: `pending` to send, `skipped` with a reason.
 
     Each valid recipient's text is rendered from `template` (and skipped when a variable is missing or
-    the text is over the `provider`'s limit for `kind`). Opt-outs are read once, at the start. On
-    Postgres all rows arrive in one COPY, in one transaction; on SQLite in one transaction per chunk.
-    `timing` (campaigns.ingest.timing) gives rows their send time, zone and key (relative reminders,
-    quiet hours). Returns the report (`as_dict()` gives the `blast import --json` shape).
+    the text is over the `provider`'s limit for `kind`). Opt-outs are read once, at the start. Each chunk
+    is written in a transaction of its own (a COPY on Postgres), with what `on_chunk(last_row, report,
+    fraction read)` returns for it (campaigns.ingest.writers.Checkpoint): an ingest job's progress, committed
+    with its rows.
+    `resume` goes on after an interrupted ingest's last written row. `timing` (campaigns.ingest.timing) gives
+    rows their send time, zone and key (relative reminders, quiet hours). Returns the report (`as_dict()`
+    gives the `blast import --json` shape).
     """
     from campaigns.ingest.writers import writer_for
 
     compiled = templates.compile_template(template)
     stream = read_contacts(path, region=region, phone_column=phone_column, sheet=sheet, chunk_rows=chunk_rows,
-                           opted_out=load_optouts(engine), max_bytes=max_bytes, timing=timing)
+                           opted_out=load_optouts(engine), max_bytes=max_bytes, timing=timing, resume=resume)
     with writer_for(engine, campaign_id, timed=timing is not None) as writer:
         for chunk in stream:
             bodies = np.full(len(chunk), None, dtype=object)
@@ -311,6 +382,8 @@ def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region:
                     skip_reasons[valid[skipped]] = reasons[skipped]
                     chunk["skip_reason"] = skip_reasons
                     stream.report.skip_valid(reasons[skipped])
-            writer.write(chunk, bodies, variables_json(chunk, stream.variables))
+            checkpoint = (on_chunk(stream.last_row, stream.report, stream.source.fraction_read())
+                          if on_chunk is not None else None)
+            writer.write(chunk, bodies, variables_json(chunk, stream.variables), checkpoint)
     return stream.report
 

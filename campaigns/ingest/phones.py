@@ -148,12 +148,8 @@ def normalise_many(values: Iterable[object] | pd.Series, region: str = DEFAULT_R
     return out_phones, out_reasons
 
 
-def _digits_of_simple(text: str) -> str:
-    """The digits of a simple-shape value (see _SIMPLE_SHAPE)."""
-    if text.isdigit():
-        return text
-    return (text.replace(" ", "").replace("-", "").replace(".", "").replace("(", "").replace(")", "")
-            .replace("+", ""))
+# A simple-shape value's digits (see _SIMPLE_SHAPE): the other characters it may hold, deleted in one pass.
+_NOT_DIGITS = str.maketrans("", "", " -.()+")
 
 
 def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np.ndarray]:
@@ -166,6 +162,14 @@ def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np
     fast_plus: list[bool] = []
     slow: list[int] = []
     for index, text in enumerate(texts):
+        if text.isdigit() and text.isascii():  # the commonest shape, without a regular expression
+            if _SIMPLE_MIN_DIGITS <= len(text) <= _SIMPLE_MAX_DIGITS:
+                fast_index.append(index)
+                fast_digits.append(text)
+                fast_plus.append(False)
+            else:
+                slow.append(index)
+            continue
         if "." in text or "e" in text or "E" in text:
             text, rounded = undo_spreadsheet(text)
             if rounded:
@@ -176,7 +180,7 @@ def _normalise_distinct(values: np.ndarray, region: str) -> tuple[np.ndarray, np
         if match is None:
             slow.append(index)
             continue
-        number = _digits_of_simple(text)
+        number = text.translate(_NOT_DIGITS)
         if _SIMPLE_MIN_DIGITS <= len(number) <= _SIMPLE_MAX_DIGITS:
             fast_index.append(index)
             fast_digits.append(number)
@@ -220,3 +224,36 @@ def _reasons_of(why: np.ndarray) -> np.ndarray:
             reason = _NOT_POSSIBLE.get(verdict.possibility, INVALID)
         reasons[why == verdict] = reason
     return reasons
+
+
+class AheadOfTime:
+    """`normalise_many` in a helper process, so the next chunk's numbers are checked while the caller handles
+    the current one: a big file is read on two cores. `submit(values)` returns a future of (E.164, reasons).
+    Without a process to spare (a daemonic one may not start children), the work is done at once, here.
+
+    The helper is spawned, never forked (the caller may run threads: a worker's, the web app's); as with any
+    spawned process, a script that reads contact files must guard its main code with
+    `if __name__ == "__main__":` (Blast's own commands do)."""
+
+    def __init__(self, region: str):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.region = region
+        self.pool = None
+        if not multiprocessing.current_process().daemon:
+            self.pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, values: np.ndarray):
+        from concurrent.futures import Future
+
+        if self.pool is not None:
+            return self.pool.submit(normalise_many, values, self.region)
+        done = Future()
+        done.set_result(normalise_many(values, self.region))
+        return done
+
+    def close(self, *, finished: bool) -> None:
+        """Stop the helper: at the end of a file it is waited for; after a failure, not."""
+        if self.pool is not None:
+            self.pool.shutdown(wait=finished, cancel_futures=not finished)

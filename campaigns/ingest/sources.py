@@ -143,6 +143,10 @@ class ContactSource:
     def describe(self) -> str:
         raise NotImplementedError
 
+    def fraction_read(self) -> float | None:
+        """How much of the file has been read so far (0 to 1), when the source can tell."""
+        return None
+
 
 def _detect_encoding(path: Path, head: bytes) -> str:
     """UTF-8 (with or without BOM), UTF-16 with BOM, else cp1252, else latin-1 (which reads anything)."""
@@ -191,6 +195,31 @@ def _choose_delimiter(sample: str) -> str:
     return best
 
 
+class _CountingReader(io.RawIOBase):
+    """A binary file that counts the bytes read from it (how far a CSV's reading has come)."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.consumed = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.raw.readinto(buffer)
+        self.consumed += count or 0
+        return count
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.consumed += len(data)
+        return data
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
 class CsvSource(ContactSource):
     kind = "csv"
 
@@ -225,11 +254,18 @@ class CsvSource(ContactSource):
         shown = {"\t": "tab", ",": "comma", ";": "semicolon", "|": "pipe"}[self.delimiter]
         return f"CSV, {self.encoding}, {shown}-separated"
 
+    def fraction_read(self) -> float | None:
+        size = self.path.stat().st_size
+        return min(1.0, self._counter.consumed / size) if size and self._counter is not None else None
+
+    _counter = None
+
     def chunks(self, chunk_rows: int) -> Iterator[pd.DataFrame]:
         width = len(self.header.identifiers)
+        self._counter = _CountingReader(open(self.path, "rb"))  # noqa: SIM115 (closed with the reader below)
         try:
             reader = pd.read_csv(
-                self.path, sep=self.delimiter, header=None, skiprows=self.skip_lines,
+                self._counter, sep=self.delimiter, header=None, skiprows=self.skip_lines,
                 names=self.header.identifiers, usecols=range(width), dtype=str, keep_default_na=False,
                 na_filter=False, skip_blank_lines=False, encoding=self.encoding, chunksize=chunk_rows,
                 engine="c", index_col=False,
@@ -243,6 +279,8 @@ class CsvSource(ContactSource):
         except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as error:
             detail = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
             raise IngestError(f"{self.path.name}: not a readable CSV file ({detail})") from None
+        finally:
+            self._counter.close()
 
     def _blank_overlong(self, frame: pd.DataFrame) -> np.ndarray:
         """Each row's first header whose cell is over the cap (None if none); those cells blanked in place."""
@@ -282,6 +320,8 @@ class ExcelSource(ContactSource):
             else:
                 raise IngestError(f"{path.name}: no sheet named {sheet!r} "
                                   f"(sheets: {', '.join(self.workbook.sheetnames)})")
+            # The size the writer recorded: only an estimate (some record a wrong one), for progress bars.
+            self.declared_rows = self.sheet.max_row if isinstance(self.sheet.max_row, int) else None
             self.sheet.reset_dimensions()  # some writers record a wrong size; read what is there
             self.rows = self.sheet.iter_rows(values_only=True)
             names: list[str] = []
@@ -305,6 +345,13 @@ class ExcelSource(ContactSource):
 
     def describe(self) -> str:
         return f"Excel workbook, sheet {self.sheet.title!r}"
+
+    _rows_read = 0
+
+    def fraction_read(self) -> float | None:
+        if not self.declared_rows or self.declared_rows < 2:
+            return None
+        return min(0.99, self._rows_read / self.declared_rows)
 
     @contextmanager
     def _damage_is_an_ingest_error(self, row: int | None = None):
@@ -350,6 +397,7 @@ class ExcelSource(ContactSource):
                 chars += size
                 # Shared strings let a small sheet repeat a long text on every row: chunks end at a size too.
                 if len(records) >= chunk_rows or chars >= CHUNK_TEXT_CHARS:
+                    self._rows_read = number
                     yield self._frame(numbers, records, overlong)
                     numbers, records, overlong, chars = [], [], [], 0
             if records:

@@ -213,14 +213,23 @@ def _preview(upload: Upload, compiled, *, provider: str, region: str, phone_colu
 
 
 def _scheduled_folders() -> set[Path]:
-    """The upload folders a reminder schedule reads its contact file from (it reads it at every firing)."""
+    """The upload folders a reminder schedule reads its contact file from (it reads it at every firing), or
+    an ingest job not done yet reads from (a worker goes on reading it)."""
     from sqlalchemy import select
 
-    from campaigns.models import Schedule
+    from campaigns.models import IngestJob, Schedule
+    from campaigns.states import IngestStatus
 
     with get_engine().connect() as connection:
         files = connection.execute(select(Schedule.source_file)).scalars().all()
+        files += connection.execute(select(IngestJob.source_file).where(IngestJob.status.in_(
+            (IngestStatus.QUEUED, IngestStatus.RUNNING, IngestStatus.FAILED)))).scalars().all()
     return {Path(file).resolve().parent for file in files}
+
+
+def is_scheduled(upload: Upload) -> bool:
+    """A reminder schedule (or an unfinished ingest) reads this upload's file."""
+    return upload.path.parent.resolve() in _scheduled_folders()
 
 
 def discard(upload: Upload) -> bool:

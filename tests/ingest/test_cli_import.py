@@ -188,3 +188,22 @@ def test_rejects_file_neutralises_formula_cells(blast_home, tmp_path):
     with open(rejects, encoding="utf-8") as handle:
         cells = [cell for row in list(csv.reader(handle))[1:] for cell in row[1:]]
     assert len(cells) == 6 and not any(cell.startswith(("=", "+", "-", "@")) for cell in cells)
+
+
+def test_import_draws_a_progress_bar_on_a_terminal(blast_home, tmp_path, monkeypatch):
+    from rich.console import Console
+
+    from campaigns.cli import output
+
+    # given a file read in four chunks, and stderr a terminal
+    rows = [[f"+25677{row:07d}", f"Person {row}"] for row in range(40)]
+    path = write_csv(tmp_path / "contacts.csv", rows=rows)
+    monkeypatch.setenv("BLAST_INGEST_CHUNK_ROWS", "10")
+    terminal = Console(force_terminal=True, record=True, width=120)
+    monkeypatch.setattr(output, "err_console", terminal)
+    # when it is imported
+    result = blast_in_process("import", str(path), "--json")
+    # then the bar said how far it had come: the share of the file read and the rows to send
+    assert result.exit_code == 0, result.output
+    drawn = terminal.export_text()
+    assert "reading contacts.csv" in drawn and "40 rows, 40 to send" in drawn and "100%" in drawn

@@ -354,15 +354,29 @@ def test_load_messages_writes_nothing_when_the_file_is_unusable(engine, tmp_path
     assert messages(engine, campaign.id) == []
 
 
-def test_load_messages_rolls_back_when_the_database_refuses(engine, tmp_path):
-    # Given a campaign id that does not exist (the foreign key refuses every row)
-    make_campaign(engine)
-    path = write_csv(tmp_path / "contacts.csv")
-    # When loaded, then the error surfaces and no row stays behind
-    with pytest.raises(Exception, match=r"(?i)foreign key"):
-        ingest.load_messages(engine, 999_999, path, template=TEMPLATE, provider="socnet")
-    with engine.connect() as connection:
-        assert connection.execute(select(func.count()).select_from(Message)).scalar_one() == 0
+def test_each_chunk_is_written_with_its_checkpoint_or_not_at_all(engine, tmp_path):
+    # Given a file read two rows at a time, and a checkpoint that refuses the second chunk
+    campaign = make_campaign(engine)
+    path = write_csv(tmp_path / "contacts.csv", [["+256701000001"], ["+256701000002"], ["+256701000003"],
+                                                 ["+256701000004"], ["+256701000005"]], ["Phone"])
+    seen = []
+
+    def on_chunk(last_row, report, _fraction):
+        rows = report.rows  # the report goes on while the chunk is written: its progress is taken now
+
+        def checkpoint(connection):
+            if seen:
+                raise RuntimeError("refused")
+            seen.append((last_row, rows))
+        return checkpoint
+
+    # When loaded, then the refusal surfaces
+    with pytest.raises(RuntimeError, match="refused"):
+        ingest.load_messages(engine, campaign.id, path, template="Hi", provider="socnet", chunk_rows=2,
+                             on_chunk=on_chunk)
+    # and the first chunk is in, with the progress its checkpoint saw, and nothing of the second
+    assert seen == [(3, 2)]
+    assert sorted(message.row_number for message in messages(engine, campaign.id)) == [2, 3]
 
 
 def test_load_optouts_is_empty_without_a_schema(tmp_path):
@@ -371,3 +385,23 @@ def test_load_optouts_is_empty_without_a_schema(tmp_path):
     engine = db.engine_for(f"sqlite:///{(tmp_path / 'fresh.db').as_posix()}")
     assert ingest.load_optouts(engine) == frozenset()
     engine.dispose()
+
+
+def test_a_helper_process_checking_numbers_ahead_gives_the_same_chunks(tmp_path, monkeypatch):
+    from tests.support.samples import write_contacts_csv
+
+    # given 50,000 messy rows read 20,000 at a time: the numbers of each next chunk are checked by a helper
+    path = write_contacts_csv(tmp_path / "contacts.csv", 50_000, seed=11)
+    in_helper = []
+    submit = phones.AheadOfTime.submit
+    monkeypatch.setattr(phones.AheadOfTime, "submit",
+                        lambda self, values: in_helper.append(self.pool is not None) or submit(self, values))
+    stream, chunks, rows = read_all(path, chunk_rows=20_000)
+    assert in_helper == [True, True]  # the second and third chunks' numbers
+    # when the same file is read without the helper
+    monkeypatch.setattr(ingest, "HELPER_MIN_CHUNK_ROWS", 10**9)
+    alone, alone_chunks, alone_rows = read_all(path, chunk_rows=20_000)
+    # then every row, verdict and reason is the same, and so is the report
+    assert len(chunks) == len(alone_chunks) == 3
+    assert rows == alone_rows and stream.report.as_dict() == alone.report.as_dict()
+    assert 0 < stream.report.valid < stream.report.rows

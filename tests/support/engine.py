@@ -165,8 +165,10 @@ class BlastProcesses:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def kill(self, process: subprocess.Popen, sig=signal.SIGKILL) -> None:
+        """Stop the process (SIGKILL: no goodbye); it is no longer one of these processes."""
         os.killpg(process.pid, sig)
         process.wait(timeout=30)
+        self.processes.remove(process)
 
     def wait_until_answering(self, url: str, *, timeout: float = 60) -> None:
         """Wait for `url` to answer 200; fail at once, with the logs, if one of the processes has exited."""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -333,48 +332,48 @@ def test_no_secret_appears_on_the_new_pages(client, composing, sandbox):
             assert str(secret) not in body
 
 
-def test_big_upload_is_ingested_in_the_background(client, composing, monkeypatch):
+def test_big_upload_is_read_by_a_worker_and_its_page_follows_the_job(client, composing, monkeypatch, engine):
+    from workers.embedded import EmbeddedWorker
+
     token, url = composing
-    # given every upload counts as big
+    # given every upload counts as big, and no worker running yet
     monkeypatch.setattr(launches, "BACKGROUND_BYTES", 0)
     form = {"csrf_token": token, "account": "uganda", "template": "Hi {{ name }}", "phone_column": "Mobile No",
             "region": "UG", "name": "big one"}
-    # when it is launched, then the answer comes at once with the ingest's own page
+    # when it is launched, then the answer comes at once with the launch's own page
     answer = client.post(url + "/launch", follow_redirects=False, data=form)
     assert answer.status_code == 303 and answer.headers["location"].startswith("/launches/")
     job_url = answer.headers["location"]
+    campaign_id = int(job_url.rsplit("/", 1)[1])
+    # and that page counts the rows so far and reloads itself, and the draft's page says its list is being read
+    html = client.get(job_url).text
+    assert "0 rows so far" in html and 'http-equiv="refresh"' in html and "waiting for one" in html
+    assert "Its contact list is being read" in client.get(f"/campaigns/{campaign_id}").text
 
     def finished():
         progress = client.get(job_url, follow_redirects=False)
         return progress.headers["location"] if progress.status_code == 303 else None
 
-    # and that page leads to the campaign page once every row is in
-    campaign_url = wait_until(finished, timeout=30, message="the background ingest to finish")
-    assert campaign_url.startswith("/campaigns/")
-    report = client.get(campaign_url.split("?")[0] + "/progress.json").json()
-    assert report["name"] == "big one" and report["total"] == 3 and report["counts"]["skipped"] == 1
-    # and a launch that fails in the background is explained on that page
-    failing = client.post(uploaded(client, token) + "/launch", follow_redirects=False,
-                          data={**form, "phone_column": "Nope"})
-    failing_url = failing.headers["location"]
-    wait_until(lambda: client.get(failing_url).status_code == 400, timeout=30, message="the failure")
-    assert "Nope" in client.get(failing_url).text
-
-
-def test_background_launch_page_counts_rows_until_done(client, composing, tmp_path):
-    log_in(client)
-    # given a launch still running
-    release = threading.Event()
-    job = launches.start(tmp_path / "contacts.csv", lambda: release.wait(30) and 1234)
-    # when its page is opened, then it says how far it got and reloads itself
-    html = client.get(f"/launches/{job.id}").text
-    assert "0 rows so far" in html and 'http-equiv="refresh"' in html
-    # when it finishes, then the page moves on to the campaign
-    release.set()
-    wait_until(lambda: job.done, timeout=10, message="the job to end")
-    answer = client.get(f"/launches/{job.id}", follow_redirects=False)
-    assert answer.headers["location"] == "/campaigns/1234?notice=launched"
-    assert client.get("/launches/unknown").status_code == 404
+    # when a worker runs, then the page leads to the campaign page once every row is in
+    with EmbeddedWorker(pace=False, concurrency=2):
+        campaign_url = wait_until(finished, timeout=30, message="the worker to read the list")
+        assert campaign_url == f"/campaigns/{campaign_id}?notice=launched"
+        report = client.get(f"/campaigns/{campaign_id}/progress.json").json()
+        assert report["name"] == "big one" and report["total"] == 3 and report["counts"]["skipped"] == 1
+        assert report["status"] == "running"
+        # and a launch whose file cannot be read is explained on its page, naming the operator's file
+        failing = client.post(uploaded(client, token) + "/launch", follow_redirects=False,
+                              data={**form, "phone_column": "Nope"})
+        failing_url = failing.headers["location"]
+        wait_until(lambda: client.get(failing_url).status_code == 400, timeout=30, message="the failure")
+        html = client.get(failing_url).text
+        assert "Nope" in html and "people.csv" in html and "Retry" in html
+        # when it is discarded, then its draft is cancelled and the page says so
+        failed_id = int(failing_url.rsplit("/", 1)[1])
+        client.post(failing_url + "/discard", data={"csrf_token": token})
+        assert client.get(f"/campaigns/{failed_id}/progress.json").json()["status"] == "cancelled"
+        assert "discarded" in client.get(failing_url).text
+    assert client.get("/launches/999999").status_code == 404
 
 
 # ---------------------------------------------------------------- quiet hours, relative schedules, mapped extras

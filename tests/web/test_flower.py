@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
@@ -21,8 +22,8 @@ from tests.support.waiting import wait_until
 from workers.sandbox.harness import free_port
 
 
-def wait_until_listening(port: int, process: subprocess.Popen) -> None:
-    """Wait for Flower to accept connections (or to die: then fail with its output)."""
+def wait_until_listening(port: int, process: subprocess.Popen, log: Path | None = None) -> None:
+    """Wait for Flower to accept connections (or to die: then fail with its output, written to `log`)."""
     while process.poll() is None:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -32,7 +33,7 @@ def wait_until_listening(port: int, process: subprocess.Popen) -> None:
                 process.wait(timeout=0.2)
             except subprocess.TimeoutExpired:
                 pass
-    pytest.fail(f"flower exited: {process.stdout.read() if process.stdout else ''}")
+    pytest.fail(f"flower exited: {log.read_text(errors='replace') if log else ''}")
 
 
 def test_flower_refuses_to_start_without_a_password(blast_home, monkeypatch):
@@ -43,16 +44,19 @@ def test_flower_refuses_to_start_without_a_password(blast_home, monkeypatch):
     assert done.returncode != 0 and "BLAST_FLOWER_PASSWORD" in done.stderr
 
 
-def test_flower_asks_for_basic_auth(blast_home, monkeypatch):
+def test_flower_asks_for_basic_auth(blast_home, tmp_path, monkeypatch):
     # given Flower started on the real Redis broker with a user and password
     services.require("redis")
     port = free_port()
-    env = dict(os.environ, BLAST_BROKER_URL=services.REDIS_URL, BLAST_FLOWER_USER="ops",
-               BLAST_FLOWER_PASSWORD="flower-pass-3e1")
+    env = dict(os.environ, BLAST_BROKER_URL=f"{services.REDIS_URL}/{services.REDIS_DATABASES['flower']}",
+               BLAST_FLOWER_USER="ops", BLAST_FLOWER_PASSWORD="flower-pass-3e1")
     command = [sys.executable, "-m", "campaigns.cli", "flower", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Its output goes to a file: a pipe nobody reads fills up, and Flower blocks writing to it.
+    log = tmp_path / "flower.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
     try:
-        wait_until_listening(port, process)
+        wait_until_listening(port, process, log)
         # when it is asked without and with the login
         anonymous = httpx.get(f"http://127.0.0.1:{port}/", timeout=30)
         logged_in = httpx.get(f"http://127.0.0.1:{port}/", auth=("ops", "flower-pass-3e1"), timeout=30)

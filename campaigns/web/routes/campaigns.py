@@ -10,8 +10,11 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 
 from campaigns import export, lifecycle, tallies
+from campaigns.db import get_engine
 from campaigns.errors import BlastError, NotFound
+from campaigns.ingest import jobs
 from campaigns.settings import ConfigError, load_accounts
+from campaigns.states import CampaignStatus
 from campaigns.web import auth, insights
 from campaigns.web.campaign_actions import BUTTON_ORDER, LABELS, allowed_actions
 from campaigns.web.rendering import User, page
@@ -43,7 +46,9 @@ def show_campaign(request: Request, campaign_id: int, *, status_code: int = 200,
         return page(request, "error.html", status_code=404, message=str(error))
     actions = allowed_actions(report["status"], failed=report["counts"]["failed"],
                               held=insights.held(campaign_id))
+    ingest = jobs.for_campaign(get_engine(), campaign_id) if report["status"] == CampaignStatus.DRAFT else None
     return page(request, "campaign.html", status_code=status_code, report=report, states=tallies.SHOWN_STATES,
+                ingest=ingest,
                 failures=insights.failures(campaign_id), skips=insights.skip_reasons(campaign_id),
                 progress=_progress(report), notice=notice, refusal=refusal, actions=actions,
                 all_actions=BUTTON_ORDER, labels=LABELS)

@@ -9,9 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse
 
-from campaigns import lifecycle
+from campaigns import dispatch, lifecycle
+from campaigns.db import get_engine
 from campaigns.errors import BlastError
+from campaigns.ingest import jobs
 from campaigns.settings import ConfigError, get_account, load_accounts
+from campaigns.states import IngestStatus
 from campaigns.web import auth, compose, launches, previews, uploads
 from campaigns.web.compose import compose_values
 from campaigns.web.rendering import SCHEDULE_FLASH, TRIAL_FLASH, User, page
@@ -120,20 +123,16 @@ def upload_launch(request: Request, token: str, user: User, account: Annotated[s
         when = lifecycle.parse_when(at or None)
         window = quiet.normalise(quiet_hours)
 
-        def launch() -> int:
-            with uploads.named(upload):
-                campaign_id, _report = lifecycle.launch(
-                    upload.path, account_name=account, template=template,
-                    name=name or Path(upload.original_name).stem, media_url=extras.media_url, at=when,
-                    region=region, phone_column=phone_column or None, options=compose.launch_options(extras),
-                    quiet_hours=window)
-            uploads.discard(upload)  # its rows are the campaign's messages now (a reminder schedule's file stays)
-            return campaign_id
-
-        if launches.in_background(upload.path):
-            job = launches.start(upload.path, launch)
-            return RedirectResponse(f"/launches/{job.id}", status_code=303)
-        campaign_id = launch()
+        background = launches.in_background(upload.path)
+        with uploads.named(upload):
+            campaign_id, _report = lifecycle.launch(
+                upload.path, account_name=account, template=template, name=name or Path(upload.original_name).stem,
+                media_url=extras.media_url, at=when, region=region, phone_column=phone_column or None,
+                options=compose.launch_options(extras), quiet_hours=window, background=background,
+                discard_file=background and not uploads.is_scheduled(upload), display_name=upload.original_name)
+        if background:
+            return RedirectResponse(f"/launches/{campaign_id}", status_code=303)
+        uploads.discard(upload)  # its rows are the campaign's messages now (a reminder schedule's file stays)
     except uploads.UploadRejected as error:
         return page(request, "error.html", status_code=error.status_code, message=str(error))
     except (BlastError, ConfigError) as error:
@@ -141,14 +140,34 @@ def upload_launch(request: Request, token: str, user: User, account: Annotated[s
     return RedirectResponse(f"/campaigns/{campaign_id}?notice=launched", status_code=303)
 
 
-@router.get("/launches/{job_id}")
-def launch_progress(request: Request, job_id: str, user: User):
-    """A big upload being ingested: the rows so far, refreshed every second; the campaign page when done."""
-    job = launches.find(job_id)
+@router.get("/launches/{campaign_id}")
+def launch_progress(request: Request, campaign_id: int, user: User):
+    """A big upload being read by a worker: the rows so far, refreshed every second; the campaign page when
+    they are all in; a failure's reason, with Retry and Discard."""
+    job = jobs.for_campaign(get_engine(), campaign_id)
     if job is None:
-        return page(request, "error.html", status_code=404, message="no such launch (the web app restarted?)")
-    if job.campaign_id is not None:
-        return RedirectResponse(f"/campaigns/{job.campaign_id}?notice=launched", status_code=303)
-    if job.error is not None:
-        return page(request, "error.html", status_code=400, message=job.error)
-    return page(request, "launching.html", rows=launches.rows_so_far(job))
+        return page(request, "error.html", status_code=404, message="no such launch")
+    if job.status == IngestStatus.DONE:
+        return RedirectResponse(f"/campaigns/{campaign_id}?notice=launched", status_code=303)
+    return page(request, "launching.html", job=job, status_code=400 if job.status == IngestStatus.FAILED else 200)
+
+
+@router.post("/launches/{campaign_id}/retry")
+def launch_retry(request: Request, campaign_id: int, user: User, csrf_token: Annotated[str, Form()] = ""):
+    """A failed ingest queued again: it goes on after the last row it wrote."""
+    auth.check_csrf(request, csrf_token)
+    job = jobs.for_campaign(get_engine(), campaign_id)
+    if job is None or not jobs.retry(get_engine(), job.id):
+        return page(request, "error.html", status_code=409, message="this launch is not failed: nothing to retry")
+    dispatch.start_ingest(job.id)
+    return RedirectResponse(f"/launches/{campaign_id}", status_code=303)
+
+
+@router.post("/launches/{campaign_id}/discard")
+def launch_discard(request: Request, campaign_id: int, user: User, csrf_token: Annotated[str, Form()] = ""):
+    """Stop reading the list and cancel the draft campaign."""
+    auth.check_csrf(request, csrf_token)
+    job = jobs.for_campaign(get_engine(), campaign_id)
+    if job is None or not jobs.discard(get_engine(), job.id):
+        return page(request, "error.html", status_code=409, message="this launch is over: nothing to discard")
+    return RedirectResponse(f"/campaigns/{campaign_id}?notice=discarded", status_code=303)
