@@ -7,7 +7,8 @@
 The CSV (messy numbers, mostly Ugandan, some invalid, some repeated; names and dates) is written to a
 temporary folder. Postgres gets a fresh database on the local server (BLAST_BENCH_POSTGRES_URL, default
 the test server), migrated, then dropped. Each ingest runs in a fresh process: its peak memory is that
-process's RSS high-water mark (getrusage ru_maxrss), interpreter and libraries included. Rows/s counts
+process's RSS high-water mark (getrusage ru_maxrss), interpreter and libraries included, and its helper's
+(the process that checks the next chunk's numbers) beside it. Rows/s counts
 every row of the file (valid and skipped alike) over the whole ingest job, as `blast launch` runs it
 (campaigns.ingest.jobs): reading, number checks, rendering, writing, each chunk's commit with the job's
 progress, and the check before launch. For each database the script then times the database alone

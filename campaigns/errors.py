@@ -7,3 +7,7 @@ class BlastError(Exception):
 
 class NotFound(BlastError):
     """A campaign, schedule or account that does not exist."""
+
+
+class Conflict(BlastError):
+    """Not now: the campaign's status does not allow it (launch a running one, resume a finished one)."""

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from campaigns import dispatch
 from campaigns.db import get_engine, session_scope
-from campaigns.errors import BlastError, NotFound
+from campaigns.errors import BlastError, Conflict, NotFound
 from campaigns.models import Account, Campaign, IngestJob, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
 from campaigns.states import HELD_CODE, CampaignStatus, MessageState, PauseReason
@@ -165,7 +165,7 @@ def schedule_start(campaign_id: int, at: datetime | None = None) -> str:
     with get_engine().begin() as connection:
         status = start_draft(connection, campaign_id, at)
     if status is None:
-        raise BlastError(f"campaign {campaign_id} is not a draft")
+        raise Conflict(f"campaign {campaign_id} is not a draft")
     if status == C.RUNNING:
         kick(campaign_id)
     return status
@@ -192,9 +192,9 @@ def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, **values
     with session_scope() as session:
         campaign = _get(session, campaign_id)
         if campaign.status not in allowed:
-            raise BlastError(f"campaign {campaign_id} is {campaign.status}; cannot make it {to}")
+            raise Conflict(f"campaign {campaign_id} is {campaign.status}; cannot make it {to}")
         if not move_campaigns(session, where=[Campaign.id == campaign_id], expected=allowed, to=to, **values):
-            raise BlastError(f"campaign {campaign_id} changed meanwhile; try again")
+            raise Conflict(f"campaign {campaign_id} changed meanwhile; try again")
         session.commit()
         return _get(session, campaign_id)
 
@@ -238,7 +238,7 @@ def retry(campaign_id: int, reason: str | None = None) -> int:
     with session_scope() as session:
         campaign = _get(session, campaign_id)
         if campaign.status == C.CANCELLED:
-            raise BlastError(f"campaign {campaign_id} is cancelled")
+            raise Conflict(f"campaign {campaign_id} is cancelled")
         query = select(Message.id).where(Message.campaign_id == campaign_id, Message.state == M.FAILED)
         if reason:
             query = query.where((Message.error_code == reason) | (Message.error_reason == reason))

@@ -233,3 +233,29 @@ class LoginFailure(SQLModel, table=True):
     user_key: str = Field(max_length=64)
     address: str = Field(max_length=64)
     at: datetime = Field(default_factory=utcnow)
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for /api/v1 (campaigns.apikeys): shown once at creation; only its SHA-256 is kept."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: str = Field(max_length=16)  # admin, operator or viewer (campaigns.apikeys.ROLES)
+    key_hash: str = Field(max_length=64, unique=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class IdempotentRequest(SQLModel, table=True):
+    """A POST to /api/v1 with an Idempotency-Key, and the answer it got: the same key and body get it again."""
+
+    __table_args__ = (UniqueConstraint("api_key_id", "key", name="uq_idempotentrequest_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    api_key_id: int = Field(foreign_key="apikey.id")
+    key: str = Field(max_length=200)
+    request_hash: str = Field(max_length=64)  # SHA-256 of method, path and body
+    status_code: int | None = None  # None while the first request is still being answered
+    body: str | None = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(default_factory=utcnow)

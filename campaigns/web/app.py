@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from campaigns.web import auth, uploads
@@ -24,10 +26,23 @@ def create_app() -> FastAPI:
     from campaigns.web.routes import ROUTERS
 
     app = BlastApp(title="Blast", docs_url=None, redoc_url=None, openapi_url=None)
+    from campaigns.web.api import create_api
+
     app.include_router(hooks.router)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/api/v1", create_api())
     install(app)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, error: StarletteHTTPException):
+        """Under /api/v1 every error is problem+json, even one the mount never saw (a path it cannot match)."""
+        if request.url.path.startswith("/api/v1"):
+            from campaigns.web.api.problems import problem
+
+            return problem(error.status_code, str(error.detail), str(error.detail), headers=error.headers)
+        return await http_exception_handler(request, error)
+
     return app
 
 

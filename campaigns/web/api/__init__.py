@@ -1,0 +1,65 @@
+"""The HTTP API, `/api/v1` (DESIGN.md "The HTTP API"): a FastAPI application of its own, mounted in the web
+app, with its OpenAPI document at `/api/v1/openapi.json` and a docs page drawn from it at `/api/v1/docs`.
+
+Every request carries `Authorization: Bearer <key>` (campaigns.apikeys); every error is
+`application/problem+json` (RFC 9457: `type`, `title`, `status`, `detail`); every POST may carry an
+`Idempotency-Key` (campaigns.web.api.idempotency). The routes call the same lifecycle functions as the command
+line and the pages: nothing here decides what a campaign does.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+
+from campaigns.errors import BlastError, Conflict, NotFound
+from campaigns.settings import ConfigError
+from campaigns.web.api.problems import Problem, problem
+
+DESCRIPTION = """Campaigns, their messages, accounts and opt-outs, for the systems that send reminders.
+
+Authenticate with `Authorization: Bearer <key>` (`blast apikey create --name N --role viewer|operator|admin`).
+Errors are `application/problem+json`. Repeat a POST safely with the same `Idempotency-Key` header."""
+
+
+def create_api() -> FastAPI:
+    from campaigns.web.api import accounts, campaigns, docs, optouts
+
+    api = FastAPI(title="Blast API", version="1", description=DESCRIPTION, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json")
+    for module in (campaigns, accounts, optouts):
+        api.include_router(module.router)
+    api.add_api_route("/docs", lambda: docs.render(api), include_in_schema=False)
+
+    @api.exception_handler(Problem)
+    async def _problem(_request: Request, error: Problem):
+        return problem(error.status, error.title, error.detail, headers=error.headers)
+
+    @api.exception_handler(NotFound)
+    async def _not_found(_request: Request, error: NotFound):
+        return problem(404, "Not found", str(error))
+
+    @api.exception_handler(Conflict)
+    async def _conflict(_request: Request, error: Conflict):
+        return problem(409, "Conflict", str(error))
+
+    @api.exception_handler(BlastError)
+    async def _refused(_request: Request, error: BlastError):
+        return problem(400, "Refused", str(error))
+
+    @api.exception_handler(ConfigError)
+    async def _config(_request: Request, error: ConfigError):
+        return problem(400, "Refused", str(error))
+
+    @api.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, error: RequestValidationError):
+        first = error.errors()[0] if error.errors() else {}
+        where = ".".join(str(part) for part in first.get("loc", ()))
+        return problem(422, "Invalid request", f"{where}: {first.get('msg', 'invalid')}")
+
+    @api.exception_handler(HTTPException)
+    async def _http(_request: Request, error: HTTPException):
+        return problem(error.status_code, str(error.detail), str(error.detail), headers=error.headers)
+
+    return api

@@ -1,0 +1,156 @@
+"""/api/v1/campaigns: create (from a JSON list of recipients), read with tallies and messages, and the
+operator's actions, through the same lifecycle functions as `blast` and the pages."""
+
+from __future__ import annotations
+
+import csv
+import secrets
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from campaigns import lifecycle, tallies
+from campaigns.db import get_engine
+from campaigns.models import Campaign, Message
+from campaigns.settings import get_settings
+from campaigns.states import MessageState
+from campaigns.web.api import schemas
+from campaigns.web.api.auth import Operator, Viewer
+from campaigns.web.api.idempotency import fingerprint, idempotent
+from campaigns.web.api.problems import Problem, answers
+
+router = APIRouter(prefix="/campaigns", tags=["campaigns"])
+
+# A campaign of at most this many recipients is read within its request (201); a bigger one by a worker,
+# and the answer is 202 while it is read (GET the campaign: a draft until every row is in).
+INLINE_RECIPIENTS = 10_000
+IdempotencyKey = Annotated[str | None, schemas.IDEMPOTENCY_HEADER]
+
+
+def _report(campaign_id: int) -> dict:
+    return schemas.Campaign.model_validate(tallies.campaign_report(campaign_id)).model_dump()
+
+
+def _write_recipients(body: schemas.CampaignIn) -> Path:
+    """The recipients as a contact file (the phone column, then each variable by first appearance)."""
+    names: dict[str, None] = {}
+    for recipient in body.recipients:
+        names.update(dict.fromkeys(recipient.variables))
+    if any(name.strip().lower() == "phone" for name in names):
+        raise Problem(422, "Invalid request", "a variable may not be named phone (the recipient's number is)")
+    folder = Path(get_settings().home) / "api-lists" / secrets.token_hex(16)
+    folder.mkdir(parents=True)
+    path = folder / "recipients.csv"
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(["phone", *names])
+        for recipient in body.recipients:
+            values = recipient.variables
+            writer.writerow([recipient.phone, *("" if values.get(name) is None else str(values[name])
+                                                for name in names)])
+    return path
+
+
+def _create(body: schemas.CampaignIn) -> tuple[int, dict]:
+    path = _write_recipients(body)
+    background = len(body.recipients) > INLINE_RECIPIENTS
+    try:
+        campaign_id, _report_of_rows = lifecycle.launch(
+            path, account_name=body.account, template=body.template, name=body.name, media_url=body.media_url,
+            at=lifecycle.parse_when(body.at), region=body.region, phone_column="phone",
+            quiet_hours=body.quiet_hours, start=body.launch, background=background, discard_file=True)
+    except BaseException:
+        shutil.rmtree(path.parent, ignore_errors=True)
+        raise
+    if not background:
+        shutil.rmtree(path.parent, ignore_errors=True)
+    return (202 if background else 201), _report(campaign_id)
+
+
+@router.post("", status_code=201, response_model=schemas.Campaign,
+             responses={202: {"model": schemas.Campaign, "description": "Created; its recipients are being read"},
+                        **answers(400, 401, 403, 409, 422)})
+def create_campaign(body: schemas.CampaignIn, key: Operator, idempotency_key: IdempotencyKey = None):
+    """A campaign from a list of recipients, launched now, at `at`, or left a draft (`launch: false`)."""
+    return idempotent(key, idempotency_key, fingerprint("POST", "/campaigns", body.model_dump()),
+                      lambda: _create(body))
+
+
+@router.get("", response_model=schemas.CampaignPage, responses=answers(401, 403, 422))
+def list_campaigns(key: Viewer, cursor: schemas.Cursor = None,
+                   limit: Annotated[int, Query(ge=1, le=200)] = 50):
+    """Newest first; `next_cursor` gives the next page (null: none)."""
+    query = select(Campaign.id).order_by(Campaign.id.desc()).limit(limit + 1)
+    if cursor is not None and int(cursor) < 2**31:  # a campaign's id is a 32-bit integer: past it, all are before
+        query = query.where(Campaign.id < int(cursor))
+    with get_engine().connect() as connection:
+        ids = list(connection.execute(query).scalars())
+    more = len(ids) > limit
+    ids = ids[:limit]
+    return {"items": [_report(campaign_id) for campaign_id in ids],
+            "next_cursor": str(ids[-1]) if more else None}
+
+
+@router.get("/{campaign_id}", response_model=schemas.Campaign, responses=answers(401, 403, 404))
+def get_campaign(campaign_id: schemas.CampaignId, key: Viewer):
+    return _report(campaign_id)
+
+
+@router.get("/{campaign_id}/messages", response_model=schemas.MessagePage, responses=answers(401, 403, 404, 422))
+def list_messages(campaign_id: schemas.CampaignId, key: Viewer, state: MessageState | None = None,
+                  cursor: schemas.Cursor = None,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100):
+    """In the order of the contact list; `next_cursor` gives the next page (null: none)."""
+    _report(campaign_id)  # 404 for a campaign that is not there
+    query = (select(Message.id, Message.phone, Message.state, Message.provider_message_id, Message.error_code,
+                    Message.error_reason, Message.updated_at)
+             .where(Message.campaign_id == campaign_id).order_by(Message.id).limit(limit + 1))
+    if state is not None:
+        query = query.where(Message.state == state.value)
+    if cursor is not None:
+        query = query.where(Message.id > int(cursor))
+    with get_engine().connect() as connection:
+        rows = connection.execute(query).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"items": [{"phone": row.phone, "state": row.state, "provider_message_id": row.provider_message_id,
+                       "error_code": row.error_code, "error_reason": row.error_reason,
+                       "updated_at": row.updated_at.isoformat()} for row in rows],
+            "next_cursor": str(rows[-1].id) if more else None}
+
+
+def _action(name: str, campaign_id: int) -> tuple[int, dict]:
+    _report(campaign_id)
+    if name == "launch":
+        lifecycle.schedule_start(campaign_id)
+    elif name == "pause":
+        lifecycle.pause(campaign_id)
+    elif name == "resume":
+        lifecycle.resume(campaign_id)
+    elif name == "cancel":
+        lifecycle.cancel(campaign_id)
+    else:
+        lifecycle.retry(campaign_id)
+    return 200, _report(campaign_id)
+
+
+def _action_route(name: str, summary: str):
+    def act(campaign_id: schemas.CampaignId, key: Operator, idempotency_key: IdempotencyKey = None):
+        return idempotent(key, idempotency_key, fingerprint("POST", f"/campaigns/{campaign_id}/{name}", None),
+                          lambda: _action(name, campaign_id))
+
+    act.__name__ = f"{name}_campaign"
+    act.__doc__ = summary
+    router.add_api_route(f"/{{campaign_id}}/{name}", act, methods=["POST"], response_model=schemas.Campaign,
+                         responses=answers(400, 401, 403, 404, 409, 422))
+
+
+for _name, _summary in (("launch", "Start a draft now."),
+                        ("pause", "No new message starts; messages in flight finish."),
+                        ("resume", "Send again (a canary's or a pause's hold released)."),
+                        ("cancel", "Every message not yet sent is cancelled."),
+                        ("retry", "Failed messages are sent again.")):
+    _action_route(_name, _summary)

@@ -1,0 +1,98 @@
+"""The API's bodies (pydantic): what the OpenAPI document says, and what every answer is checked against."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Header, Path, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+Scalar = str | int | float | bool | None
+IDEMPOTENCY_HEADER = Header(alias="Idempotency-Key", max_length=200, description="repeat a POST safely")
+CampaignId = Annotated[int, Path(ge=1, le=2**31 - 1, description="a campaign's id")]
+# The next page starts after this (an id, as the last page gave it); at most 18 digits, a 64-bit integer.
+Cursor = Annotated[str | None, Query(max_length=18, pattern=r"^\d+$", description="next_cursor of the last page")]
+
+
+class Recipient(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(min_length=1, max_length=64, description="the number, in any shape a contact list holds")
+    variables: dict[str, Scalar] = Field(default_factory=dict, max_length=100,
+                                         description="the template's variables for this recipient")
+
+
+class CampaignIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    account: str = Field(min_length=1, max_length=64, description="a gateway account of blast.toml")
+    template: str = Field(min_length=1, max_length=20_000, description="the message, Jinja2 with the variables")
+    recipients: list[Recipient] = Field(min_length=1, max_length=1_000_000)
+    region: str = Field(default="UG", min_length=2, max_length=2,
+                        description="the country of numbers written without a country code")
+    media_url: str | None = Field(default=None, max_length=2000)
+    at: str | None = Field(default=None, max_length=64, description="start time, ISO 8601 (default: now)")
+    quiet_hours: str | None = Field(default=None, max_length=11, description='e.g. "21:00-08:00"')
+    launch: bool = Field(default=True, description="start it (now or at `at`); false leaves a draft")
+
+
+class Failure(BaseModel):
+    reason: str | None
+    code: str | None
+    count: int
+
+
+class Campaign(BaseModel):
+    """The shape of `blast status ID --json`."""
+
+    id: int
+    name: str
+    status: str
+    total: int
+    counts: dict[str, int]
+    pause_reason: str | None = None
+    failures: list[Failure] = Field(default_factory=list)
+
+
+class CampaignPage(BaseModel):
+    items: list[Campaign]
+    next_cursor: str | None
+
+
+class Message(BaseModel):
+    phone: str | None
+    state: str
+    provider_message_id: str | None
+    error_code: str | None
+    error_reason: str | None
+    updated_at: str
+
+
+class MessagePage(BaseModel):
+    items: list[Message]
+    next_cursor: str | None
+
+
+class Account(BaseModel):
+    name: str
+    provider: str
+    rate: float
+    balance: str | None = Field(description="what the gateway tells of the balance, when it does")
+
+
+class OptOutIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    phone: str = Field(min_length=1, max_length=64)
+
+
+class OptOut(BaseModel):
+    phone: str
+    reason: str | None
+    source: str | None
+    created_at: str
+
+
+class OptOutPage(BaseModel):
+    items: list[OptOut]

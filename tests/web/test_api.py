@@ -1,0 +1,187 @@
+"""/api/v1 (DESIGN.md "The HTTP API") under a test client: keys and roles, campaigns from JSON with an
+Idempotency-Key, their messages page by page, the operator's actions, opt-outs, accounts, problem+json."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from campaigns import apikeys
+from campaigns.models import Campaign
+from campaigns.settings import reset_settings
+from tests.support.engine import write_config
+from tests.support.sandbox import SOCNET_KEY
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+def api(engine, blast_home, tmp_path, monkeypatch, sandbox):
+    """The web app with one Socnet account on the sandbox, and a key per role: (client, {role: key})."""
+    from campaigns.web import balances
+    from campaigns.web.app import create_app
+
+    monkeypatch.setenv("BLAST_ADMIN_PASSWORD", "api-test-admin-pass-1")
+    write_config(tmp_path / "blast.toml", sandbox, {"uganda": {"provider": "socnet", "rate": 10}})
+    reset_settings()
+    balances.forget()
+    keys = {role: apikeys.create(engine, f"{role} system", role) for role in apikeys.ROLES}
+    with TestClient(create_app()) as client:
+        yield client, keys
+    balances.forget()
+
+
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def new_campaign(**fields) -> dict:
+    return {"name": "reminders", "account": "uganda", "template": "Hi {{ name }}, see you on {{ day }}",
+            "recipients": [{"phone": "+256772000001", "variables": {"name": "Amina", "day": "Monday"}},
+                           {"phone": "0772000002", "variables": {"name": "Brian", "day": 3}},
+                           {"phone": "not a number", "variables": {"name": "Cid"}}],
+            "launch": False, **fields}
+
+
+def campaigns_in(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.count()).select_from(Campaign)).scalar_one()
+
+
+def test_keys_and_roles_are_enforced(api, engine):
+    client, keys = api
+    # given no key, a wrong key, and a revoked one, then each is 401, as problem+json
+    for headers in ({}, bearer("blast_wrong"), {"Authorization": "Basic x"}):
+        answer = client.get("/api/v1/campaigns", headers=headers)
+        assert answer.status_code == 401 and answer.headers["content-type"] == PROBLEM
+        assert answer.headers["www-authenticate"].startswith("Bearer")
+    revoked = apikeys.create(engine, "old system", "admin")
+    assert client.get("/api/v1/campaigns", headers=bearer(revoked)).status_code == 200
+    apikeys.revoke(engine, "old system")
+    assert client.get("/api/v1/campaigns", headers=bearer(revoked)).status_code == 401
+    # and a viewer reads but may not create or act (403), an operator may
+    assert client.get("/api/v1/campaigns", headers=bearer(keys["viewer"])).status_code == 200
+    refused = client.post("/api/v1/campaigns", json=new_campaign(), headers=bearer(keys["viewer"]))
+    assert refused.status_code == 403 and "operator" in refused.json()["detail"]
+    assert campaigns_in(engine) == 0
+    assert client.post("/api/v1/campaigns", json=new_campaign(), headers=bearer(keys["operator"])).status_code == 201
+    # and the keys' last use is recorded, never the key itself
+    listed = {key["name"]: key for key in apikeys.listing(engine)}
+    assert listed["viewer system"]["last_used_at"] and listed["old system"]["revoked_at"]
+    assert not any(key in str(listed) for key in keys.values())
+
+
+def test_a_campaign_from_json_once_per_idempotency_key(api, engine):
+    client, keys = api
+    headers = {**bearer(keys["operator"]), "Idempotency-Key": "booking-42"}
+    # when the same request is sent twice with one key
+    first = client.post("/api/v1/campaigns", json=new_campaign(), headers=headers)
+    again = client.post("/api/v1/campaigns", json=new_campaign(), headers=headers)
+    # then one campaign is made, a draft of its recipients, and both answers are the same
+    assert first.status_code == again.status_code == 201
+    assert first.json() == again.json() and campaigns_in(engine) == 1
+    made = first.json()
+    assert made["status"] == "draft" and made["total"] == 3
+    assert made["counts"]["pending"] == 2 and made["counts"]["skipped"] == 1
+    # and the key with another body is a conflict
+    other = client.post("/api/v1/campaigns", json=new_campaign(name="other"), headers=headers)
+    assert other.status_code == 409 and other.headers["content-type"] == PROBLEM
+    # when it is launched, then it runs; a second launch is refused with the reason
+    launched = client.post(f"/api/v1/campaigns/{made['id']}/launch", headers=bearer(keys["operator"]))
+    assert launched.status_code == 200 and launched.json()["status"] == "running"
+    twice = client.post(f"/api/v1/campaigns/{made['id']}/launch", headers=bearer(keys["operator"]))
+    assert twice.status_code == 409 and "not a draft" in twice.json()["detail"]
+
+
+def test_two_requests_with_one_key_at_once_make_one_campaign(api, engine):
+    client, keys = api
+    headers = {**bearer(keys["operator"]), "Idempotency-Key": "same-moment"}
+    answers = []
+    start = threading.Barrier(2)
+
+    def send():
+        start.wait()
+        answers.append(client.post("/api/v1/campaigns", json=new_campaign(), headers=headers))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [answer.status_code for answer in answers] == [201, 201]
+    assert answers[0].json()["id"] == answers[1].json()["id"] and campaigns_in(engine) == 1
+
+
+def test_messages_page_by_page_and_actions(api, engine):
+    client, keys = api
+    recipients = [{"phone": f"+2567720{n:05d}", "variables": {"name": f"P{n}", "day": "Mon"}} for n in range(25)]
+    made = client.post("/api/v1/campaigns", json=new_campaign(recipients=recipients),
+                       headers=bearer(keys["operator"])).json()
+    # when its messages are read ten at a time, then every one comes once, in the list's order
+    seen, cursor = [], None
+    while True:
+        page = client.get(f"/api/v1/campaigns/{made['id']}/messages", headers=bearer(keys["viewer"]),
+                          params={"limit": 10, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [item["phone"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [recipient["phone"] for recipient in recipients]
+    only = client.get(f"/api/v1/campaigns/{made['id']}/messages", params={"state": "skipped"},
+                      headers=bearer(keys["viewer"])).json()
+    assert only["items"] == []
+    # and cancelling it cancels every message; the list shows it
+    cancelled = client.post(f"/api/v1/campaigns/{made['id']}/cancel", headers=bearer(keys["operator"])).json()
+    assert cancelled["status"] == "cancelled" and cancelled["counts"]["cancelled"] == 25
+    listed = client.get("/api/v1/campaigns", headers=bearer(keys["viewer"])).json()
+    assert [item["id"] for item in listed["items"]] == [made["id"]] and listed["next_cursor"] is None
+    assert client.get("/api/v1/campaigns/999", headers=bearer(keys["viewer"])).status_code == 404
+
+
+def test_optouts_and_accounts(api):
+    client, keys = api
+    added = client.post("/api/v1/optouts", json={"phone": "0772 000 009"}, headers=bearer(keys["operator"]))
+    assert added.status_code == 201 and added.json()["phone"] == "+256772000009"
+    assert [item["phone"] for item in client.get("/api/v1/optouts", headers=bearer(keys["viewer"])).json()["items"]] \
+        == ["+256772000009"]
+    bad = client.post("/api/v1/optouts", json={"phone": "nope"}, headers=bearer(keys["operator"]))
+    assert bad.status_code == 400 and bad.headers["content-type"] == PROBLEM
+    assert client.delete("/api/v1/optouts/+256772000009", headers=bearer(keys["operator"])).status_code == 204
+    assert client.delete("/api/v1/optouts/+256772000009", headers=bearer(keys["operator"])).status_code == 404
+    accounts = client.get("/api/v1/accounts", headers=bearer(keys["viewer"]))
+    assert [(a["name"], a["provider"]) for a in accounts.json()] == [("uganda", "socnet")]
+    assert SOCNET_KEY not in accounts.text
+
+
+def test_the_openapi_document_and_docs_page_are_served(api):
+    client, _keys = api
+    document = client.get("/api/v1/openapi.json").json()
+    assert "/campaigns" in document["paths"] and "/campaigns/{campaign_id}/launch" in document["paths"]
+    docs = client.get("/api/v1/docs")
+    assert docs.status_code == 200 and "POST /campaigns/{campaign_id}/launch" in docs.text
+    assert "<script" not in docs.text and "http" not in docs.text.split("<main>")[0].replace("/static", "")
+
+
+def test_keys_from_the_command_line(api, engine):
+    from typer.testing import CliRunner
+
+    from campaigns.cli import app
+
+    client, _keys = api
+    runner = CliRunner()
+    # when a key is made, then it is printed alone on the last line, and works
+    made = runner.invoke(app, ["apikey", "create", "--name", "clinic booking", "--role", "viewer"])
+    assert made.exit_code == 0, made.output
+    key = made.stdout.strip().splitlines()[-1]
+    assert key.startswith("blast_") and client.get("/api/v1/campaigns", headers=bearer(key)).status_code == 200
+    # and the list shows it without the key; a second key of that name, or a made-up role, is refused
+    listed = runner.invoke(app, ["apikey", "list", "--json"])
+    assert "clinic booking" in listed.stdout and key not in listed.stdout
+    assert runner.invoke(app, ["apikey", "create", "--name", "clinic booking", "--role", "viewer"]).exit_code == 1
+    assert runner.invoke(app, ["apikey", "create", "--name", "x", "--role", "owner"]).exit_code == 1
+    # when it is revoked, then it is refused at once
+    assert runner.invoke(app, ["apikey", "revoke", "clinic booking"]).exit_code == 0
+    assert client.get("/api/v1/campaigns", headers=bearer(key)).status_code == 401
