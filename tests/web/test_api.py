@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from campaigns import apikeys
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Message
 from campaigns.settings import reset_settings
 from tests.support.engine import write_config
 from tests.support.sandbox import SOCNET_KEY
@@ -185,3 +185,29 @@ def test_keys_from_the_command_line(api, engine):
     # when it is revoked, then it is refused at once
     assert runner.invoke(app, ["apikey", "revoke", "clinic booking"]).exit_code == 0
     assert client.get("/api/v1/campaigns", headers=bearer(key)).status_code == 401
+
+
+def test_a_big_list_is_read_by_a_worker_and_the_answer_is_202(api, engine, monkeypatch):
+    from campaigns.web.api import campaigns as api_campaigns
+    from tests.support.waiting import wait_until
+    from workers.embedded import EmbeddedWorker
+
+    client, keys = api
+    # given lists over 20 recipients count as big
+    monkeypatch.setattr(api_campaigns, "INLINE_RECIPIENTS", 20)
+    recipients = [{"phone": f"+2567720{n:05d}", "variables": {"name": f"P{n}", "day": "Mon"}} for n in range(60)]
+    # when one is created, then the answer is 202 at once, with a draft whose rows are not in yet
+    answer = client.post("/api/v1/campaigns", json=new_campaign(recipients=recipients, launch=True),
+                         headers=bearer(keys["operator"]))
+    assert answer.status_code == 202 and answer.json()["status"] == "draft"
+    campaign_id = answer.json()["id"]
+    # when a worker runs, then the campaign is read whole and starts, each recipient once
+    with EmbeddedWorker(pace=False, concurrency=2):
+        wait_until(lambda: client.get(f"/api/v1/campaigns/{campaign_id}", headers=bearer(keys["viewer"]))
+                   .json()["status"] == "running", timeout=30, message="the worker to read the list")
+    report = client.get(f"/api/v1/campaigns/{campaign_id}", headers=bearer(keys["viewer"])).json()
+    assert report["total"] == 60 and report["counts"]["skipped"] == 0
+    with engine.connect() as connection:
+        phones = connection.execute(select(func.count(func.distinct(Message.phone)))
+                                    .where(Message.campaign_id == campaign_id)).scalar_one()
+    assert phones == 60

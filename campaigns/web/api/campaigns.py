@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from campaigns import lifecycle, tallies
 from campaigns.db import get_engine
+from campaigns.errors import NotFound
 from campaigns.models import Campaign, Message
 from campaigns.settings import get_settings
 from campaigns.states import MessageState
@@ -104,7 +105,7 @@ def list_messages(campaign_id: schemas.CampaignId, key: Viewer, state: MessageSt
                   cursor: schemas.Cursor = None,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100):
     """In the order of the contact list; `next_cursor` gives the next page (null: none)."""
-    _report(campaign_id)  # 404 for a campaign that is not there
+    _must_exist(campaign_id)
     query = (select(Message.id, Message.phone, Message.state, Message.provider_message_id, Message.error_code,
                     Message.error_reason, Message.updated_at)
              .where(Message.campaign_id == campaign_id).order_by(Message.id).limit(limit + 1))
@@ -122,8 +123,14 @@ def list_messages(campaign_id: schemas.CampaignId, key: Viewer, state: MessageSt
             "next_cursor": str(rows[-1].id) if more else None}
 
 
+def _must_exist(campaign_id: int) -> None:
+    with get_engine().connect() as connection:
+        if connection.execute(select(Campaign.id).where(Campaign.id == campaign_id)).scalar() is None:
+            raise NotFound(f"no campaign with id {campaign_id}")
+
+
 def _action(name: str, campaign_id: int) -> tuple[int, dict]:
-    _report(campaign_id)
+    _must_exist(campaign_id)
     if name == "launch":
         lifecycle.schedule_start(campaign_id)
     elif name == "pause":
