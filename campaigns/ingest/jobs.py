@@ -23,6 +23,7 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -211,7 +212,10 @@ def _finish(engine: Engine, job, campaign, options: dict, token: str, report: In
             raise LeaseLost(f"ingest job {job.id}: another run holds it, or it was discarded")
     log.info("ingest job %s done in %s: %s", job.id, utcnow() - now, report.as_dict())
     if options.get("discard_file"):
-        Path(job.source_file).unlink(missing_ok=True)
+        source = Path(job.source_file)
+        source.unlink(missing_ok=True)
+        with suppress(OSError):  # a folder of its own (an API list) goes too; an upload's keeps its name file
+            source.parent.rmdir()
     if status == CampaignStatus.RUNNING:
         lifecycle.kick(campaign.id)
     return status

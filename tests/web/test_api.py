@@ -187,7 +187,7 @@ def test_keys_from_the_command_line(api, engine):
     assert client.get("/api/v1/campaigns", headers=bearer(key)).status_code == 401
 
 
-def test_a_big_list_is_read_by_a_worker_and_the_answer_is_202(api, engine, monkeypatch):
+def test_a_big_list_is_read_by_a_worker_and_the_answer_is_202(api, engine, monkeypatch, blast_home):
     from campaigns.web.api import campaigns as api_campaigns
     from tests.support.waiting import wait_until
     from workers.embedded import EmbeddedWorker
@@ -211,3 +211,34 @@ def test_a_big_list_is_read_by_a_worker_and_the_answer_is_202(api, engine, monke
         phones = connection.execute(select(func.count(func.distinct(Message.phone)))
                                     .where(Message.campaign_id == campaign_id)).scalar_one()
     assert phones == 60
+    # and the list's file is gone once read
+    assert list((blast_home / "api-lists").iterdir()) == []
+
+
+def test_a_campaign_from_a_contact_file(api, engine, blast_home):
+    client, keys = api
+    headers = {**bearer(keys["operator"]), "Idempotency-Key": "file-7"}
+    contacts = b"Name,Mobile No\nAmina,+256772000001\nBrian,0772000002\nCid,12\n"
+    fields = {"name": "from a file", "account": "uganda", "template": "Hi {{ name }}", "phone_column": "Mobile No",
+              "launch": "false"}
+    # when a CSV is sent as multipart with the fields, twice with one Idempotency-Key
+    first = client.post("/api/v1/campaigns", data=fields, headers=headers,
+                        files={"file": ("patients.csv", contacts, "text/csv")})
+    again = client.post("/api/v1/campaigns", data=fields, headers=headers,
+                        files={"file": ("patients.csv", contacts, "text/csv")})
+    # then one draft is made from its rows, and no upload is left behind
+    assert first.status_code == 201, first.text
+    assert again.json() == first.json() and campaigns_in(engine) == 1
+    assert first.json()["total"] == 3 and first.json()["counts"]["skipped"] == 1
+    assert not any((blast_home / "uploads").glob("*/contacts.*"))
+    # and a file that is not a contact list, or a missing file, is refused as problem+json
+    wrong = client.post("/api/v1/campaigns", data=fields, headers=bearer(keys["operator"]),
+                        files={"file": ("notes.pdf", b"%PDF-1.4", "application/pdf")})
+    assert wrong.status_code == 415 and wrong.headers["content-type"] == PROBLEM, wrong.text
+    missing = client.post("/api/v1/campaigns", data=fields, headers=bearer(keys["operator"]),
+                          files={"other": ("x.csv", b"a", "text/csv")})
+    assert missing.status_code == 422 and "file" in missing.json()["detail"]
+    unreadable = client.post("/api/v1/campaigns", data={**fields, "phone_column": "Nope"},
+                             headers=bearer(keys["operator"]), files={"file": ("patients.csv", contacts, "text/csv")})
+    assert unreadable.status_code == 400 and "patients.csv" in unreadable.json()["detail"]
+    assert campaigns_in(engine) == 1 and not any((blast_home / "uploads").glob("*/contacts.*"))

@@ -23,6 +23,28 @@ Authenticate with `Authorization: Bearer <key>` (`blast apikey create --name N -
 Errors are `application/problem+json`. Repeat a POST safely with the same `Idempotency-Key` header."""
 
 
+def _with_request_bodies(api: FastAPI) -> None:
+    """The document gains the bodies a route reads itself (POST /campaigns takes JSON or multipart)."""
+    from campaigns.web.api import schemas
+
+    build = api.openapi
+
+    def openapi() -> dict:
+        if api.openapi_schema is None:
+            document = build()
+            components = document.setdefault("components", {}).setdefault("schemas", {})
+            for model in (schemas.CampaignIn, schemas.CampaignFileIn):
+                schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+                components.update(schema.pop("$defs", {}))
+                components[model.__name__] = schema
+            form = components["CampaignFileIn"]  # the file beside the fields
+            form["properties"]["file"] = {"type": "string", "format": "binary", "description": "a .csv or .xlsx"}
+            form["required"] = [*form.get("required", []), "file"]
+        return api.openapi_schema
+
+    api.openapi = openapi
+
+
 def create_api() -> FastAPI:
     from campaigns.web.api import accounts, campaigns, docs, optouts
 
@@ -31,6 +53,7 @@ def create_api() -> FastAPI:
     for module in (campaigns, accounts, optouts):
         api.include_router(module.router)
     api.add_api_route("/docs", lambda: docs.render(api), include_in_schema=False)
+    _with_request_bodies(api)
 
     @api.exception_handler(Problem)
     async def _problem(_request: Request, error: Problem):

@@ -4,13 +4,18 @@ operator's actions, through the same lifecycle functions as `blast` and the page
 from __future__ import annotations
 
 import csv
+import hashlib
 import secrets
 import shutil
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
 
 from campaigns import lifecycle, tallies
 from campaigns.db import get_engine
@@ -18,6 +23,7 @@ from campaigns.errors import NotFound
 from campaigns.models import Campaign, Message
 from campaigns.settings import get_settings
 from campaigns.states import MessageState
+from campaigns.web import launches, uploads
 from campaigns.web.api import schemas
 from campaigns.web.api.auth import Operator, Viewer
 from campaigns.web.api.idempotency import fingerprint, idempotent
@@ -71,13 +77,71 @@ def _create(body: schemas.CampaignIn) -> tuple[int, dict]:
     return (202 if background else 201), _report(campaign_id)
 
 
-@router.post("", status_code=201, response_model=schemas.Campaign,
+# The two bodies POST /campaigns takes (their schemas are put in the document by campaigns.web.api).
+CREATE_BODY = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"$ref": "#/components/schemas/CampaignIn"}},
+    "multipart/form-data": {"schema": {"$ref": "#/components/schemas/CampaignFileIn"}}}}}
+
+
+@router.post("", status_code=201, response_model=schemas.Campaign, openapi_extra=CREATE_BODY,
              responses={202: {"model": schemas.Campaign, "description": "Created; its recipients are being read"},
-                        **answers(400, 401, 403, 409, 422)})
-def create_campaign(body: schemas.CampaignIn, key: Operator, idempotency_key: IdempotencyKey = None):
-    """A campaign from a list of recipients, launched now, at `at`, or left a draft (`launch: false`)."""
-    return idempotent(key, idempotency_key, fingerprint("POST", "/campaigns", body.model_dump()),
-                      lambda: _create(body))
+                        **answers(400, 401, 403, 409, 413, 415, 422)})
+async def create_campaign(request: Request, key: Operator, idempotency_key: IdempotencyKey = None):
+    """A campaign from a JSON list of recipients, or from a contact file (multipart: `file` and the same fields),
+    launched now, at `at`, or left a draft (`launch: false`)."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        return await _create_from_file(request, key, idempotency_key)
+    try:
+        body = schemas.CampaignIn.model_validate_json(await request.body())
+    except ValidationError as error:
+        raise RequestValidationError(error.errors()) from None
+    return await run_in_threadpool(idempotent, key, idempotency_key,
+                                   fingerprint("POST", "/campaigns", body.model_dump()), lambda: _create(body))
+
+
+async def _create_from_file(request: Request, key, idempotency_key: str | None):
+    form = await request.form(max_files=1, max_fields=20)
+    file = form.get("file")
+    if not isinstance(file, UploadFile):
+        raise Problem(422, "Invalid request", "file: a contact file (.csv or .xlsx) is required")
+    try:
+        body = schemas.CampaignFileIn.model_validate({name: value for name, value in form.multi_items()
+                                                      if name != "file"})
+    except ValidationError as error:
+        raise RequestValidationError(error.errors()) from None
+    try:
+        token = await uploads.save_upload(file)
+    except uploads.UploadRejected as error:
+        raise Problem(error.status_code, "Refused", str(error)) from None
+    upload = uploads.find_upload(token)
+    request_hash = fingerprint("POST", "/campaigns", [body.model_dump(), await run_in_threadpool(_digest, upload.path)])
+    read_by_a_worker = []  # the one case where the upload outlives this request: its job reads it
+
+    def create() -> tuple[int, dict]:
+        background = launches.in_background(upload.path)
+        with uploads.named(upload):
+            campaign_id, _report_of_rows = lifecycle.launch(
+                upload.path, account_name=body.account, template=body.template, name=body.name,
+                media_url=body.media_url, at=lifecycle.parse_when(body.at), region=body.region,
+                phone_column=body.phone_column, quiet_hours=body.quiet_hours, start=body.launch,
+                background=background, discard_file=background, display_name=upload.original_name)
+        if background:
+            read_by_a_worker.append(True)
+        return (202 if background else 201), _report(campaign_id)
+
+    try:
+        return await run_in_threadpool(idempotent, key, idempotency_key, request_hash, create)
+    finally:
+        if not read_by_a_worker:  # read here, refused, or a repeat answered from the first request
+            await run_in_threadpool(uploads.discard, upload)
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        while block := stream.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 @router.get("", response_model=schemas.CampaignPage, responses=answers(401, 403, 422))

@@ -35,4 +35,5 @@ def answers(*statuses: int) -> dict:
 DESCRIPTIONS = {400: "Refused (the detail says why)", 401: "No key, or a key that is wrong or revoked",
                 403: "The key's role may not do this", 404: "No such object",
                 409: "Not now (the campaign's status), or an Idempotency-Key used with another body",
+                413: "The file is over the upload limit", 415: "Not a .csv or .xlsx file",
                 422: "A field is missing or invalid"}

@@ -37,6 +37,22 @@ class CampaignIn(BaseModel):
     launch: bool = Field(default=True, description="start it (now or at `at`); false leaves a draft")
 
 
+class CampaignFileIn(BaseModel):
+    """A campaign from a contact file (multipart/form-data): the file, and the other fields as form fields."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    account: str = Field(min_length=1, max_length=64, description="a gateway account of blast.toml")
+    template: str = Field(min_length=1, max_length=20_000)
+    region: str = Field(default="UG", min_length=2, max_length=2)
+    phone_column: str | None = Field(default=None, max_length=200, description="default: the one found")
+    media_url: str | None = Field(default=None, max_length=2000)
+    at: str | None = Field(default=None, max_length=64)
+    quiet_hours: str | None = Field(default=None, max_length=11)
+    launch: bool = True
+
+
 class Failure(BaseModel):
     reason: str | None
     code: str | None
