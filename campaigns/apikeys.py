@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.errors import BlastError
-from campaigns.models import ApiKey, utcnow
+from campaigns.models import ApiKey, aware, utcnow
 
 ROLES = ("viewer", "operator", "admin")  # each may do what the ones before it may
 PREFIX = "blast_"
@@ -79,9 +79,7 @@ def authenticate(engine: Engine, key: str) -> ApiKey | None:
         row = connection.execute(select(ApiKey).where(ApiKey.key_hash == digest(key))).one_or_none()
     if row is None or row.revoked_at is not None:
         return None
-    last = row.last_used_at
-    if last is not None and last.tzinfo is None:  # SQLite gives times back without their zone
-        last = last.replace(tzinfo=UTC)
+    last = aware(row.last_used_at)
     if last is None or last < now - USE_RECORDED_EVERY:
         with engine.begin() as connection:
             connection.execute(update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))

@@ -127,17 +127,15 @@ def quiet_timing(window: str | None, timing=None):
 
 def ingest_into(campaign_id: int, path: str | Path, *, account: AccountConfig, template: str, region: str,
                 media_url: str | None = None, options: dict | None = None, phone_column: str | None = None,
-                timing=None):
-    """Read a contact file into an existing (draft) campaign's messages; returns the ingest report."""
+                timing=None, engine=None, **reading):
+    """Read a contact file into an existing (draft) campaign's messages; returns the ingest report. `reading`:
+    more of campaigns.ingest.load_messages' options (sheet, resume, on_chunk)."""
     from campaigns import ingest
 
     kind = (options or {}).get("kind") or ("media" if media_url else "text")
-    return ingest.load_messages(get_engine(), campaign_id, Path(path), region=region, template=template,
-                                provider=account.provider, kind=kind, phone_column=phone_column, timing=timing)
-
-
-def _report_dict(report) -> dict:
-    return report.as_dict() if hasattr(report, "as_dict") else dict(report)
+    return ingest.load_messages(engine or get_engine(), campaign_id, Path(path), region=region, template=template,
+                                provider=account.provider, kind=kind, phone_column=phone_column, timing=timing,
+                                **reading)
 
 
 def _delete_campaign(campaign_id: int) -> None:

@@ -23,6 +23,13 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+def aware(moment: datetime | None) -> datetime | None:
+    """A stored time as aware UTC (SQLite hands times back without their zone)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
 class Account(SQLModel, table=True):
     """A gateway account as last seen in blast.toml: no credentials are stored here."""
 

@@ -30,7 +30,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
 from campaigns.errors import BlastError, NotFound
-from campaigns.models import Campaign, Message, Schedule, utcnow
+from campaigns.models import Campaign, Message, Schedule, aware, utcnow
 from campaigns.states import CampaignStatus
 
 log = logging.getLogger("blast.reminders")
@@ -43,14 +43,11 @@ RECOVER_AFTER = timedelta(minutes=5)  # a schedule's draft this old lost its ing
 def next_fire(schedule: Schedule, after: datetime) -> datetime | None:
     """The first firing strictly after `after` (aware UTC); None when a one-off has fired."""
     if schedule.kind == "once":
-        run_at = _aware(schedule.run_at)
+        run_at = aware(schedule.run_at)
         return run_at if run_at is not None and run_at > after else None
     zone = ZoneInfo(schedule.timezone)
     return croniter(schedule.cron, after.astimezone(zone)).get_next(datetime).astimezone(UTC)
 
-
-def _aware(moment: datetime | None) -> datetime | None:
-    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path, template: str,
@@ -89,7 +86,7 @@ def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path
     account = get_account(account_name)
     kind = "relative" if rule else "cron" if cron else "once"
     schedule = Schedule(name=name, account_name=account.name, kind=kind, cron=cron, timezone=timezone,
-                        run_at=_aware(run_at), source_file=str(Path(source_file).resolve()), template=template,
+                        run_at=aware(run_at), source_file=str(Path(source_file).resolve()), template=template,
                         region=region, quiet_hours=window, date_column=rule.date_column if rule else None,
                         offset_seconds=rule.offset_seconds if rule else None,
                         options=_stored_options(phone_column, media_url, options))
@@ -206,7 +203,7 @@ def change(engine: Engine, schedule_id: int, *, cron: str | None = None, timezon
         if run_at is not None:
             if schedule.kind != "once":
                 raise BlastError(f"schedule {schedule_id} is not a one-off: change it with --cron")
-            schedule.run_at = _aware(run_at)
+            schedule.run_at = aware(run_at)
         if timezone is not None:
             try:
                 ZoneInfo(timezone)
@@ -246,7 +243,7 @@ def fire_due(engine: Engine, *, now: datetime | None = None) -> list[int]:
     launched = [campaign_id for campaign_id in (_recover(engine, draft, now) for draft in _stale_drafts(engine, now))
                 if campaign_id is not None]
     for schedule in listed(engine):
-        due = _aware(schedule.next_fire_at)
+        due = aware(schedule.next_fire_at)
         if not schedule.enabled or due is None or due > now:
             continue
         campaign_id = _claim(engine, schedule, due, now)
@@ -341,7 +338,7 @@ def _relative_timing(engine: Engine, schedule, now: datetime):
         known = set(connection.execute(
             select(Message.dedupe_key).join(Campaign, Campaign.id == Message.campaign_id)
             .where(Campaign.schedule_id == schedule.id, Message.dedupe_key.is_not(None))).scalars())
-    next_firing = _aware(schedule.next_fire_at) or now
+    next_firing = aware(schedule.next_fire_at) or now
     return RowTiming(now=now, rule=RelativeRule(schedule.date_column, schedule.offset_seconds),
                      default_zone=schedule.timezone, until=max(next_firing, now) + HORIZON_MARGIN,
                      key_prefix=f"{schedule.id}|", known_keys=known)

@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
 from campaigns.db import get_engine
-from campaigns.models import Campaign, Message, utcnow
+from campaigns.models import Campaign, Message, aware, utcnow
 from campaigns.settings import AccountConfig, ConfigError, get_account, get_settings
 from campaigns.states import HELD_CODE, CampaignStatus, MessageState
 from campaigns.transitions import transition
@@ -50,13 +50,6 @@ def mark_lost_sends(connection, now, timeout: float) -> int:
         select(Message.id).where(Message.state == M.SENDING, Message.updated_at < now - timedelta(seconds=timeout))
     ).scalars().all()
     return transition(connection, stale, expected=M.SENDING, to=M.UNKNOWN, now=now) if stale else 0
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """A stored time as aware UTC (SQLite hands times back without their zone)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 def resolve_unknown(engine, now: datetime) -> dict[str, int]:

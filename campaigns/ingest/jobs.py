@@ -33,7 +33,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from campaigns.errors import BlastError
-from campaigns.ingest import IngestReport, Resume, load_messages, seen_key
+from campaigns.ingest import IngestReport, Resume, seen_key
 from campaigns.ingest.seen import SeenNumbers
 from campaigns.models import Campaign, IngestJob, Message, utcnow
 from campaigns.settings import ConfigError, get_account, get_settings
@@ -140,23 +140,18 @@ def _resume_point(engine: Engine, job) -> Resume:
 
 
 def _ingest(engine: Engine, job, campaign, options: dict, resume: Resume, on_chunk) -> IngestReport:
-    from campaigns.lifecycle import quiet_timing
+    from campaigns.lifecycle import ingest_into, quiet_timing
 
-    account = get_account(campaign.account_name)
-    message_options = json.loads(campaign.options or "{}")
-    kind = message_options.get("kind") or ("media" if campaign.media_url else "text")
-    timing = quiet_timing(campaign.quiet_hours)
-    return load_messages(engine, campaign.id, Path(job.source_file), region=campaign.region,
-                         template=campaign.template, provider=account.provider, kind=kind,
-                         phone_column=options.get("phone_column"), sheet=options.get("sheet"), timing=timing,
-                         resume=resume, on_chunk=on_chunk)
+    return ingest_into(campaign.id, job.source_file, account=get_account(campaign.account_name),
+                       template=campaign.template, region=campaign.region, media_url=campaign.media_url,
+                       options=json.loads(campaign.options or "{}"), phone_column=options.get("phone_column"),
+                       timing=quiet_timing(campaign.quiet_hours), engine=engine, sheet=options.get("sheet"),
+                       resume=resume, on_chunk=on_chunk)
 
 
 def _checkpoint(job_id: int, token: str, last_row: int, report: IngestReport):
     """The chunk's last statement: the job's progress, only while `token` holds the lease."""
-    counts = report.as_dict()
-    values = dict(rows_done=last_row, rows=report.rows, valid=report.valid, skipped=report.rows - report.valid,
-                  report=json.dumps(counts))
+    values = dict(rows_done=last_row, **_counts(report))
 
     def checkpoint(connection: Connection) -> None:
         now = utcnow()
@@ -221,12 +216,15 @@ def _finish(engine: Engine, job, campaign, options: dict, token: str, report: In
     return status
 
 
+def _counts(report: IngestReport) -> dict:
+    """The job's columns that follow the report."""
+    return dict(rows=report.rows, valid=report.valid, skipped=report.rows - report.valid,
+                report=json.dumps(report.as_dict()))
+
+
 def _close(connection: Connection, job_id: int, token: str, status: str, error: str | None,
            report: IngestReport | None = None) -> bool:
-    values = {}
-    if report is not None:
-        values = dict(rows=report.rows, valid=report.valid, skipped=report.rows - report.valid,
-                      report=json.dumps(report.as_dict()))
+    values = _counts(report) if report is not None else {}
     now = utcnow()
     return bool(connection.execute(
         update(IngestJob).where(IngestJob.id == job_id, IngestJob.lease_token == token, IngestJob.status == S.RUNNING)
@@ -285,15 +283,17 @@ def stalled(engine: Engine) -> list[int]:
 
 
 def progress(engine: Engine, job_id: int) -> Progress | None:
+    return _progress(engine, IngestJob.id == job_id)
+
+
+def for_campaign(engine: Engine, campaign_id: int) -> Progress | None:
+    return _progress(engine, IngestJob.campaign_id == campaign_id)
+
+
+def _progress(engine: Engine, which) -> Progress | None:
     with engine.connect() as connection:
-        job = connection.execute(select(IngestJob).where(IngestJob.id == job_id)).one_or_none()
+        job = connection.execute(select(IngestJob).where(which)).one_or_none()
     if job is None:
         return None
     return Progress(id=job.id, campaign_id=job.campaign_id, status=job.status, rows=job.rows, valid=job.valid,
                     skipped=job.skipped, error=job.error)
-
-
-def for_campaign(engine: Engine, campaign_id: int) -> Progress | None:
-    with engine.connect() as connection:
-        job_id = connection.execute(select(IngestJob.id).where(IngestJob.campaign_id == campaign_id)).scalar()
-    return progress(engine, job_id) if job_id is not None else None

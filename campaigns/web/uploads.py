@@ -212,7 +212,7 @@ def _preview(upload: Upload, compiled, *, provider: str, region: str, phone_colu
     return found
 
 
-def _scheduled_folders() -> set[Path]:
+def _kept_folders() -> set[Path]:
     """The upload folders a reminder schedule reads its contact file from (it reads it at every firing), or
     an ingest job not done yet reads from (a worker goes on reading it)."""
     from sqlalchemy import select
@@ -227,15 +227,15 @@ def _scheduled_folders() -> set[Path]:
     return {Path(file).resolve().parent for file in files}
 
 
-def is_scheduled(upload: Upload) -> bool:
+def is_kept(upload: Upload) -> bool:
     """A reminder schedule (or an unfinished ingest) reads this upload's file."""
-    return upload.path.parent.resolve() in _scheduled_folders()
+    return upload.path.parent.resolve() in _kept_folders()
 
 
 def discard(upload: Upload) -> bool:
     """Delete an upload (its file and rejects) unless a reminder schedule reads from it; True if deleted."""
     folder = upload.path.parent
-    if folder.resolve() in _scheduled_folders():
+    if folder.resolve() in _kept_folders():
         return False
     shutil.rmtree(folder, ignore_errors=True)
     return not folder.exists()
@@ -261,7 +261,7 @@ def sweep(now: float | None = None) -> list[str]:
         if not old:
             return []
         try:
-            kept = _scheduled_folders()
+            kept = _kept_folders()
         except Exception as error:  # the database is down: keep everything until the next sweep
             log.warning("uploads not swept: the schedules could not be read (%s)", type(error).__name__)
             return []

@@ -85,6 +85,15 @@ def job_of(stack, campaign_id: int):
         return connection.execute(select(IngestJob).where(IngestJob.campaign_id == campaign_id)).one()
 
 
+def wait_until_done(stack, campaign_id: int, what: str) -> None:
+    """Wait for the campaign's ingest job to be done; on a timeout, show the processes' logs."""
+    try:
+        wait_until(lambda: job_of(stack, campaign_id).status == "done", timeout=180, interval=0.2, message=what)
+    except AssertionError:
+        print(stack.logs())
+        raise
+
+
 def assert_launched_once_with_every_row_once(stack, campaign_id: int) -> None:
     with stack.engine.connect() as connection:
         campaign = connection.execute(select(Campaign).where(Campaign.id == campaign_id)).one()
@@ -115,12 +124,7 @@ def test_killing_the_web_then_the_worker_mid_ingest_launches_once_with_every_row
     assert stopped_at < ROWS
     # then another worker goes on from there once the lease lapses, and the campaign launches
     stack.worker("w2", concurrency=2)
-    try:
-        wait_until(lambda: job_of(stack, campaign_id).status == "done", timeout=180, interval=0.2,
-                   message="the second worker to finish the list")
-    except AssertionError:
-        print(stack.logs())
-        raise
+    wait_until_done(stack, campaign_id, "the second worker to finish the list")
     job = job_of(stack, campaign_id)
     assert job.attempts >= 2 and job.rows == ROWS and job.valid == ROWS
     assert_launched_once_with_every_row_once(stack, campaign_id)
@@ -163,10 +167,5 @@ def test_a_database_cut_mid_ingest_is_ridden_out_with_every_row_once(database_cu
     time.sleep(4)  # the outage itself
     stack.proxy.restore()
     # then the job ends done, the campaign launched once with every row once
-    try:
-        wait_until(lambda: job_of(stack, campaign_id).status == "done", timeout=180, interval=0.2,
-                   message="the list to be read")
-    except AssertionError:
-        print(stack.logs())
-        raise
+    wait_until_done(stack, campaign_id, "the list to be read")
     assert_launched_once_with_every_row_once(stack, campaign_id)

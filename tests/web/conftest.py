@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support import browser as ui
+from tests.support.engine import write_config
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +25,21 @@ def chromium():
         browser = ui.launch_chromium(playwright)
         yield browser
         browser.close()
+
+
+@pytest.fixture
+def api_app(engine, blast_home, tmp_path, monkeypatch, sandbox):
+    """The web app with one Socnet account ("uganda") on the sandbox, and an API key per role:
+    (app, {role: key})."""
+    from campaigns import apikeys
+    from campaigns.settings import reset_settings
+    from campaigns.web import balances
+    from campaigns.web.app import create_app
+
+    monkeypatch.setenv("BLAST_ADMIN_PASSWORD", "api-test-admin-pass-1")
+    write_config(tmp_path / "blast.toml", sandbox, {"uganda": {"provider": "socnet", "rate": 10}})
+    reset_settings()
+    balances.forget()
+    keys = {role: apikeys.create(engine, f"{role} system", role) for role in apikeys.ROLES}
+    yield create_app(), keys
+    balances.forget()

@@ -11,27 +11,17 @@ from sqlalchemy import func, select
 
 from campaigns import apikeys
 from campaigns.models import Campaign, Message
-from campaigns.settings import reset_settings
-from tests.support.engine import write_config
 from tests.support.sandbox import SOCNET_KEY
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
-def api(engine, blast_home, tmp_path, monkeypatch, sandbox):
-    """The web app with one Socnet account on the sandbox, and a key per role: (client, {role: key})."""
-    from campaigns.web import balances
-    from campaigns.web.app import create_app
-
-    monkeypatch.setenv("BLAST_ADMIN_PASSWORD", "api-test-admin-pass-1")
-    write_config(tmp_path / "blast.toml", sandbox, {"uganda": {"provider": "socnet", "rate": 10}})
-    reset_settings()
-    balances.forget()
-    keys = {role: apikeys.create(engine, f"{role} system", role) for role in apikeys.ROLES}
-    with TestClient(create_app()) as client:
+def api(api_app):
+    """The web app under a test client, and a key per role: (client, {role: key})."""
+    app, keys = api_app
+    with TestClient(app) as client:
         yield client, keys
-    balances.forget()
 
 
 def bearer(key: str) -> dict[str, str]:

@@ -9,24 +9,11 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from campaigns import apikeys
-from campaigns.settings import reset_settings
-from tests.support.engine import write_config
-
 
 @pytest.fixture
-def api_schema(engine, blast_home, tmp_path, monkeypatch, sandbox):
-    from campaigns.web import balances
-    from campaigns.web.app import create_app
-
-    monkeypatch.setenv("BLAST_ADMIN_PASSWORD", "schema-test-admin-pass-1")
-    write_config(tmp_path / "blast.toml", sandbox, {"uganda": {"provider": "socnet", "rate": 10}})
-    reset_settings()
-    balances.forget()
-    key = apikeys.create(engine, "schemathesis", "operator")
-    app = create_app()
-    yield schemathesis.openapi.from_asgi("/api/v1/openapi.json", app), {"Authorization": f"Bearer {key}"}
-    balances.forget()
+def api_schema(api_app):
+    app, keys = api_app
+    return schemathesis.openapi.from_asgi("/api/v1/openapi.json", app), {"Authorization": f"Bearer {keys['operator']}"}
 
 
 def test_every_answer_matches_the_document(api_schema):

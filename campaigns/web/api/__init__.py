@@ -11,16 +11,20 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from campaigns.errors import BlastError, Conflict, NotFound
-from campaigns.settings import ConfigError
-from campaigns.web.api.problems import Problem, problem
+from campaigns.web.api.problems import ANSWERED, MEDIA_TYPE, answer_for, problem
 
 DESCRIPTION = """Campaigns, their messages, accounts and opt-outs, for the systems that send reminders.
 
 Authenticate with `Authorization: Bearer <key>` (`blast apikey create --name N --role viewer|operator|admin`).
 Errors are `application/problem+json`. Repeat a POST safely with the same `Idempotency-Key` header."""
+
+
+async def _answer(_request: Request, error: Exception):
+    status, content, headers = answer_for(error)
+    return JSONResponse(content, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def _with_request_bodies(api: FastAPI) -> None:
@@ -55,25 +59,8 @@ def create_api() -> FastAPI:
     api.add_api_route("/docs", lambda: docs.render(api), include_in_schema=False)
     _with_request_bodies(api)
 
-    @api.exception_handler(Problem)
-    async def _problem(_request: Request, error: Problem):
-        return problem(error.status, error.title, error.detail, headers=error.headers)
-
-    @api.exception_handler(NotFound)
-    async def _not_found(_request: Request, error: NotFound):
-        return problem(404, "Not found", str(error))
-
-    @api.exception_handler(Conflict)
-    async def _conflict(_request: Request, error: Conflict):
-        return problem(409, "Conflict", str(error))
-
-    @api.exception_handler(BlastError)
-    async def _refused(_request: Request, error: BlastError):
-        return problem(400, "Refused", str(error))
-
-    @api.exception_handler(ConfigError)
-    async def _config(_request: Request, error: ConfigError):
-        return problem(400, "Refused", str(error))
+    for kind in ANSWERED:
+        api.add_exception_handler(kind, _answer)
 
     @api.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, error: RequestValidationError):

@@ -72,9 +72,7 @@ def _create(body: schemas.CampaignIn) -> tuple[int, dict]:
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise
-    if not background:
-        shutil.rmtree(path.parent, ignore_errors=True)
-    return (202 if background else 201), _report(campaign_id)
+    return (202 if background else 201), _report(campaign_id)  # the job deleted the list and its folder
 
 
 # The two bodies POST /campaigns takes (their schemas are put in the document by campaigns.web.api).
@@ -118,13 +116,10 @@ async def _create_from_file(request: Request, key, idempotency_key: str | None):
     read_by_a_worker = []  # the one case where the upload outlives this request: its job reads it
 
     def create() -> tuple[int, dict]:
-        background = launches.in_background(upload.path)
-        with uploads.named(upload):
-            campaign_id, _report_of_rows = lifecycle.launch(
-                upload.path, account_name=body.account, template=body.template, name=body.name,
-                media_url=body.media_url, at=lifecycle.parse_when(body.at), region=body.region,
-                phone_column=body.phone_column, quiet_hours=body.quiet_hours, start=body.launch,
-                background=background, discard_file=background, display_name=upload.original_name)
+        campaign_id, background = launches.launch_upload(
+            upload, account_name=body.account, template=body.template, name=body.name, media_url=body.media_url,
+            at=lifecycle.parse_when(body.at), region=body.region, phone_column=body.phone_column,
+            quiet_hours=body.quiet_hours, start=body.launch)
         if background:
             read_by_a_worker.append(True)
         return (202 if background else 201), _report(campaign_id)

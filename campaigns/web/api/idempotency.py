@@ -15,10 +15,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from campaigns.db import get_engine
-from campaigns.errors import BlastError, Conflict, NotFound
 from campaigns.models import ApiKey, IdempotentRequest, utcnow
-from campaigns.settings import ConfigError
-from campaigns.web.api.problems import MEDIA_TYPE, Problem
+from campaigns.web.api.problems import ANSWERED, MEDIA_TYPE, Problem, answer_for
 
 WAIT_FOR_FIRST_SECONDS = 60.0
 MAX_KEY_CHARS = 200
@@ -27,18 +25,6 @@ MAX_KEY_CHARS = 200
 def fingerprint(method: str, path: str, body: object) -> str:
     text = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _as_answer(error: Exception) -> tuple[int, dict]:
-    if isinstance(error, Problem):
-        status, title, detail = error.status, error.title, error.detail
-    elif isinstance(error, NotFound):
-        status, title, detail = 404, "Not found", str(error)
-    elif isinstance(error, Conflict):
-        status, title, detail = 409, "Conflict", str(error)
-    else:
-        status, title, detail = 400, "Refused", str(error)
-    return status, {"type": "about:blank", "title": title, "status": status, "detail": detail}
 
 
 def _response(status: int, body: dict) -> JSONResponse:
@@ -51,8 +37,8 @@ def idempotent(key: ApiKey, header: str | None, request_hash: str, answer: Calla
     if header is None:
         try:
             return _response(*answer())
-        except (Problem, NotFound, BlastError, ConfigError) as error:
-            return _response(*_as_answer(error))
+        except ANSWERED as error:
+            return _response(*answer_for(error)[:2])
     if not header or len(header) > MAX_KEY_CHARS:
         raise Problem(400, "Invalid Idempotency-Key", f"an Idempotency-Key is 1 to {MAX_KEY_CHARS} characters")
     engine = get_engine()
@@ -64,8 +50,8 @@ def idempotent(key: ApiKey, header: str | None, request_hash: str, answer: Calla
         return _earlier_answer(key, header, request_hash)
     try:
         status, body = answer()
-    except (Problem, NotFound, BlastError, ConfigError) as error:
-        status, body = _as_answer(error)
+    except ANSWERED as error:
+        status, body = answer_for(error)[:2]
     except BaseException:
         with engine.begin() as connection:  # nothing was answered: the key may be used again
             connection.execute(delete(IdempotentRequest).where(IdempotentRequest.id == record_id))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from fastapi.responses import JSONResponse
 
+from campaigns.errors import BlastError, Conflict, NotFound
+from campaigns.settings import ConfigError
+
 MEDIA_TYPE = "application/problem+json"
 
 
@@ -16,8 +19,25 @@ class Problem(Exception):
 
 
 def problem(status: int, title: str, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail},
-                        status_code=status, media_type=MEDIA_TYPE, headers=headers)
+    return JSONResponse(body(status, title, detail), status_code=status, media_type=MEDIA_TYPE, headers=headers)
+
+
+def body(status: int, title: str, detail: str) -> dict:
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
+# What an operator's error is, as an answer: the most specific class first (BlastError is the others' base).
+ERROR_ANSWERS = ((NotFound, 404, "Not found"), (Conflict, 409, "Conflict"), (BlastError, 400, "Refused"),
+                 (ConfigError, 400, "Refused"))
+ANSWERED = (Problem, NotFound, Conflict, BlastError, ConfigError)  # the errors `answer_for` turns into answers
+
+
+def answer_for(error: Exception) -> tuple[int, dict, dict[str, str] | None]:
+    """(status, problem body, headers) for a Problem or an operator's error (ANSWERED)."""
+    if isinstance(error, Problem):
+        return error.status, body(error.status, error.title, error.detail), error.headers
+    status, title = next((status, title) for kind, status, title in ERROR_ANSWERS if isinstance(error, kind))
+    return status, body(status, title, str(error)), None
 
 
 # The error answers each route may give, for the OpenAPI document.

@@ -123,16 +123,12 @@ def upload_launch(request: Request, token: str, user: User, account: Annotated[s
         when = lifecycle.parse_when(at or None)
         window = quiet.normalise(quiet_hours)
 
-        background = launches.in_background(upload.path)
-        with uploads.named(upload):
-            campaign_id, _report = lifecycle.launch(
-                upload.path, account_name=account, template=template, name=name or Path(upload.original_name).stem,
-                media_url=extras.media_url, at=when, region=region, phone_column=phone_column or None,
-                options=compose.launch_options(extras), quiet_hours=window, background=background,
-                discard_file=background and not uploads.is_scheduled(upload), display_name=upload.original_name)
+        campaign_id, background = launches.launch_upload(
+            upload, account_name=account, template=template, name=name or Path(upload.original_name).stem,
+            media_url=extras.media_url, at=when, region=region, phone_column=phone_column or None,
+            options=compose.launch_options(extras), quiet_hours=window)
         if background:
             return RedirectResponse(f"/launches/{campaign_id}", status_code=303)
-        uploads.discard(upload)  # its rows are the campaign's messages now (a reminder schedule's file stays)
     except uploads.UploadRejected as error:
         return page(request, "error.html", status_code=error.status_code, message=str(error))
     except (BlastError, ConfigError) as error:
