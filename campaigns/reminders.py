@@ -171,6 +171,16 @@ def rule_text(schedule: Schedule) -> str | None:
     return describe(schedule.offset_seconds or 0, schedule.date_column or "")
 
 
+def described(schedule: Schedule) -> dict:
+    """A schedule as `blast schedule list --json` and the API show it."""
+    _message, phone_column, media_url = firing_options(schedule)
+    return {"id": schedule.id, "name": schedule.name, "account": schedule.account_name, "kind": schedule.kind,
+            "cron": schedule.cron, "timezone": schedule.timezone, "enabled": schedule.enabled,
+            "next_fire_at": aware(schedule.next_fire_at).isoformat() if schedule.next_fire_at else None,
+            "relative": rule_text(schedule), "quiet_hours": schedule.quiet_hours,
+            "phone_column": phone_column, "media_url": media_url}
+
+
 def listed(engine: Engine) -> list[Schedule]:
     from sqlmodel import Session
 

@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     # Who may read /metrics without logging in: addresses or networks, comma-separated ("10.0.0.0/8, ::1").
     metrics_allow: str = "127.0.0.1"
     flower_password: SecretStr | None = None
+    # Requests per second each API key may make (campaigns/web/api/auth.py), held by the gateways' rate
+    # limiter (shared through Redis when BLAST_REDIS_URL is set, else per web process): a request over it
+    # waits up to API_RATE_WAIT_SECONDS for its turn, then is refused with 429 and Retry-After.
+    api_rate_per_key: float = Field(default=20.0, gt=0, le=1000)
 
     def model_post_init(self, __context) -> None:
         if not self.database_url:

@@ -78,12 +78,7 @@ def list_(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = 
     from campaigns import reminders
     from campaigns.db import get_engine
 
-    rows = [{"id": s.id, "name": s.name, "account": s.account_name, "kind": s.kind, "cron": s.cron,
-             "timezone": s.timezone, "enabled": s.enabled,
-             "next_fire_at": s.next_fire_at.isoformat() if s.next_fire_at else None,
-             "relative": reminders.rule_text(s), "quiet_hours": s.quiet_hours,
-             **dict(zip(("phone_column", "media_url"), reminders.firing_options(s)[1:], strict=True))}
-            for s in reminders.listed(get_engine())]
+    rows = [reminders.described(schedule) for schedule in reminders.listed(get_engine())]
     if as_json:
         typer.echo(json.dumps(rows))
         return

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from campaigns import apikeys
-from campaigns.models import Campaign, Message
+from campaigns.models import Campaign, IdempotentRequest, Message
 from tests.support.sandbox import SOCNET_KEY
 
 PROBLEM = "application/problem+json"
@@ -232,3 +232,79 @@ def test_a_campaign_from_a_contact_file(api, engine, blast_home):
                              headers=bearer(keys["operator"]), files={"file": ("patients.csv", contacts, "text/csv")})
     assert unreadable.status_code == 400 and "patients.csv" in unreadable.json()["detail"]
     assert campaigns_in(engine) == 1 and not any((blast_home / "uploads").glob("*/contacts.*"))
+
+
+def test_keys_through_the_api_for_admins_only(api, engine):
+    client, keys = api
+    admin = {**bearer(keys["admin"]), "Idempotency-Key": "new-key-1"}
+    # when an admin creates a key, twice with one Idempotency-Key
+    first = client.post("/api/v1/keys", json={"name": "clinic", "role": "operator"}, headers=admin)
+    again = client.post("/api/v1/keys", json={"name": "clinic", "role": "operator"}, headers=admin)
+    # then the key is in the first answer only, it works, and it was made once
+    assert first.status_code == again.status_code == 201, first.text
+    made = first.json()["key"]
+    assert made.startswith("blast_") and again.json()["key"] is None
+    assert {**first.json(), "key": None} == again.json()
+    assert client.get("/api/v1/campaigns", headers=bearer(made)).status_code == 200
+    listed = client.get("/api/v1/keys", headers=bearer(keys["admin"])).json()
+    assert [key["name"] for key in listed].count("clinic") == 1
+    # and no table keeps it
+    with engine.connect() as connection:
+        assert made not in str(connection.execute(select(IdempotentRequest.body)).scalars().all())
+    # and an operator may not list or create keys
+    operator = bearer(keys["operator"])
+    for refused in (client.get("/api/v1/keys", headers=operator),
+                    client.post("/api/v1/keys", json={"name": "mine", "role": "admin"}, headers=operator)):
+        assert refused.status_code == 403 and refused.headers["content-type"] == PROBLEM
+    # when the admin revokes it, then it is refused at once; an unknown name is 404
+    assert client.delete("/api/v1/keys/clinic", headers=bearer(keys["admin"])).status_code == 204
+    assert client.get("/api/v1/campaigns", headers=bearer(made)).status_code == 401
+    assert client.delete("/api/v1/keys/clinic", headers=bearer(keys["admin"])).status_code == 404
+
+
+def test_schedules_through_the_api(api, engine):
+    client, keys = api
+    body = {"name": "weekly", "account": "uganda", "template": "Hi {{ name }}, your visit is {{ visit }}",
+            "recipients": [{"phone": "+256772000001", "variables": {"name": "Amina", "visit": "2027-01-10T09:00"}}],
+            "cron": "0 9 * * MON", "timezone": "Africa/Kampala", "quiet_hours": "21:00-08:00"}
+    # when an operator adds a weekly schedule and a relative one
+    weekly = client.post("/api/v1/schedules", json=body, headers=bearer(keys["operator"]))
+    relative = client.post("/api/v1/schedules", json={**body, "name": "day before", "cron": None,
+                                                      "relative": "24h before visit"},
+                           headers=bearer(keys["operator"]))
+    # then both are listed as `blast schedule list --json` shows them, with their next firing
+    assert weekly.status_code == relative.status_code == 201, (weekly.text, relative.text)
+    shown = weekly.json()
+    assert shown["kind"] == "cron" and shown["cron"] == "0 9 * * MON" and shown["enabled"]
+    assert shown["timezone"] == "Africa/Kampala" and shown["quiet_hours"] == "21:00-08:00"
+    assert shown["next_fire_at"] and shown["phone_column"] == "phone"
+    assert relative.json()["kind"] == "relative" and relative.json()["relative"] == "1d before visit"
+    listed = client.get("/api/v1/schedules", headers=bearer(keys["viewer"])).json()["items"]
+    assert [item["name"] for item in listed] == ["weekly", "day before"]
+    # and a viewer may not add one; a cron that is not one is refused with the reason
+    assert client.post("/api/v1/schedules", json=body, headers=bearer(keys["viewer"])).status_code == 403
+    wrong = client.post("/api/v1/schedules", json={**body, "cron": "every monday"}, headers=bearer(keys["operator"]))
+    assert wrong.status_code == 400 and "cron" in wrong.json()["detail"]
+    # when one is removed, then it stays listed, disabled; an unknown id is 404
+    assert client.delete(f"/api/v1/schedules/{shown['id']}", headers=bearer(keys["operator"])).status_code == 204
+    items = client.get("/api/v1/schedules", headers=bearer(keys["viewer"])).json()["items"]
+    after = {item["id"]: item for item in items}
+    assert after[shown["id"]]["enabled"] is False and after[shown["id"]]["next_fire_at"] is None
+    assert client.delete("/api/v1/schedules/999", headers=bearer(keys["operator"])).status_code == 404
+
+
+def test_each_key_has_its_request_rate(api, monkeypatch):
+    from campaigns.settings import reset_settings
+
+    client, keys = api
+    # given keys allowed one request every ten seconds
+    monkeypatch.setenv("BLAST_API_RATE_PER_KEY", "0.1")
+    reset_settings()
+    # when one key makes two requests at once
+    answers_ = [client.get("/api/v1/accounts", headers=bearer(keys["viewer"])) for _ in range(2)]
+    # then the second does not wait many seconds for its turn: 429, problem+json, with Retry-After
+    assert [answer.status_code for answer in answers_] == [200, 429]
+    assert answers_[1].headers["content-type"] == PROBLEM and int(answers_[1].headers["retry-after"]) >= 1
+    assert "0.1 requests a second" in answers_[1].json()["detail"]
+    # and another key is not slowed by it
+    assert client.get("/api/v1/accounts", headers=bearer(keys["operator"])).status_code == 200

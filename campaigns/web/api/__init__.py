@@ -16,10 +16,12 @@ from starlette.exceptions import HTTPException
 
 from campaigns.web.api.problems import ANSWERED, MEDIA_TYPE, answer_for, problem
 
-DESCRIPTION = """Campaigns, their messages, accounts and opt-outs, for the systems that send reminders.
+DESCRIPTION = """Campaigns and their messages, reminder schedules, opt-outs, accounts and API keys, for the systems
+that send reminders.
 
 Authenticate with `Authorization: Bearer <key>` (`blast apikey create --name N --role viewer|operator|admin`).
-Errors are `application/problem+json`. Repeat a POST safely with the same `Idempotency-Key` header."""
+Errors are `application/problem+json`. Repeat a POST safely with the same `Idempotency-Key` header. Each key
+may make BLAST_API_RATE_PER_KEY requests a second (default 20); past it, 429 with `Retry-After`."""
 
 
 async def _answer(_request: Request, error: Exception):
@@ -50,11 +52,11 @@ def _with_request_bodies(api: FastAPI) -> None:
 
 
 def create_api() -> FastAPI:
-    from campaigns.web.api import accounts, campaigns, docs, optouts
+    from campaigns.web.api import accounts, campaigns, docs, keys, optouts, schedules
 
     api = FastAPI(title="Blast API", version="1", description=DESCRIPTION, docs_url=None, redoc_url=None,
                   openapi_url="/openapi.json")
-    for module in (campaigns, accounts, optouts):
+    for module in (campaigns, schedules, optouts, accounts, keys):
         api.include_router(module.router)
     api.add_api_route("/docs", lambda: docs.render(api), include_in_schema=False)
     _with_request_bodies(api)

@@ -1,7 +1,10 @@
-"""Who is asking: the API key in `Authorization: Bearer`, and whether its role may (campaigns.apikeys)."""
+"""Who is asking: the API key in `Authorization: Bearer`, whether its role may (campaigns.apikeys), and
+whether it is within its request rate (BLAST_API_RATE_PER_KEY)."""
 
 from __future__ import annotations
 
+import math
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,11 +13,14 @@ from fastapi.security import HTTPBearer
 from campaigns import apikeys
 from campaigns.db import get_engine
 from campaigns.models import ApiKey
+from campaigns.settings import get_settings
 from campaigns.web.api.problems import Problem
 
 UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="blast"'}
 # Declares the scheme in the OpenAPI document; the header is read and answered below (401 as problem+json).
 BEARER = HTTPBearer(auto_error=False, description="an API key from `blast apikey create`")
+# A request over its key's rate waits this long at most for its turn (seconds); past it, 429.
+API_RATE_WAIT_SECONDS = 1.0
 
 
 def api_key(request: Request, _declared: Annotated[object, Depends(BEARER)] = None) -> ApiKey:
@@ -24,7 +30,23 @@ def api_key(request: Request, _declared: Annotated[object, Depends(BEARER)] = No
     key = apikeys.authenticate(get_engine(), token.strip())
     if key is None:
         raise Problem(401, "Unauthorized", "the API key is wrong or revoked", UNAUTHENTICATED)
+    _take_turn(key)
     return key
+
+
+def _take_turn(key: ApiKey) -> None:
+    """A slot of the key's request rate from the limiter the gateways' sends use (one schedule per key for
+    every web process, through Redis when it is configured); a short wait for it, else 429."""
+    from workers.rate_limits import get_limiter
+
+    limiter, rate = get_limiter(), get_settings().api_rate_per_key
+    deadline = time.monotonic() + API_RATE_WAIT_SECONDS
+    while (wait := limiter.reserve(f"api-key:{key.key_hash[:16]}", rate=rate)) > 0:
+        if time.monotonic() + wait > deadline:
+            raise Problem(429, "Too many requests",
+                          f"the key {key.name!r} may make {rate:g} requests a second; retry in {wait:.1f} s",
+                          {"Retry-After": str(max(1, math.ceil(wait)))})
+        time.sleep(wait)
 
 
 def role(needed: str):

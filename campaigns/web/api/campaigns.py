@@ -3,9 +3,7 @@ operator's actions, through the same lifecycle functions as `blast` and the page
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import secrets
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -21,10 +19,9 @@ from campaigns import lifecycle, tallies
 from campaigns.db import get_engine
 from campaigns.errors import NotFound
 from campaigns.models import Campaign, Message
-from campaigns.settings import get_settings
 from campaigns.states import MessageState
 from campaigns.web import launches, uploads
-from campaigns.web.api import schemas
+from campaigns.web.api import recipients, schemas
 from campaigns.web.api.auth import Operator, Viewer
 from campaigns.web.api.idempotency import fingerprint, idempotent
 from campaigns.web.api.problems import Problem, answers
@@ -41,28 +38,8 @@ def _report(campaign_id: int) -> dict:
     return schemas.Campaign.model_validate(tallies.campaign_report(campaign_id)).model_dump()
 
 
-def _write_recipients(body: schemas.CampaignIn) -> Path:
-    """The recipients as a contact file (the phone column, then each variable by first appearance)."""
-    names: dict[str, None] = {}
-    for recipient in body.recipients:
-        names.update(dict.fromkeys(recipient.variables))
-    if any(name.strip().lower() == "phone" for name in names):
-        raise Problem(422, "Invalid request", "a variable may not be named phone (the recipient's number is)")
-    folder = Path(get_settings().home) / "api-lists" / secrets.token_hex(16)
-    folder.mkdir(parents=True)
-    path = folder / "recipients.csv"
-    with path.open("w", newline="", encoding="utf-8") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(["phone", *names])
-        for recipient in body.recipients:
-            values = recipient.variables
-            writer.writerow([recipient.phone, *("" if values.get(name) is None else str(values[name])
-                                                for name in names)])
-    return path
-
-
 def _create(body: schemas.CampaignIn) -> tuple[int, dict]:
-    path = _write_recipients(body)
+    path = recipients.written(body.recipients, under="api-lists")
     background = len(body.recipients) > INLINE_RECIPIENTS
     try:
         campaign_id, _report_of_rows = lifecycle.launch(

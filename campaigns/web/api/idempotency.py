@@ -31,9 +31,10 @@ def _response(status: int, body: dict) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE if status >= 400 else None)
 
 
-def idempotent(key: ApiKey, header: str | None, request_hash: str, answer: Callable[[], tuple[int, dict]]
-               ) -> JSONResponse:
-    """`answer()` once per (API key, Idempotency-Key); its (status, body) kept and given again."""
+def idempotent(key: ApiKey, header: str | None, request_hash: str, answer: Callable[[], tuple[int, dict]], *,
+               remembered: Callable[[dict], dict] | None = None) -> JSONResponse:
+    """`answer()` once per (API key, Idempotency-Key); its (status, body) kept and given again. `remembered`
+    turns a body into what is kept (a secret shown once is left out)."""
     if header is None:
         try:
             return _response(*answer())
@@ -57,8 +58,9 @@ def idempotent(key: ApiKey, header: str | None, request_hash: str, answer: Calla
             connection.execute(delete(IdempotentRequest).where(IdempotentRequest.id == record_id))
         raise
     with engine.begin() as connection:
+        kept = remembered(body) if remembered is not None and status < 400 else body
         connection.execute(update(IdempotentRequest).where(IdempotentRequest.id == record_id)
-                           .values(status_code=status, body=json.dumps(body)))
+                           .values(status_code=status, body=json.dumps(kept)))
     return _response(status, body)
 
 

@@ -49,6 +49,8 @@ PROBLEM_SCHEMA = {"content": {MEDIA_TYPE: {"schema": {"type": "object", "require
 
 
 def answers(*statuses: int) -> dict:
+    """The error answers of a route; one that takes a key (401) may also be over the key's rate (429)."""
+    statuses = (*statuses, 429) if 401 in statuses else statuses
     return {status: {"description": DESCRIPTIONS[status], **PROBLEM_SCHEMA} for status in statuses}
 
 
@@ -56,4 +58,5 @@ DESCRIPTIONS = {400: "Refused (the detail says why)", 401: "No key, or a key tha
                 403: "The key's role may not do this", 404: "No such object",
                 409: "Not now (the campaign's status), or an Idempotency-Key used with another body",
                 413: "The file is over the upload limit", 415: "Not a .csv or .xlsx file",
-                422: "A field is missing or invalid"}
+                422: "A field is missing or invalid",
+                429: "Over the key's request rate (BLAST_API_RATE_PER_KEY): retry after Retry-After seconds"}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Header, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -112,3 +112,63 @@ class OptOut(BaseModel):
 
 class OptOutPage(BaseModel):
     items: list[OptOut]
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"\S", description="unique among the keys")
+    role: Literal["viewer", "operator", "admin"]
+
+
+class ApiKey(BaseModel):
+    name: str
+    role: str
+    created_at: str
+    last_used_at: str | None
+    revoked_at: str | None
+
+
+class NewApiKey(ApiKey):
+    key: str | None = Field(description="the key itself: in the first answer only (null when repeated)")
+
+
+class ScheduleIn(BaseModel):
+    """A reminder blast for a list of recipients: on a `cron` (in `timezone`), once `at` a time, or `relative`
+    to a date variable of each recipient ("24h before appointment_at"; `cron` is then how often the list is
+    read again, default every 15 minutes)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    account: str = Field(min_length=1, max_length=64, description="a gateway account of blast.toml")
+    template: str = Field(min_length=1, max_length=20_000)
+    recipients: list[Recipient] = Field(min_length=1, max_length=1_000_000)
+    cron: str | None = Field(default=None, max_length=120, description='e.g. "0 9 * * MON"')
+    timezone: str = Field(default="UTC", min_length=1, max_length=64, description="e.g. Africa/Kampala")
+    at: str | None = Field(default=None, max_length=64, description="a one-off time, ISO 8601")
+    relative: str | None = Field(default=None, max_length=200, description='e.g. "24h before appointment_at"')
+    region: str = Field(default="UG", min_length=2, max_length=2)
+    media_url: str | None = Field(default=None, max_length=2000)
+    quiet_hours: str | None = Field(default=None, max_length=11)
+
+
+class Schedule(BaseModel):
+    """The shape of `blast schedule list --json`'s items."""
+
+    id: int
+    name: str
+    account: str
+    kind: str
+    cron: str | None
+    timezone: str
+    enabled: bool
+    next_fire_at: str | None
+    relative: str | None
+    quiet_hours: str | None
+    phone_column: str | None
+    media_url: str | None
+
+
+class SchedulePage(BaseModel):
+    items: list[Schedule]
