@@ -278,7 +278,8 @@ class ContactStream:
             candidates = candidates[~opted]
         if not len(candidates):
             return
-        keys = np.fromiter((seen_key(number) for number in e164[candidates]), dtype=np.int64, count=len(candidates))
+        # seen_key inline: a call per number costs a third of a second per million rows
+        keys = np.fromiter((int(number[1:]) for number in e164[candidates]), dtype=np.int64, count=len(candidates))
         reasons[candidates[~self._seen.first_time(keys)]] = DUPLICATE
 
 
@@ -340,11 +341,31 @@ def write_rejects(path: str | Path, chunks: Iterable[pd.DataFrame]) -> Iterator[
 
 
 def variables_json(chunk: pd.DataFrame, variables: list[str]) -> list[str]:
-    """Each row's variables as a JSON object (text), by orjson (as fast as joining strings by hand)."""
+    """Each row's variables as a JSON object (text), exactly as orjson writes it.
+
+    A column of plain strings (no quote, backslash or control character: nearly every cell of a contact list)
+    goes into the object as it is, by one %-format per row; a column that needs escaping anywhere is written
+    by orjson row by row. Three times faster than orjson alone for the usual list."""
     if not variables:
         return ["{}"] * len(chunk)
     columns = [chunk[name].to_numpy(dtype=object) for name in variables]
-    return [orjson.dumps(dict(zip(variables, values, strict=True))).decode() for values in zip(*columns, strict=True)]
+    if not all(_plain_strings(column) for column in columns):
+        return [orjson.dumps(dict(zip(variables, values, strict=True))).decode()
+                for values in zip(*columns, strict=True)]
+    names = [orjson.dumps(name).decode().replace("%", "%%") for name in variables]
+    row_format = "{" + ",".join(f'{name}:"%s"' for name in names) + "}"
+    return [row_format % values for values in zip(*columns, strict=True)]
+
+
+def _plain_strings(column: np.ndarray) -> bool:
+    """Every value a str that a JSON string holds as it is: no quote, no backslash, nothing unprintable (control
+    characters must be escaped; a lone surrogate is no text; the rarer spaces and marks Python calls
+    unprintable merely go to orjson too)."""
+    try:
+        joined = "".join(column)
+    except TypeError:  # a value that is not a str (None, a number)
+        return False
+    return joined.isprintable() and '"' not in joined and "\\" not in joined
 
 
 def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region: str = phones.DEFAULT_REGION,

@@ -317,9 +317,28 @@ def test_load_messages_skips_rows_the_template_cannot_render(engine, tmp_path):
     assert found[2].skip_reason.startswith("text too long for devino")
     assert found[1].state == MessageState.PENDING
     assert found[1].body == 'Hello Brian "B" \\ O\'kello\tJr\nII of Gulu'
-    assert json.loads(found[1].variables)["full_name"] == 'Brian "B" \\ O\'kello\tJr\nII'
+    assert json.loads(found[1].variables) == {"full_name": 'Brian "B" \\ O\'kello\tJr\nII', "town": "Gulu"}
     assert report.valid == 1 and report.invalid == 2
     assert report.reasons["missing variable: town"] == 1
+
+
+@pytest.mark.parametrize("values", [
+    ["Amina", "Brian", ""],  # plain: written by the fast path
+    ['say "hi"', "back\\slash", "tab\there"],  # quotes, backslashes, control characters: escaped
+    ["line\nbreak", "bell\x07", "nbsp\u00a0and\u2028"],  # unprintable characters
+    ["100%", "%s %d %%", "Kampala ✓ 🎉"],  # format characters and wide characters go through as they are
+    [None, 3, 4.5],  # not text (an .xlsx cell may be a number)
+])
+def test_variables_json_is_exactly_what_orjson_writes(values):
+    import orjson
+    import pandas as pd
+
+    # given a chunk of a column of these values beside a plain one, with awkward column names
+    chunk = pd.DataFrame({"name": pd.Series(values, dtype=object), 'the "%s" col': ["a", "b", "c"]})
+    # when its variables are written, then each row is orjson's object of that row, byte for byte
+    expected = [orjson.dumps({"name": value, 'the "%s" col': other}).decode()
+                for value, other in zip(values, ["a", "b", "c"], strict=True)]
+    assert ingest.variables_json(chunk, ["name", 'the "%s" col']) == expected
 
 
 def test_load_messages_keeps_one_live_message_per_phone_across_chunks(engine, tmp_path):
