@@ -84,7 +84,11 @@ def test_a_campaign_resumed_after_a_top_up_is_not_paused_by_older_answers(stack)
             paused_again.append(now)
         return now == "finished"
 
-    wait_until(done, timeout=90, interval=0.1, message="the campaign finished")
+    try:
+        wait_until(done, timeout=90, interval=0.1, message="the campaign finished")
+    except AssertionError:
+        raise AssertionError(f"not finished: {status(stack, campaign_id)}, paused again {len(paused_again)} times, "
+                             f"messages {counts(stack, campaign_id)}\n{stack.logs()}") from None
     assert not paused_again
     assert counts(stack, campaign_id) == {"submitted": 300}
     stack.sandbox.knobs("socnet", latency_ms=0)

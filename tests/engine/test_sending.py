@@ -61,6 +61,14 @@ class TogetherGateway:
         self.server.server_close()
 
 
+def patient_limiter(backend=None) -> RateLimiter:
+    """A limiter that lets a request leave up to a second after its slot. These tests are about how a task's
+    calls are booked and made, not about a thread's lateness: on a loaded machine
+    a thread may wake more than the default 15 ms late, and a request handed back for that is not what they test
+    (test_messages_whose_slots_were_missed_are_booked_again_together is)."""
+    return RateLimiter(backend or LocalBackend(), send_within=1.0)
+
+
 @pytest.fixture
 def together_gateway():
     gateway = TogetherGateway(CALLS)
@@ -80,7 +88,7 @@ def test_a_tasks_calls_go_out_at_their_slots_not_after_each_others_answers(engin
     with engine.begin() as connection:
         transition(connection, ids, expected=MessageState.PENDING, to=MessageState.QUEUED)
     # when one task sends its five messages
-    counts = send_messages(campaign.id, ids, engine=engine, limiter=RateLimiter(LocalBackend()))
+    counts = send_messages(campaign.id, ids, engine=engine, limiter=patient_limiter())
     # then each call went out at its slot while the others waited for their answers: all five accepted
     assert counts["accepted"] == CALLS and counts.get("handed_back", 0) == 0
 
@@ -110,7 +118,7 @@ def test_a_quick_gateways_calls_are_made_from_the_tasks_own_thread(engine, blast
     pooled = []
     monkeypatch.setattr(fanout, "pool", lambda: pooled.append(1) or pytest.fail("a call went to the send pool"))
     # when one task sends its five messages
-    counts = send_messages(campaign_id, ids, engine=engine, limiter=RateLimiter(LocalBackend()))
+    counts = send_messages(campaign_id, ids, engine=engine, limiter=patient_limiter())
     # then every one was accepted, and none through the send pool's threads
     assert counts["accepted"] == CALLS and pooled == []
 
@@ -140,7 +148,7 @@ def test_a_gateway_not_measured_yet_is_first_called_once_from_the_tasks_thread(e
     campaign_id, ids = _queued_task(engine, tmp_path, quick_gateway)
     backend = CountingBackend(LocalBackend())
     # when one task sends its five messages
-    sent = send_messages(campaign_id, ids, engine=engine, limiter=RateLimiter(backend))
+    sent = send_messages(campaign_id, ids, engine=engine, limiter=patient_limiter(backend))
     # then every one was accepted, and its first booking was for one call alone (had the gateway been slow, no
     # other slot could have been missed waiting for its answer)
     assert sent["accepted"] == CALLS
@@ -152,7 +160,7 @@ def test_each_call_tells_the_limiter_how_late_it_left_and_how_long_its_answer_to
     # given a quick gateway and a limiter that has measured nothing
     campaign_id, ids = _queued_task(engine, tmp_path, quick_gateway)
     sending.answer_times.add(quick_gateway.base_url("socnet"), 0.001)
-    limiter = RateLimiter(LocalBackend())
+    limiter = patient_limiter()
     # when one task sends its five messages
     sent = send_messages(campaign_id, ids, engine=engine, limiter=limiter)
     # then each call's lateness after its slot and its answer time were measured where they happen
