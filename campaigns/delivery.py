@@ -320,4 +320,27 @@ def apply_inbound(engine: Engine, account_name: str, inbound: Sequence[Inbound],
     phones = [item.from_phone for item in inbound
               if isinstance(item.from_phone, str) and E164.fullmatch(item.from_phone)
               and optouts.is_stop(clean_text(item.text, STOP_TEXT_MAX) or "")]
-    return optouts.add(engine, phones, reason="replied STOP", source=f"{source}:{account_name}")
+    added = optouts.add(engine, phones, reason="replied STOP", source=f"{source}:{account_name}")
+    if added:
+        _pause_on_optout_spikes(engine, phones)
+    return added
+
+
+def _pause_on_optout_spikes(engine: Engine, phones: list[str]) -> None:
+    """The running campaigns that messaged these numbers pause if their opt-out rate is now over their account's
+    threshold (campaigns.spikes)."""
+    from campaigns import spikes
+    from campaigns.settings import ConfigError, get_account
+
+    with engine.begin() as connection:
+        running = connection.execute(
+            select(Campaign.id, Campaign.account_name).distinct()
+            .join(Message, Message.campaign_id == Campaign.id)
+            .where(Message.phone.in_(sorted(set(phones))), Campaign.status == CampaignStatus.RUNNING.value)).all()
+        for campaign_id, account_name in running:
+            try:
+                account = get_account(account_name)
+            except ConfigError:  # an account blast.toml no longer names: its campaigns cannot send anyway
+                continue
+            if (spike := spikes.optouts_spike(connection, campaign_id, account)) is not None:
+                spikes.pause(connection, campaign_id, spike)

@@ -141,6 +141,13 @@ class AccountConfig(BaseModel):
     # Seconds an `unknown` message's reports (or callback) get to show it before "not there" means "never
     # arrived" and it is sent again, once; unset: the gateway's own (GatewaySpec.report_delay_seconds).
     unknown_wait_seconds: float | None = Field(default=None, ge=0)
+    # Pauses on spikes (campaigns/spikes.py): over a running campaign's last `pause_window` messages since it
+    # (re)started, a failure, throttling or opt-out rate (fractions, 0..1) at or over these pauses it with
+    # reason error_rate.
+    pause_window: int = Field(default=100, ge=10, le=100_000)
+    pause_failure_rate: float = Field(default=0.2, gt=0, le=1)
+    pause_throttle_rate: float = Field(default=0.5, gt=0, le=1)
+    pause_optout_rate: float = Field(default=0.05, gt=0, le=1)
 
     @field_validator("timezone")
     @classmethod

@@ -119,6 +119,7 @@ class PauseReason(StrEnum):
     AUTH = "auth"
     CONTENT = "content"
     GATEWAY_CHANGED = "gateway_changed"  # undocumented answers in a row: the gateway changed its API
+    ERROR_RATE = "error_rate"  # failures, throttling or opt-outs over the account's thresholds (campaigns.spikes)
 
 
 class Outcome(StrEnum):

@@ -19,6 +19,7 @@ from cachetools import TTLCache
 from sqlalchemy import func, insert, or_, select, true
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from campaigns import spikes
 from campaigns.db import get_engine
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account
@@ -384,7 +385,8 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
         for code, answered_at in content_codes.items():
             _pause_if_content_repeats(connection, campaign_id, code, answered_at)
         changed = undocumented and _pause_if_gateway_changed(connection, account.name, results)
-    if pause_reason or content_codes or changed:
+        spiked = (counts.keys() & SPIKE_OUTCOMES) and _pause_on_a_spike(connection, campaign_id, account)
+    if pause_reason or content_codes or changed or spiked:
         forget_campaign(campaign_id)
     return dict(counts)
 
@@ -456,6 +458,15 @@ def _pause_if_gateway_changed(connection, account_name: str, results) -> bool:
 
 def _undocumented(code: str | None) -> bool:
     return bool(code) and code.startswith(UNDOCUMENTED_CODE)
+
+
+# Answers that may make a spike (campaigns.spikes): a batch without one is not judged.
+SPIKE_OUTCOMES = {Outcome.RECIPIENT.value, Outcome.CONTENT.value, Outcome.THROTTLED.value}
+
+
+def _pause_on_a_spike(connection, campaign_id: int, account: AccountConfig) -> bool:
+    spike = spikes.answers_spike(connection, campaign_id, account)
+    return spike is not None and spikes.pause(connection, campaign_id, spike)
 
 
 def _pause_if_content_repeats(connection, campaign_id: int, code: str, answered_at) -> None:
