@@ -28,6 +28,8 @@ def audit(
         typer.echo(json.dumps(entries))
         return
     table = Table("at (UTC)", "actor", "action", "object", "address", "detail")
+    for column in table.columns[:3]:  # these are read whole, or grepped for; the detail may wrap
+        column.no_wrap = True
     for entry in entries:
         detail = json.dumps(entry["detail"], sort_keys=True) if entry["detail"] else ""
         table.add_row(entry["at"][:19].replace("T", " "), entry["actor"], entry["action"],
