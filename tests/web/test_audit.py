@@ -21,6 +21,8 @@ from campaigns.cli import app as cli
 from campaigns.models import ApiKey, AuditEntry, Message, WebUser, utcnow
 from campaigns.settings import reset_settings
 from tests.support.factories import make_campaign, make_messages
+from tests.support.webhooks import CONFIG as HOOK_ACCOUNTS
+from tests.support.webhooks import SECRET as HOOK_SECRET
 
 ENV_ADMIN_PASSWORD = "env-admin-pass-8e2a"
 OPERATOR_PASSWORD = "operator-pass-6b1d4"
@@ -38,7 +40,8 @@ def app_factory(engine, blast_home, tmp_path, monkeypatch):
     monkeypatch.setenv("BLAST_ADMIN_USER", "admin")
     monkeypatch.setenv("BLAST_ADMIN_PASSWORD", ENV_ADMIN_PASSWORD)
     (tmp_path / "blast.toml").write_text(
-        '[accounts.acct]\nprovider = "socnet"\nbase_url = "http://127.0.0.1:9"\napi_key = "k"\nrate = 10\n')
+        '[accounts.acct]\nprovider = "socnet"\nbase_url = "http://127.0.0.1:9"\napi_key = "k"\nrate = 10\n'
+        + HOOK_ACCOUNTS)
     (tmp_path / "contacts.csv").write_bytes(CONTACTS)
     reset_settings()
     from campaigns.web.app import create_app
@@ -212,6 +215,26 @@ def test_command_line_actions_are_recorded_as_the_os_user(app_factory, engine, t
     # and the actor does not outlive the command: a change made after it by no interface is the system's
     lifecycle.pause(failed_campaign(engine))
     assert entries(engine)[-1][0] == "system"
+
+
+def test_what_no_one_asked_for_is_the_systems(app_factory, engine, tmp_path):
+    from campaigns import reminders
+
+    # given an operator logged in, and a recipient who replies STOP, which arrives by webhook
+    with TestClient(app_factory(), client=SYSTEM_AT) as client:
+        logged_in(client, *_user(engine, "otto", "operator", OPERATOR_PASSWORD))
+        inbox = {"reportType": "inbox", "phone": "256772000042", "type": "text", "value": "STOP"}
+        assert client.post(f"/hooks/httpapi/wa?token={HOOK_SECRET}", json=inbox).json()["opted_out"] == 1
+    # and a one-off reminder schedule that beat fires when due
+    schedule_id = reminders.add(engine, name="once", account_name="acct", source_file=tmp_path / "contacts.csv",
+                                template="Hi", run_at=utcnow() + timedelta(minutes=1))
+    [fired] = reminders.fire_due(engine, now=utcnow() + timedelta(minutes=2))
+    # then the opt-out and the firing's launch are the system's, from no address
+    made = entries(engine)
+    assert ("system", "optout.add", "optout", "+256772000042", "-") in made
+    assert made[-1] == ("system", "campaign.launch", "campaign", str(fired), "-")
+    assert ("system", "schedule.add", "schedule", str(schedule_id), "-") in made
+    assert not any(entry[0] == "otto" for entry in made)
 
 
 def test_user_add_asks_twice_and_refuses_a_mismatch(app_factory, engine):
