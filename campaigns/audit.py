@@ -18,6 +18,9 @@ schedule.add, schedule.change, schedule.remove, optout.add, optout.remove, apike
 user.add, user.remove, user.password; webhook.add and webhook.remove for outbound webhook subscriptions.
 
 Details are small JSON objects of public facts (a role, a count, a reason): never a password, a hash or a key.
+A URL goes in as `shown_url(url)` (no user info, query or fragment, where tokens hide): a webhook subscription
+is recorded as `record(connection, "webhook.add", "webhook", subscription_id, {"url": shown_url(url),
+"events": events})`, in the transaction that stores it.
 The table refuses UPDATE and DELETE (triggers, migration 0009); no code path here does either.
 """
 
@@ -30,6 +33,7 @@ import os
 from collections.abc import Iterator
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import insert, select
 from sqlalchemy.engine import Engine
@@ -87,6 +91,19 @@ def cli_actor() -> Actor:
     except (OSError, KeyError):
         who = f"uid{os.getuid()}" if hasattr(os, "getuid") else "unknown"
     return Actor(f"cli:{who}", CLI_ADDRESS)
+
+
+def shown_url(url: str) -> str:
+    """A URL as the audit log may keep it: scheme, host, port and path; no user, password, query or fragment."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return urlunsplit((parts.scheme, f"{host}:{port}" if port else host, parts.path, "", ""))
 
 
 def record(connection, action: str, object_type: str, object_id, detail: dict | None = None) -> None:

@@ -139,7 +139,9 @@ def attempt_login(request: Request, user: str, password: str) -> WebUser | None:
 
 
 def log_in(request: Request, user: WebUser) -> None:
-    sessions.open_session(sessions.handle_of(request), user.name, password_fingerprint(user))
+    handle = sessions.handle_of(request)
+    sessions.open_session(handle, user.name, password_fingerprint(user))
+    handle.role = user.role
 
 
 def log_out(request: Request) -> None:

@@ -103,7 +103,7 @@ def open_session(handle: SessionHandle, user_name: str, password_fingerprint: st
         connection.execute(delete(WebSession).where(stale))
         connection.execute(WebSession.__table__.insert().values(**record.model_dump()))
     handle.token, handle.record = token, record
-    handle.role = None  # known from the next request on (the login answers with a redirect)
+    handle.role = None  # the caller, who knows the user, says it
     handle.data.clear()
     handle.stored_data = "{}"
     handle.set_cookie = cookie_header(token, SESSION_SECONDS)

@@ -311,6 +311,12 @@ def test_no_password_key_or_hash_in_audit_rows_pages_or_logs(browser, engine, ca
     assert fragments and not any(part in shown for part in fragments for shown in stored + pages + outputs + logs)
 
 
+def test_a_url_is_recorded_without_the_secrets_it_may_carry():
+    shown = audit.shown_url("https://hook-user:hook-pass@receiver.example:8443/blast/events?token=abc#frag")
+    assert shown == "https://receiver.example:8443/blast/events"
+    assert audit.shown_url("http://[::1]:9000/in?sig=x") == "http://[::1]:9000/in"
+
+
 def _user(engine, name: str, role: str, password: str) -> tuple[str, str]:
     users.add(engine, name, role, password)
     return name, password
