@@ -10,8 +10,10 @@ way their open sessions end at once. The last admin cannot be removed: nobody co
 The environment's admin (BLAST_ADMIN_USER with BLAST_ADMIN_PASSWORD): `ensure_admin` upserts it when it logs in
 with the environment's password, as an admin whose password is the environment's. The environment wins over
 the table for that name: a row of that name is made an admin and given the environment's password, and while
-BLAST_ADMIN_PASSWORD is set only that password logs that name in. Once the environment stops naming it, the
-row stays an ordinary admin with the last password the environment gave.
+BLAST_ADMIN_PASSWORD is set only that password logs that name in, and `blast user remove` of it lasts until
+its next login. Once the environment stops naming it, the row stays an ordinary admin with the last password
+the environment gave. Its upsert is recorded in the audit log as the system's (`user.add`, or `user.password`
+when the environment's password changed).
 """
 
 from __future__ import annotations
