@@ -151,16 +151,16 @@ campaigns.web.auth). Called after the password was checked
         return user
     password_hash, now = hash_password(password), utcnow()
     detail = {"role": "admin", "source": "BLAST_ADMIN_USER"}
-    with engine.begin() as connection:
-        if user is None:
-            try:
-                with connection.begin_nested():
-                    connection.execute(insert(WebUser).values(name=name, role="admin", password_hash=password_hash,
-                                                              created_at=now, password_changed_at=now))
+    if user is None:
+        try:
+            with engine.begin() as connection:
+                connection.execute(insert(WebUser).values(name=name, role="admin", password_hash=password_hash,
+                                                          created_at=now, password_changed_at=now))
                 audit.record(connection, "user.add", "user", name, detail)
-            except IntegrityError:  # another web process made it in the same moment: it is there now
-                pass
-        else:
+        except IntegrityError:  # another web process made it in the same moment (with this password): it is there
+            pass
+    else:
+        with engine.begin() as connection:
             connection.execute(update(WebUser).where(WebUser.name == name)
                                .values(role="admin", password_hash=password_hash, password_changed_at=now))
             audit.record(connection, "user.password", "user", name, detail)

@@ -6,6 +6,8 @@ stays, and the environment's admin still logs in and is kept in the table as an 
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
@@ -260,3 +262,23 @@ def test_the_environment_admin_logs_in_and_is_kept_as_an_admin(browsers, engine,
     reset_settings()
     assert not logged_in(admin)
     assert try_login(admin, "admin", "env-admin-new-pass-9").status_code == 303 and logged_in(admin)
+
+
+def test_two_first_logins_of_the_environment_admin_at_once_both_get_in(browsers, engine):
+    # given the environment's admin not yet in the table, and two web processes with its login form open
+    clients = [browsers(address) for address in (HOME, ELSEWHERE)]
+    forms = [csrf_of(client.get("/login").text) for client in clients]
+    start = threading.Barrier(len(clients))
+
+    def log_in(number: int) -> int:
+        start.wait()
+        form = {"username": "admin", "password": ENV_ADMIN_PASSWORD, "csrf_token": forms[number]}
+        return clients[number].post("/login", data=form, follow_redirects=False).status_code
+
+    # when both log in at the same moment
+    with ThreadPoolExecutor(len(clients)) as pool:
+        answers = list(pool.map(log_in, range(len(clients))))
+    # then both get in, and the table holds the one admin row
+    assert answers == [303, 303] and all(logged_in(client) for client in clients)
+    with engine.connect() as connection:
+        assert connection.execute(select(WebUser.role).where(WebUser.name == "admin")).scalars().all() == ["admin"]
