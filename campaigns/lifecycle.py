@@ -206,7 +206,8 @@ def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, action: 
             raise Conflict(f"campaign {campaign_id} is {campaign.status}; cannot make it {to}")
         if not move_campaigns(session, where=[Campaign.id == campaign_id], expected=allowed, to=to, **values):
             raise Conflict(f"campaign {campaign_id} changed meanwhile; try again")
-        audit.record(session, action, "campaign", campaign_id, {"from": str(campaign.status)})
+        why = {"reason": str(values["reason"])} if "reason" in values else {}
+        audit.record(session, action, "campaign", campaign_id, {"from": str(campaign.status), **why})
         session.commit()
         return _get(session, campaign_id)
 

@@ -144,6 +144,12 @@ def test_page_actions_are_recorded_with_the_user_and_their_address(browser, engi
         (*ada[:1], "apikey.create", "apikey", "booking", ada[1]),
         (*ada[:1], "apikey.revoke", "apikey", "booking", ada[1]),
     ]
+    # and each carries its public facts
+    details = {(entry["action"], entry["object_id"]): entry["detail"] for entry in audit.listing(engine, None)}
+    assert details[("campaign.pause", str(campaign_id))] == {"from": "running", "reason": "user"}
+    assert details[("campaign.retry", str(campaign_id))] == {"messages": 1}
+    assert details[("campaign.launch", launched_id)] == {"name": "from the page", "account": "acct"}
+    assert details[("user.add", "nadia")] == {"role": "viewer"} and details[("apikey.revoke", "booking")] is None
     # and the audit page shows them to the admin
     page = admin.get("/audit").text
     assert "campaign.pause" in page and "apikey.revoke" in page and OPERATOR_AT[0] in page
