@@ -243,6 +243,40 @@ def test_what_no_one_asked_for_is_the_systems(app_factory, engine, tmp_path):
     assert not any(entry[0] == "otto" for entry in made)
 
 
+def test_a_failed_launch_retried_or_discarded_is_recorded(app_factory, engine, tmp_path):
+    from campaigns.errors import BlastError
+    from campaigns.ingest import jobs
+    from campaigns.settings import get_account
+
+    # given a launch (by an operator on the pages) whose list a worker could not read
+    with audit.acting_as(audit.Actor("otto", OPERATOR_AT[0])):
+        campaign_id, job_id = lifecycle.create_campaign(
+            account=get_account("acct"), template="Hi", name="big one", media_url=None, region="UG",
+            source_file=str(tmp_path / "gone.csv"), options=None, ingest={})
+    with pytest.raises(BlastError):
+        jobs.run(engine, job_id)
+    # when the operator retries it, and, failed again, discards it
+    with audit.acting_as(audit.Actor("otto", OPERATOR_AT[0])):
+        assert jobs.retry(engine, job_id)
+        with pytest.raises(BlastError):
+            jobs.run(engine, job_id)
+        assert jobs.discard(engine, job_id)
+    # then the log has the launch, its retry and its end, each the operator's
+    assert [entry[:4] for entry in entries(engine)] == [
+        ("otto", "campaign.launch", "campaign", str(campaign_id)),
+        ("otto", "campaign.launch", "campaign", str(campaign_id)),
+        ("otto", "campaign.cancel", "campaign", str(campaign_id)),
+    ]
+    assert [entry["detail"] for entry in audit.listing(engine, 2)] == [{"ingest": "discarded"}, {"ingest": "retried"}]
+    # and a launch read in the foreground whose list turns out unreadable leaves its launch and its removal
+    (tmp_path / "no-phones.csv").write_text("name\nAmina\n")
+    with audit.acting_as(CLI), pytest.raises(BlastError):
+        lifecycle.launch(tmp_path / "no-phones.csv", account_name="acct", template="Hi")
+    launch, removal = entries(engine)[-2:]
+    assert launch[:3] == (CLI.name, "campaign.launch", "campaign") and launch[4] == "cli"
+    assert removal == (CLI.name, "campaign.discard", "campaign", launch[3], "cli")
+
+
 def test_user_add_asks_twice_and_refuses_a_mismatch(app_factory, engine):
     refused = CliRunner().invoke(cli, ["user", "add", "sam", "--role", "viewer"],
                                  input="first-password\nsecond-password\n")
