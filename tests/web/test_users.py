@@ -245,6 +245,28 @@ def test_the_last_admin_cannot_be_removed(browsers, engine):
     assert not logged_in(admin)
 
 
+def test_two_admins_removing_each_other_at_once_leave_one(web_app, engine):
+    # given two admins, ada and bruno
+    users.add(engine, "bruno", "admin", "bruno-pass-123")
+    start = threading.Barrier(2)
+
+    def remove(name: str) -> str:
+        start.wait()
+        try:
+            users.remove(engine, name)
+        except BlastError as error:
+            return str(error)
+        return "removed"
+
+    # when each is removed at the same moment
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(remove, ["ada", "bruno"]))
+    # then one goes and the other is kept as the last admin
+    assert outcomes.count("removed") == 1 and any("last admin" in outcome for outcome in outcomes)
+    with engine.connect() as connection:
+        assert len(connection.execute(select(WebUser.name).where(WebUser.role == "admin")).all()) == 1
+
+
 def test_the_environment_admin_logs_in_and_is_kept_as_an_admin(browsers, engine, monkeypatch):
     # given a viewer row that has the environment admin's name, with a password of its own
     users.add(engine, "admin", "viewer", "table-pass-of-admin")
