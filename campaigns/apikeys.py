@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from campaigns import audit
 from campaigns.errors import BlastError
 from campaigns.models import ApiKey, aware, utcnow
 
@@ -50,6 +51,7 @@ def create(engine: Engine, name: str, role: str) -> str:
         with engine.begin() as connection:
             connection.execute(ApiKey.__table__.insert().values(
                 name=name, role=check_role(role), key_hash=digest(key), created_at=utcnow()))
+            audit.record(connection, "apikey.create", "apikey", name, {"role": role})
     except IntegrityError:
         raise BlastError(f"a key named {name!r} exists already") from None
     return key
@@ -66,8 +68,11 @@ def listing(engine: Engine) -> list[dict]:
 
 def revoke(engine: Engine, name: str) -> bool:
     with engine.begin() as connection:
-        return bool(connection.execute(update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
-                                       .values(revoked_at=utcnow())).rowcount)
+        revoked = bool(connection.execute(update(ApiKey).where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+                                          .values(revoked_at=utcnow())).rowcount)
+        if revoked:
+            audit.record(connection, "apikey.revoke", "apikey", name)
+    return revoked
 
 
 def authenticate(engine: Engine, key: str) -> ApiKey | None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from campaigns import dispatch
+from campaigns import audit, dispatch
 from campaigns.db import get_engine, session_scope
 from campaigns.errors import BlastError, Conflict, NotFound
 from campaigns.models import Account, Campaign, IngestJob, Message, utcnow
@@ -70,6 +70,12 @@ def create_campaign(*, account: AccountConfig, template: str, name: str | None, 
         session.add(campaign)
         session.flush()
         job = jobs.add(session, campaign.id, source_file, **ingest) if ingest is not None else None
+        if ingest is not None:  # a launch (a schedule's firing is recorded when it starts: schedule_start)
+            starts = ingest.get("start", True)
+            at = ingest.get("launch_at")
+            audit.record(session, "campaign.launch" if starts else "campaign.create", "campaign", campaign.id,
+                         {"name": campaign.name, "account": account.name,
+                          **({"at": at.isoformat()} if starts and at is not None else {})})
         session.commit()
         return campaign.id, (job.id if job is not None else None)
 
@@ -107,7 +113,7 @@ def launch(path: str | Path, *, account_name: str, template: str, name: str | No
     try:
         jobs.run(engine, job_id, on_progress=on_progress)
     except BaseException:
-        _delete_campaign(campaign_id)
+        _delete_campaign(campaign_id, launched=True)
         raise
     with engine.connect() as connection:
         report = connection.execute(select(IngestJob.report).where(IngestJob.id == job_id)).scalar_one()
@@ -138,13 +144,16 @@ def ingest_into(campaign_id: int, path: str | Path, *, account: AccountConfig, t
                                 **reading)
 
 
-def _delete_campaign(campaign_id: int) -> None:
+def _delete_campaign(campaign_id: int, *, launched: bool = False) -> None:
+    """The campaign and its rows go; `launched`: its launch was recorded, so the audit log says it went."""
     from sqlalchemy import delete
 
     with get_engine().begin() as connection:
         connection.execute(delete(Message).where(Message.campaign_id == campaign_id))
         connection.execute(delete(IngestJob).where(IngestJob.campaign_id == campaign_id))
         connection.execute(delete(Campaign).where(Campaign.id == campaign_id))
+        if launched:
+            audit.record(connection, "campaign.discard", "campaign", campaign_id)
 
 
 def start_draft(connection, campaign_id: int, at: datetime | None = None) -> str | None:
@@ -162,6 +171,9 @@ def schedule_start(campaign_id: int, at: datetime | None = None) -> str:
     """draft -> running (now) or scheduled (at a later time)."""
     with get_engine().begin() as connection:
         status = start_draft(connection, campaign_id, at)
+        if status is not None:
+            audit.record(connection, "campaign.launch", "campaign", campaign_id,
+                         {"at": at.isoformat()} if at is not None else None)
     if status is None:
         raise Conflict(f"campaign {campaign_id} is not a draft")
     if status == C.RUNNING:
@@ -186,20 +198,24 @@ def can_retry(status: str, *, failed: int) -> bool:
     return failed > 0 and status != C.CANCELLED
 
 
-def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, **values) -> Campaign:
+def _set_status(campaign_id: int, *, allowed: tuple[str, ...], to: str, action: str, **values) -> Campaign:
+    """The campaign moved from one of `allowed` to `to`, and `action` recorded in the audit log, together."""
     with session_scope() as session:
         campaign = _get(session, campaign_id)
         if campaign.status not in allowed:
             raise Conflict(f"campaign {campaign_id} is {campaign.status}; cannot make it {to}")
         if not move_campaigns(session, where=[Campaign.id == campaign_id], expected=allowed, to=to, **values):
             raise Conflict(f"campaign {campaign_id} changed meanwhile; try again")
+        why = {"reason": str(values["reason"])} if "reason" in values else {}
+        audit.record(session, action, "campaign", campaign_id, {"from": str(campaign.status), **why})
         session.commit()
         return _get(session, campaign_id)
 
 
 def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str | None = None) -> None:
     """No new message starts within a second; messages in flight finish; queued ones go back to pending."""
-    _set_status(campaign_id, allowed=PAUSABLE, to=C.PAUSED, reason=PauseReason(reason), detail=detail)
+    _set_status(campaign_id, allowed=PAUSABLE, to=C.PAUSED, action="campaign.pause", reason=PauseReason(reason),
+                detail=detail)
     with get_engine().begin() as connection:
         queued = connection.execute(
             select(Message.id).where(Message.campaign_id == campaign_id, Message.state == M.QUEUED)
@@ -209,7 +225,7 @@ def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str 
 
 def resume(campaign_id: int) -> None:
     """Running again; an answer a gateway gave before now (quota, auth, content) never pauses it again."""
-    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, resumed_at=utcnow())
+    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, action="campaign.resume", resumed_at=utcnow())
     kick(campaign_id)
 
 
@@ -218,8 +234,7 @@ def cancel(campaign_id: int) -> int:
     Returns how many."""
     from campaigns.ingest import jobs
 
-    _set_status(campaign_id, allowed=CANCELLABLE, to=C.CANCELLED,
-                finished_at=utcnow())
+    _set_status(campaign_id, allowed=CANCELLABLE, to=C.CANCELLED, action="campaign.cancel", finished_at=utcnow())
     with get_engine().begin() as connection:
         jobs.discard_for_campaign(connection, campaign_id)
         ids = connection.execute(
@@ -250,6 +265,8 @@ def retry(campaign_id: int, reason: str | None = None) -> int:
                                 error_code=None, error_reason=None)
         if moved:
             reopen_finished(session, [campaign_id])
+        audit.record(session, "campaign.retry", "campaign", campaign_id,
+                     {"messages": moved, **({"reason": reason} if reason else {})})
         session.commit()
     if moved:
         kick(campaign_id)

@@ -266,3 +266,31 @@ class IdempotentRequest(SQLModel, table=True):
     status_code: int | None = None  # None while the first request is still being answered
     body: str | None = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebUser(SQLModel, table=True):
+    """A person who logs in to the web app (campaigns.users): a name, a role, and an argon2 hash of the
+    password, never the password."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    role: str = Field(max_length=16)  # admin, operator or viewer (campaigns.apikeys.ROLES)
+    password_hash: str = Field(max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    password_changed_at: datetime = Field(default_factory=utcnow)
+
+
+class AuditEntry(SQLModel, table=True):
+    """One change someone made (campaigns.audit): appended, never updated or deleted; the database refuses
+    both (triggers made by migration 0009)."""
+
+    __tablename__ = "auditlog"
+
+    id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    at: datetime = Field(default_factory=utcnow)
+    actor: str = Field(max_length=200)  # a user's name, key:<name>, cli:<os user>, or system
+    action: str = Field(max_length=64)  # e.g. campaign.pause
+    object_type: str = Field(max_length=32)
+    object_id: str = Field(max_length=200)
+    address: str = Field(max_length=64)  # the client's address, cli, or - for the system
+    detail: str | None = Field(default=None, sa_column=Column(Text))  # JSON, never a secret

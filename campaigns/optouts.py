@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 from sqlalchemy.engine import Engine
 
+from campaigns import audit
 from campaigns.models import Campaign, Message, OptOut, utcnow
 from campaigns.states import CampaignStatus, MessageState
 from campaigns.transitions import transition
@@ -65,6 +66,7 @@ def add(engine: Engine, phones: Iterable[str], *, reason: str = SKIP_REASON, sou
                 {"phone": phone, "reason": reason[:200], "source": source[:64], "created_at": now}
                 for phone in new
             ])
+            audit.record_many(connection, "optout.add", "optout", new, {"reason": reason[:200], "source": source[:64]})
         skip_pending(connection, phones)
     return len(new)
 
@@ -84,7 +86,10 @@ def skip_pending(connection, phones: list[str]) -> int:
 
 def remove(engine: Engine, phones: Iterable[str]) -> int:
     with engine.begin() as connection:
-        return connection.execute(delete(OptOut).where(OptOut.phone.in_(list(phones)))).rowcount
+        removed = connection.execute(delete(OptOut).where(OptOut.phone.in_(list(phones)))
+                                     .returning(OptOut.phone)).scalars().all()
+        audit.record_many(connection, "optout.remove", "optout", sorted(removed))
+    return len(removed)
 
 
 def listed(engine: Engine) -> list[OptOut]:

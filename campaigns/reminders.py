@@ -29,6 +29,7 @@ from croniter import croniter
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import Engine
 
+from campaigns import audit
 from campaigns.errors import BlastError, NotFound
 from campaigns.models import Campaign, Message, Schedule, aware, utcnow
 from campaigns.states import CampaignStatus
@@ -99,6 +100,9 @@ def add(engine: Engine, *, name: str, account_name: str, source_file: str | Path
     with Session(engine, expire_on_commit=False) as session:
         sync_account(session, account)
         session.add(schedule)
+        session.flush()
+        audit.record(session, "schedule.add", "schedule", schedule.id,
+                     {"name": name, "account": account.name, "kind": kind})
         session.commit()
         return schedule.id
 
@@ -199,6 +203,7 @@ def change(engine: Engine, schedule_id: int, *, cron: str | None = None, timezon
     from campaigns import quiet_hours as quiet
 
     now = now or utcnow()
+    given = {"cron": cron, "timezone": timezone, "run_at": run_at, "template": template, "quiet_hours": quiet_hours}
     for _ in range(3):
         with Session(engine, expire_on_commit=False) as session:
             schedule = session.get(Schedule, schedule_id)
@@ -233,6 +238,9 @@ def change(engine: Engine, schedule_id: int, *, cron: str | None = None, timezon
             changed = connection.execute(update(Schedule).where(Schedule.id == schedule_id,
                                                                 Schedule.next_fire_at == read_next)
                                          .values(**values)).rowcount
+            if changed:
+                audit.record(connection, "schedule.change", "schedule", schedule_id,
+                             {"changed": sorted(key for key, value in given.items() if value is not None)})
         if changed:
             with Session(engine, expire_on_commit=False) as session:
                 return session.get(Schedule, schedule_id)
@@ -244,6 +252,7 @@ def remove(engine: Engine, schedule_id: int) -> None:
         if not connection.execute(update(Schedule).where(Schedule.id == schedule_id)
                                   .values(enabled=False, next_fire_at=None)).rowcount:
             raise NotFound(f"no schedule with id {schedule_id}")
+        audit.record(connection, "schedule.remove", "schedule", schedule_id)
 
 
 def fire_due(engine: Engine, *, now: datetime | None = None) -> list[int]:

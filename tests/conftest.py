@@ -35,6 +35,17 @@ def postgres_server_url():
     admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def cheap_password_hashes(monkeypatch):
+    """argon2's cheapest parameters in this process (same algorithm and format): Blast's own, 64 MiB and three
+    passes, take half a second per hash on a busy machine, and the web tests log in often."""
+    from argon2 import profiles
+
+    from campaigns import users
+
+    monkeypatch.setattr(users, "HASH_PARAMETERS", profiles.CHEAPEST)
+
+
 @pytest.fixture
 def blast_home(tmp_path, monkeypatch):
     """BLAST_HOME in a temporary folder; settings re-read from the environment."""

@@ -1,7 +1,8 @@
 """The `blast` command line. DESIGN.md's contract: flags and JSON keys here are relied on by scripts.
 
 This root registers every command, each group in its own module (campaigns, imports, processes, sandbox,
-optouts, schedules); each command is a thin shell over a module. Errors meant for the operator
+optouts, schedules, apikeys, users, audit); each command is a thin shell over a module. Every command but the
+long-running processes acts as `cli:<os user>` for the audit log (campaigns.audit). Errors meant for the operator
 (`BlastError`, a configuration problem) print as one line on stderr with exit code 1, never a traceback.
 """
 
@@ -11,17 +12,32 @@ import sys
 
 import typer
 
-from campaigns.cli import apikeys, campaigns, imports, optouts, processes, sandbox, schedules
+from campaigns.cli import apikeys, audit, campaigns, imports, optouts, processes, sandbox, schedules, users
 from campaigns.cli.output import err_console
 from campaigns.errors import BlastError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Blast: bulk WhatsApp campaigns.",
                   pretty_exceptions_enable=False)
-for commands in (campaigns.commands, imports.commands, processes.commands, sandbox.commands):
+for commands in (campaigns.commands, imports.commands, processes.commands, sandbox.commands, audit.commands):
     app.add_typer(commands)
 app.add_typer(optouts.commands, name="optout")
 app.add_typer(schedules.commands, name="schedule")
 app.add_typer(apikeys.commands, name="apikey")
+app.add_typer(users.commands, name="user")
+
+# These run for long and act for others (the web app's users and keys, beat's schedules, workers): they set
+# no actor of their own, so what they change without one is the system's.
+PROCESSES = frozenset({"web", "worker", "beat", "flower", "sandbox"})
+
+
+@app.callback()
+def _acting(ctx: typer.Context) -> None:
+    """Changes made by this command are recorded as the operating system user's, from `cli`."""
+    from campaigns import audit as log
+
+    if ctx.invoked_subcommand not in PROCESSES:
+        token = log.act_as(log.cli_actor())
+        ctx.call_on_close(lambda: log.stop_acting(token))
 
 
 def main() -> None:

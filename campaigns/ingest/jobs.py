@@ -32,6 +32,7 @@ import numpy as np
 from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection, Engine
 
+from campaigns import audit
 from campaigns.errors import BlastError
 from campaigns.ingest import IngestReport, Resume, seen_key
 from campaigns.ingest.seen import SeenNumbers
@@ -240,9 +241,13 @@ def _fail(engine: Engine, job_id: int, token: str, reason: str) -> None:
 def retry(engine: Engine, job_id: int) -> bool:
     """A failed job queued again (it resumes after its last written row); False when it is not failed."""
     with engine.begin() as connection:
-        return bool(connection.execute(
+        job = connection.execute(
             update(IngestJob).where(IngestJob.id == job_id, IngestJob.status == S.FAILED)
-            .values(status=S.QUEUED, error=None, finished_at=None, updated_at=utcnow())).rowcount)
+            .values(status=S.QUEUED, error=None, finished_at=None, updated_at=utcnow())
+            .returning(IngestJob.campaign_id)).first()
+        if job is not None:
+            audit.record(connection, "campaign.launch", "campaign", job.campaign_id, {"ingest": "retried"})
+        return job is not None
 
 
 def discard(engine: Engine, job_id: int) -> bool:
@@ -256,6 +261,7 @@ def discard(engine: Engine, job_id: int) -> bool:
                                    finished_at=utcnow()))
         move_campaigns(connection, where=[Campaign.id == job.campaign_id], expected=CampaignStatus.DRAFT,
                        to=CampaignStatus.CANCELLED, finished_at=utcnow())
+        audit.record(connection, "campaign.cancel", "campaign", job.campaign_id, {"ingest": "discarded"})
     return True
 
 

@@ -58,6 +58,14 @@ def install(app) -> None:
             return JSONResponse({"error": "login required"}, status_code=401)
         return RedirectResponse("/login", status_code=303)
 
+    @app.exception_handler(auth.Forbidden)
+    async def _forbidden(request: Request, error: auth.Forbidden):
+        if request.url.path.endswith(".json"):
+            return JSONResponse({"error": str(error)}, status_code=403)
+        from campaigns.web.rendering import page
+
+        return page(request, "error.html", status_code=403, message=f"Not allowed: {error}.")
+
     @app.exception_handler(auth.CsrfRejected)
     async def _csrf_rejected(request: Request, _error):
         return HTMLResponse("The form was stale or forged (CSRF token missing or wrong); reload and retry.",

@@ -1,11 +1,16 @@
-"""Login and CSRF for the operator pages.
+"""Login, roles and CSRF for the operator pages.
 
-One admin, from the environment (BLAST_ADMIN_USER / BLAST_ADMIN_PASSWORD). Sessions are kept on the server
-(sessions.py): the cookie carries a random token; logout deletes the session, and a session opened under
-another admin password (or name) is refused. Failed logins are throttled per user name and per client address
-(login_throttle.py). Keyed digests use BLAST_SECRET_KEY, or a key generated once into BLAST_HOME when that is
-unset. Every form carries the session's CSRF token; webhooks (/hooks/*) are not operator pages and need
-neither.
+Users are the `webuser` table's (campaigns.users: `blast user add`), each an admin, operator or viewer; the
+environment's admin (BLAST_ADMIN_USER / BLAST_ADMIN_PASSWORD) logs in with the environment's password and is
+kept in that table as an admin (campaigns.users.ensure_admin). Sessions are kept on the server (sessions.py):
+the cookie carries a random token; logout deletes the session. Each request checks its session against the
+user's row: a removed user, or a session opened under an older password (of the row, or the environment's
+for its admin), is refused at once, and the role is the row's as it is now. Pages that change something need
+the operator role, the users, keys and audit pages theirs (`require_role`): a role that may not gets 403. The
+acting user and the client's address are told to the audit log (campaigns.audit) for the request. Failed
+logins are throttled per user name and per client address (login_throttle.py). Keyed digests use
+BLAST_SECRET_KEY, or a key generated once into BLAST_HOME when that is unset. Every form carries the session's
+CSRF token; webhooks (/hooks/*) are not operator pages and need neither.
 """
 
 from __future__ import annotations
@@ -14,10 +19,13 @@ import hashlib
 import hmac
 import secrets
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
-from campaigns.models import WebSession
+from campaigns import apikeys, audit, users
+from campaigns.db import get_engine
+from campaigns.models import WebSession, WebUser
 from campaigns.settings import Settings, get_settings
 from campaigns.web import login_throttle, sessions
 
@@ -33,6 +41,13 @@ class LoginRequired(Exception):
 
 class CsrfRejected(Exception):
     """A form arrived without this session's CSRF token."""
+
+
+class Forbidden(Exception):
+    """The logged-in user's role may not do this (403)."""
+
+    def __init__(self, needed: str, role: str | None):
+        super().__init__(f"this needs the {needed} role; you are {role or 'no one'}")
 
 
 LoginThrottled = login_throttle.LoginThrottled
@@ -57,36 +72,50 @@ def keyed_digest(purpose: str, value: str, settings: Settings | None = None) -> 
     return hmac.new(key, f"{purpose}:{value}".encode(), hashlib.sha256).hexdigest()
 
 
-def password_fingerprint(settings: Settings | None = None) -> str | None:
-    """The admin password's fingerprint, which each session remembers; None when no password is configured."""
+def environment_admin(settings: Settings | None = None) -> tuple[str, str] | None:
+    """(BLAST_ADMIN_USER, BLAST_ADMIN_PASSWORD) when a password is configured, else None."""
     settings = settings or get_settings()
     if settings.admin_password is None or not settings.admin_password.get_secret_value():
         return None
-    return keyed_digest("admin-password", settings.admin_password.get_secret_value(), settings)
+    return settings.admin_user, settings.admin_password.get_secret_value()
 
 
-def session_still_valid(record: WebSession) -> bool:
-    """A session holds only while the admin it was opened for has the same name and password."""
-    settings = get_settings()
-    fingerprint = password_fingerprint(settings)
-    return (fingerprint is not None
-            and hmac.compare_digest(record.user_name.encode(), settings.admin_user.encode())
-            and hmac.compare_digest(record.password_fingerprint.encode(), fingerprint.encode()))
+def password_fingerprint(user: WebUser, settings: Settings | None = None) -> str:
+    """What a session remembers of its user's password: a keyed digest of the stored hash (a new password, even
+    the same one set again, is a new hash), and for the environment's admin of the environment's password too,
+    so that changing BLAST_ADMIN_PASSWORD ends its sessions before anyone logs in again."""
+    settings = settings or get_settings()
+    material = user.password_hash
+    environment = environment_admin(settings)
+    if environment is not None and environment[0] == user.name:
+        material += "\0" + environment[1]
+    return keyed_digest("user-password", material, settings)
+
+
+def session_role(record: WebSession) -> str | None:
+    """The role of the session's user while the session holds: the user still exists and has the password the
+    session was opened with; else None (the session is then deleted)."""
+    user = users.find(get_engine(), record.user_name)
+    if user is None:
+        return None
+    if not hmac.compare_digest(record.password_fingerprint.encode(), password_fingerprint(user).encode()):
+        return None
+    return user.role
 
 
 def add_session(app) -> None:
-    app.add_middleware(sessions.ServerSessions, still_valid=session_still_valid)
+    app.add_middleware(sessions.ServerSessions, role_of=session_role)
 
 
-def check_credentials(user: str, password: str, settings: Settings | None = None) -> bool:
-    """True when both match the configured admin; always False when no admin password is configured."""
-    settings = settings or get_settings()
-    if settings.admin_password is None or not settings.admin_password.get_secret_value():
-        return False
-    expected_password = settings.admin_password.get_secret_value().encode()
-    user_ok = hmac.compare_digest(user.encode(), settings.admin_user.encode())
-    password_ok = hmac.compare_digest(password.encode(), expected_password)
-    return user_ok and password_ok
+def check_credentials(user: str, password: str, settings: Settings | None = None) -> WebUser | None:
+    """The user when the name and password match: the environment's admin against the environment's password
+    (its row then made or updated), anyone else against their row's argon2 hash."""
+    environment = environment_admin(settings)
+    if environment is not None and hmac.compare_digest(user.encode(), environment[0].encode()):
+        if not hmac.compare_digest(password.encode(), environment[1].encode()):
+            return None
+        return users.ensure_admin(get_engine(), user, password)
+    return users.authenticate(get_engine(), user, password)
 
 
 def client_address(request: Request) -> str:
@@ -94,18 +123,25 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def attempt_login(request: Request, user: str, password: str) -> bool:
-    """True when the credentials are right; LoginThrottled when this user name or address has failed too
-    often lately (then the password is not even checked)."""
-    return login_throttle.attempt(keyed_digest("login-user", user), client_address(request),
-                                  lambda: check_credentials(user, password))
+def attempt_login(request: Request, user: str, password: str) -> WebUser | None:
+    """The user when the credentials are right, else None; LoginThrottled when this user name or address has
+    failed too often lately (then the password is not even checked)."""
+    found: list[WebUser] = []
+
+    def credentials_ok() -> bool:
+        account = check_credentials(user, password)
+        if account is not None:
+            found.append(account)
+        return account is not None
+
+    accepted = login_throttle.attempt(keyed_digest("login-user", user), client_address(request), credentials_ok)
+    return found[0] if accepted else None
 
 
-def log_in(request: Request, user: str) -> None:
-    fingerprint = password_fingerprint()
-    if fingerprint is None:
-        raise LoginRequired()
-    sessions.open_session(sessions.handle_of(request), user, fingerprint)
+def log_in(request: Request, user: WebUser) -> None:
+    handle = sessions.handle_of(request)
+    sessions.open_session(handle, user.name, password_fingerprint(user))
+    handle.role = user.role
 
 
 def log_out(request: Request) -> None:
@@ -117,12 +153,36 @@ def current_user(request: Request) -> str | None:
     return record.user_name if record is not None else None
 
 
-def require_user(request: Request) -> str:
-    """FastAPI dependency: the logged-in operator's name, else LoginRequired."""
+def current_role(request: Request) -> str | None:
+    return sessions.handle_of(request).role
+
+
+async def require_user(request: Request) -> str:
+    """FastAPI dependency: the logged-in user's name, else LoginRequired; from here on in this request the
+    audit log records their changes as theirs, from their address. (A coroutine, so the actor is set in the
+    request's own context, which the route's thread then copies.)"""
     user = current_user(request)
     if not user:
         raise LoginRequired()
+    audit.act_as(audit.Actor(user, client_address(request)))
     return user
+
+
+def require_role(needed: str):
+    """FastAPI dependency: the logged-in user's name when their role may do what `needed` may, else Forbidden."""
+
+    async def check(request: Request, user: Annotated[str, Depends(require_user)]) -> str:
+        role = current_role(request)
+        if role is None or not apikeys.allows(role, needed):
+            raise Forbidden(needed, role)
+        return user
+
+    return check
+
+
+def may(request: Request, needed: str) -> bool:
+    role = current_role(request)
+    return role is not None and apikeys.allows(role, needed)
 
 
 def csrf_token(request: Request) -> str:

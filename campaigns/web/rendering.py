@@ -37,13 +37,17 @@ TEMPLATES.filters["duration"] = duration
 TRIAL_FLASH = "trial_send"  # session key: the last test send's verdict, shown once on the compose page
 SCHEDULE_FLASH = "schedule_error"  # session key: why the last reminder schedule was refused
 
+# A route's logged-in user (any role may read), and the roles that may change things (campaigns.apikeys.ROLES).
 User = Annotated[str, Depends(auth.require_user)]
+Operator = Annotated[str, Depends(auth.require_role("operator"))]
+Admin = Annotated[str, Depends(auth.require_role("admin"))]
 
 
 def page(request: Request, template_file: str, status_code: int = 200, **context) -> HTMLResponse:
     settings = get_settings()
     html = TEMPLATES.get_template(template_file).render(
-        user=auth.current_user(request), csrf_token=auth.csrf_token(request),
+        user=auth.current_user(request), role=auth.current_role(request), csrf_token=auth.csrf_token(request),
+        may_operate=auth.may(request, "operator"), may_administer=auth.may(request, "admin"),
         flower_url=settings.flower_url, **context)
     return HTMLResponse(html, status_code=status_code)
 

@@ -43,11 +43,12 @@ def token_hash(token: str) -> str:
 
 @dataclass
 class SessionHandle:
-    """This request's session: the cookie's token, the live row (None when anonymous), its flash notes (what
-    `request.session` shows) and the Set-Cookie to send, if any."""
+    """This request's session: the cookie's token, the live row (None when anonymous), its user's role now, its
+    flash notes (what `request.session` shows) and the Set-Cookie to send, if any."""
 
     token: str | None
     record: WebSession | None = None
+    role: str | None = None
     data: dict = field(default_factory=dict)
     stored_data: str = "{}"
     set_cookie: str | None = None
@@ -102,6 +103,7 @@ def open_session(handle: SessionHandle, user_name: str, password_fingerprint: st
         connection.execute(delete(WebSession).where(stale))
         connection.execute(WebSession.__table__.insert().values(**record.model_dump()))
     handle.token, handle.record = token, record
+    handle.role = None  # the caller, who knows the user, says it
     handle.data.clear()
     handle.stored_data = "{}"
     handle.set_cookie = cookie_header(token, SESSION_SECONDS)
@@ -112,14 +114,15 @@ def end_session(handle: SessionHandle, engine: Engine | None = None) -> None:
     if handle.token is not None:
         with (engine or get_engine()).begin() as connection:
             connection.execute(delete(WebSession).where(WebSession.token_hash == token_hash(handle.token)))
-    handle.token, handle.record = None, None
+    handle.token, handle.record, handle.role = None, None, None
     handle.data.clear()
     handle.set_cookie = cookie_header("", 0)
 
 
-def load_session(token: str, still_valid: Callable[[WebSession], bool],
-                 engine: Engine | None = None) -> WebSession | None:
-    """The live session for this token; an expired one, or one `still_valid` refuses, is deleted."""
+def load_session(token: str, role_of: Callable[[WebSession], str | None],
+                 engine: Engine | None = None) -> tuple[WebSession, str] | None:
+    """The live session for this token and its user's role (`role_of`); an expired one, or one whose role is
+    None (its user removed, or their password changed since), is deleted."""
     engine = engine or get_engine()
     key = token_hash(token)
     with engine.connect() as connection:
@@ -127,8 +130,9 @@ def load_session(token: str, still_valid: Callable[[WebSession], bool],
     if row is None:
         return None
     record = WebSession.model_validate(row._mapping)
-    if record.expires_at > utcnow() and still_valid(record):
-        return record
+    role = role_of(record) if record.expires_at > utcnow() else None
+    if role is not None:
+        return record, role
     with engine.begin() as connection:
         connection.execute(delete(WebSession).where(WebSession.token_hash == key))
     return None
@@ -151,19 +155,21 @@ class ServerSessions:
     """ASGI middleware: loads the session before the app runs (as `request.session`, the flash notes, and
     the handle auth.py reads), stores changed notes and sends the cookie with the response's headers."""
 
-    def __init__(self, app, still_valid: Callable[[WebSession], bool]):
+    def __init__(self, app, role_of: Callable[[WebSession], str | None]):
         self.app = app
-        self.still_valid = still_valid
+        self.role_of = role_of
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         token = _cookie_token(scope)
-        record = None
+        record, role = None, None
         if token is not None and not scope["path"].startswith(SESSIONLESS_PATHS):
-            record = await anyio.to_thread.run_sync(load_session, token, self.still_valid)
-        handle = SessionHandle(token=token, record=record)
+            found = await anyio.to_thread.run_sync(load_session, token, self.role_of)
+            if found is not None:
+                record, role = found
+        handle = SessionHandle(token=token, record=record, role=role)
         if record is not None:
             handle.data.update(json.loads(record.data or "{}"))
             handle.stored_data = _encoded(handle.data)

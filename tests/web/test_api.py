@@ -260,6 +260,13 @@ def test_keys_through_the_api_for_admins_only(api, engine):
     assert client.delete("/api/v1/keys/clinic", headers=bearer(keys["admin"])).status_code == 204
     assert client.get("/api/v1/campaigns", headers=bearer(made)).status_code == 401
     assert client.delete("/api/v1/keys/clinic", headers=bearer(keys["admin"])).status_code == 404
+    # and the audit log has both, by the admin's key, once each, without the key
+    from campaigns import audit
+
+    entries = [entry for entry in audit.listing(engine) if entry["object_id"] == "clinic"]
+    assert [(entry["action"], entry["actor"]) for entry in entries] == [
+        ("apikey.revoke", "key:admin system"), ("apikey.create", "key:admin system")]
+    assert made not in str(entries)
 
 
 def test_schedules_through_the_api(api, engine):
@@ -291,6 +298,12 @@ def test_schedules_through_the_api(api, engine):
     after = {item["id"]: item for item in items}
     assert after[shown["id"]]["enabled"] is False and after[shown["id"]]["next_fire_at"] is None
     assert client.delete("/api/v1/schedules/999", headers=bearer(keys["operator"])).status_code == 404
+    # and the audit log has the two added and the one removed, by the operator's key
+    from campaigns import audit
+
+    done = [(entry["action"], entry["actor"]) for entry in audit.listing(engine) if entry["object_type"] == "schedule"]
+    assert done == [("schedule.remove", "key:operator system"), ("schedule.add", "key:operator system"),
+                    ("schedule.add", "key:operator system")]
 
 
 def test_each_key_has_its_request_rate(api, monkeypatch):

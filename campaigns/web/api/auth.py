@@ -1,5 +1,6 @@
-"""Who is asking: the API key in `Authorization: Bearer`, whether its role may (campaigns.apikeys), and
-whether it is within its request rate (BLAST_API_RATE_PER_KEY)."""
+"""Who is asking: the API key in `Authorization: Bearer`, whether its role may (campaigns.apikeys), and whether
+it is within its request rate (BLAST_API_RATE_PER_KEY). A key let in is the request's actor for the audit log:
+`key:<name>`, from the client's address (campaigns.audit)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPBearer
 
-from campaigns import apikeys
+from campaigns import apikeys, audit
 from campaigns.db import get_engine
 from campaigns.models import ApiKey
 from campaigns.settings import get_settings
 from campaigns.web.api.problems import Problem
+from campaigns.web.auth import client_address
 
 UNAUTHENTICATED = {"WWW-Authenticate": 'Bearer realm="blast"'}
 # Declares the scheme in the OpenAPI document; the header is read and answered below (401 as problem+json).
@@ -50,11 +52,13 @@ def _take_turn(key: ApiKey) -> None:
 
 
 def role(needed: str):
-    """A dependency: the caller's key, when its role may do what `needed` may (else 403)."""
+    """A dependency: the caller's key, when its role may do what `needed` may (else 403). (A coroutine: the
+    audit actor it sets is in the request's own context, which the route's thread then copies.)"""
 
-    def check(key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
+    async def check(request: Request, key: Annotated[ApiKey, Depends(api_key)]) -> ApiKey:
         if not apikeys.allows(key.role, needed):
             raise Problem(403, "Forbidden", f"this needs the {needed} role; the key {key.name!r} is {key.role}")
+        audit.act_as(audit.key_actor(key.name, client_address(request)))
         return key
 
     return check

@@ -17,7 +17,7 @@ from campaigns.settings import ConfigError, load_accounts
 from campaigns.states import CampaignStatus
 from campaigns.web import auth, insights
 from campaigns.web.campaign_actions import BUTTON_ORDER, LABELS, allowed_actions
-from campaigns.web.rendering import User, page
+from campaigns.web.rendering import Operator, User, page
 from campaigns.web.sending_chart import campaign_minutes
 
 ACTIONS = {"pause": lifecycle.pause, "resume": lifecycle.resume, "cancel": lifecycle.cancel,
@@ -81,7 +81,7 @@ def campaign_progress(campaign_id: int, user: User):
 
 
 @router.post("/campaigns/{campaign_id}/{action}")
-def campaign_action(request: Request, campaign_id: int, action: str, user: User,
+def campaign_action(request: Request, campaign_id: int, action: str, user: Operator,
                     csrf_token: Annotated[str, Form()] = ""):
     auth.check_csrf(request, csrf_token)
     if action not in ACTIONS:

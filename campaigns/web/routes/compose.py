@@ -12,7 +12,7 @@ from campaigns.errors import BlastError
 from campaigns.settings import ConfigError, get_account, load_accounts
 from campaigns.web import previews, trial_send, uploads
 from campaigns.web.compose import compose_values
-from campaigns.web.rendering import TRIAL_FLASH, User, compose_url, page, posted_form
+from campaigns.web.rendering import TRIAL_FLASH, Operator, compose_url, page, posted_form
 
 MAX_TEST_ROW = 50  # the furthest recipient a test send may pick, counted among valid recipients
 FLASH_TEXT_MAX = 300  # characters of a verdict's text kept in the session (a flash note, shown once)
@@ -30,7 +30,7 @@ router = APIRouter()
 
 
 @router.post("/uploads/{token}/preview.json")
-async def preview_json(request: Request, token: str, user: User):
+async def preview_json(request: Request, token: str, user: Operator):
     """The first recipients' texts, the length check and any problem, for the page's preview as you type.
 
     Form fields as the compose form's (template, account, region, phone_column, kind and extras) and
@@ -75,7 +75,7 @@ def _trial(token: str, values: dict[str, str], phone: str, row: int) -> dict:
 
 
 @router.post("/uploads/{token}/test-send")
-async def test_send(request: Request, token: str, user: User):
+async def test_send(request: Request, token: str, user: Operator):
     """Send recipient `test_row` (1 = the first valid one) of the preview to `test_phone`, now, through the
     account's gateway; the compose page then shows the gateway's verdict."""
     form = await posted_form(request)

@@ -24,7 +24,7 @@ def login(request: Request, username: Annotated[str, Form()] = "", password: Ann
           csrf_token: Annotated[str, Form()] = ""):
     auth.check_csrf(request, csrf_token)
     try:
-        accepted = auth.attempt_login(request, username, password)
+        account = auth.attempt_login(request, username, password)
     except auth.LoginThrottled as refusal:
         minutes = math.ceil(refusal.retry_after_seconds / 60)
         error = (f"Too many failed logins for this user or from this address. Try again in {minutes} "
@@ -32,9 +32,9 @@ def login(request: Request, username: Annotated[str, Form()] = "", password: Ann
         answer = page(request, "login.html", status_code=429, error=error)
         answer.headers["Retry-After"] = str(refusal.retry_after_seconds)
         return answer
-    if not accepted:
+    if account is None:
         return page(request, "login.html", status_code=401, error="Wrong user name or password.")
-    auth.log_in(request, username)
+    auth.log_in(request, account)
     return RedirectResponse("/", status_code=303)
 
 

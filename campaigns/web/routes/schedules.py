@@ -16,7 +16,7 @@ from campaigns.errors import BlastError, NotFound
 from campaigns.settings import ConfigError, get_account
 from campaigns.web import compose, uploads
 from campaigns.web.compose import compose_values
-from campaigns.web.rendering import SCHEDULE_FLASH, User, compose_url, page, posted_form
+from campaigns.web.rendering import SCHEDULE_FLASH, Operator, User, compose_url, page, posted_form
 
 router = APIRouter()
 
@@ -79,7 +79,7 @@ def _add_schedule(token: str, values: dict[str, str], form: dict[str, str]) -> i
 
 
 @router.post("/uploads/{token}/schedule")
-async def add_schedule(request: Request, token: str, user: User):
+async def add_schedule(request: Request, token: str, user: Operator):
     """Launch this upload as a reminder blast: on a cron in a time zone, once at a given time, or relative to
     a date column of the list; with the page's phone column, extras and quiet hours."""
     form = await posted_form(request)
@@ -125,7 +125,7 @@ def schedules_page(request: Request, user: User):
 
 
 @router.post("/schedules/{schedule_id}/remove")
-async def remove_schedule(request: Request, schedule_id: int, user: User):
+async def remove_schedule(request: Request, schedule_id: int, user: Operator):
     await posted_form(request)
     try:
         await run_in_threadpool(reminders.remove, get_engine(), schedule_id)

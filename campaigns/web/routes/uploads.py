@@ -17,19 +17,19 @@ from campaigns.settings import ConfigError, get_account, load_accounts
 from campaigns.states import IngestStatus
 from campaigns.web import auth, compose, launches, previews, uploads
 from campaigns.web.compose import compose_values
-from campaigns.web.rendering import SCHEDULE_FLASH, TRIAL_FLASH, User, page
+from campaigns.web.rendering import SCHEDULE_FLASH, TRIAL_FLASH, Operator, User, page
 
 router = APIRouter()
 
 
 @router.get("/upload")
-def upload_form(request: Request, user: User):
+def upload_form(request: Request, user: Operator):
     notice = "upload discarded" if request.query_params.get("notice") == "discarded" else None
     return page(request, "upload.html", error=None, notice=notice)
 
 
 @router.post("/upload")
-async def upload_file(request: Request, user: User, file: Annotated[UploadFile, File()],
+async def upload_file(request: Request, user: Operator, file: Annotated[UploadFile, File()],
                       csrf_token: Annotated[str, Form()] = ""):
     auth.check_csrf(request, csrf_token)
     try:
@@ -40,7 +40,7 @@ async def upload_file(request: Request, user: User, file: Annotated[UploadFile, 
 
 
 @router.get("/uploads/{token}")
-def upload_preview(request: Request, token: str, user: User, phone_column: str | None = None,
+def upload_preview(request: Request, token: str, user: Operator, phone_column: str | None = None,
                    region: str = "UG", template: str = "", account: str | None = None, media_url: str = "",
                    name: str = "", at: str = ""):
     """First rows, detected phone column and mapping, ingest report with rejects, template preview, the
@@ -73,7 +73,7 @@ def upload_preview(request: Request, token: str, user: User, phone_column: str |
 
 
 @router.get("/uploads/{token}/rejects.csv")
-def upload_rejects(request: Request, token: str, user: User):
+def upload_rejects(request: Request, token: str, user: Operator):
     try:
         upload = uploads.find_upload(token)
     except uploads.UploadRejected as error:
@@ -84,7 +84,7 @@ def upload_rejects(request: Request, token: str, user: User):
 
 
 @router.post("/uploads/{token}/discard")
-def upload_discard(request: Request, token: str, user: User, csrf_token: Annotated[str, Form()] = ""):
+def upload_discard(request: Request, token: str, user: Operator, csrf_token: Annotated[str, Form()] = ""):
     """Delete the upload (its file and rejects) without launching it."""
     auth.check_csrf(request, csrf_token)
     try:
@@ -98,7 +98,7 @@ def upload_discard(request: Request, token: str, user: User, csrf_token: Annotat
 
 
 @router.post("/uploads/{token}/launch")
-def upload_launch(request: Request, token: str, user: User, account: Annotated[str, Form()],
+def upload_launch(request: Request, token: str, user: Operator, account: Annotated[str, Form()],
                   template: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
                   phone_column: Annotated[str, Form()] = "", region: Annotated[str, Form()] = "UG",
                   media_url: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
@@ -149,7 +149,7 @@ def launch_progress(request: Request, campaign_id: int, user: User):
 
 
 @router.post("/launches/{campaign_id}/retry")
-def launch_retry(request: Request, campaign_id: int, user: User, csrf_token: Annotated[str, Form()] = ""):
+def launch_retry(request: Request, campaign_id: int, user: Operator, csrf_token: Annotated[str, Form()] = ""):
     """A failed ingest queued again: it goes on after the last row it wrote."""
     auth.check_csrf(request, csrf_token)
     job = jobs.for_campaign(get_engine(), campaign_id)
@@ -160,7 +160,7 @@ def launch_retry(request: Request, campaign_id: int, user: User, csrf_token: Ann
 
 
 @router.post("/launches/{campaign_id}/discard")
-def launch_discard(request: Request, campaign_id: int, user: User, csrf_token: Annotated[str, Form()] = ""):
+def launch_discard(request: Request, campaign_id: int, user: Operator, csrf_token: Annotated[str, Form()] = ""):
     """Stop reading the list and cancel the draft campaign."""
     auth.check_csrf(request, csrf_token)
     job = jobs.for_campaign(get_engine(), campaign_id)
