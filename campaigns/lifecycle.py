@@ -84,7 +84,8 @@ def launch(path: str | Path, *, account_name: str, template: str, name: str | No
            media_url: str | None = None, at: datetime | None = None, region: str = "UG",
            phone_column: str | None = None, options: dict | None = None, start: bool = True,
            quiet_hours: str | None = None, background: bool = False, discard_file: bool = False,
-           display_name: str | None = None, on_progress=None) -> tuple[int, dict]:
+           display_name: str | None = None, on_progress=None, canary: str | None = None,
+           canary_auto: bool = False) -> tuple[int, dict]:
     """Create a campaign from a contact file and start it now or at `at`. Returns (id, ingest report).
 
     The file is read by the campaign's ingest job (campaigns.ingest.jobs): here, unless `background`, when a
@@ -94,7 +95,10 @@ def launch(path: str | Path, *, account_name: str, template: str, name: str | No
     `quiet_hours` ("21:00-08:00", in each recipient's local time; see campaigns.quiet_hours): a message
     due inside its recipient's window waits for the window's end. `discard_file`: delete the file once read.
     `display_name`: the file's name as the operator knows it, in the reasons a file is refused.
+    `canary` ("50", or "5%" of the valid recipients) sends that first slice, then pauses (reason canary) until
+    released, or with `canary_auto` judges the slice and releases it by itself (campaigns.canary).
     """
+    from campaigns import canary as canaries
     from campaigns import quiet_hours as quiet
     from campaigns.ingest import jobs
 
@@ -105,7 +109,7 @@ def launch(path: str | Path, *, account_name: str, template: str, name: str | No
         account=account, template=template, name=name, media_url=media_url, region=region,
         source_file=str(path), options=options, quiet_hours=window,
         ingest=dict(phone_column=phone_column, launch_at=at, start=start, discard_file=discard_file,
-                    display_name=display_name))
+                    display_name=display_name, canary=canaries.check_spec(canary), canary_auto=canary_auto))
     if background:
         dispatch.start_ingest(job_id)
         return campaign_id, {}
@@ -225,7 +229,14 @@ def pause(campaign_id: int, reason: PauseReason = PauseReason.USER, detail: str 
 
 def resume(campaign_id: int) -> None:
     """Running again; an answer a gateway gave before now (quota, auth, content) never pauses it again."""
-    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, action="campaign.resume", resumed_at=utcnow())
+    from campaigns import canary
+
+    with session_scope() as session:
+        held_for_its_canary = _get(session, campaign_id).pause_reason == PauseReason.CANARY
+    # a pause for the canary is released with it: the rest of the list may go out (another pause's resume
+    # during the slice keeps the slice)
+    _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, action="campaign.resume", resumed_at=utcnow(),
+                **(canary.RELEASED if held_for_its_canary else {}))
     kick(campaign_id)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Column, Index, Integer, Text, UniqueConstraint, false, text
 from sqlmodel import Field, SQLModel
 
 from campaigns.states import CampaignStatus, IngestStatus, MessageState
@@ -66,6 +66,12 @@ class Campaign(SQLModel, table=True):
     started_at: datetime | None = None
     finished_at: datetime | None = None
     resumed_at: datetime | None = None  # the last resume: answers given before it never pause it again
+    # A canary start (campaigns.canary): only messages up to this id are sent until it is released (None: no
+    # canary, or released); `canary_auto` releases it by itself after a clean slice; `canary_done_at` is when
+    # the slice was all sent and the campaign paused for it.
+    canary_until_id: int | None = Field(default=None, sa_column=Column(BIG_ID, nullable=True))
+    canary_auto: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
+    canary_done_at: datetime | None = None
 
 
 class Message(SQLModel, table=True):

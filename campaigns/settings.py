@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # An ingest job's lease (campaigns.ingest.jobs): renewed by every chunk written; a run that stops renewing
     # it (its process died) is taken over by the reconciler's sweep after this long.
     ingest_lease_seconds: float = Field(default=30.0, gt=0)
+    # A canary start with --canary-auto (campaigns.canary): how long after its slice is sent the delivery reports
+    # and STOP replies get before the slice is judged, in seconds.
+    canary_settle_seconds: float = Field(default=60.0, ge=0)
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
     schedule_tick_seconds: float = Field(default=5.0, gt=0)

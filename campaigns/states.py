@@ -120,6 +120,7 @@ class PauseReason(StrEnum):
     CONTENT = "content"
     GATEWAY_CHANGED = "gateway_changed"  # undocumented answers in a row: the gateway changed its API
     ERROR_RATE = "error_rate"  # failures, throttling or opt-outs over the account's thresholds (campaigns.spikes)
+    CANARY = "canary"  # its first slice is sent: held for the operator, or released by itself (campaigns.canary)
 
 
 class Outcome(StrEnum):

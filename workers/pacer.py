@@ -19,12 +19,12 @@ import math
 import zlib
 from collections.abc import Iterable
 
-from sqlalchemy import and_, exists, func, or_, select, text, update
+from sqlalchemy import and_, exists, func, or_, select, text, true, update
 
-from campaigns import quiet_hours
+from campaigns import canary, quiet_hours
 from campaigns.db import get_engine, is_postgres
 from campaigns.models import Campaign, Message, utcnow
-from campaigns.settings import AccountConfig, get_account, get_settings
+from campaigns.settings import AccountConfig, ConfigError, get_account, get_settings
 from campaigns.states import ACTIVE_STATES, HELD_CODE, CampaignStatus, MessageState
 from campaigns.transitions import move_campaigns, transition
 
@@ -71,17 +71,22 @@ def _lock_account(connection, account_name: str) -> bool:
     return True  # SQLite: one writer at a time already
 
 
-def _ready(campaign_id: int, now):
+def _ready(campaign_id: int, now, until_id: int | None = None):
+    """A campaign's messages that may be queued now; with a canary not yet released, only its slice's."""
     return and_(
         Message.campaign_id == campaign_id,
         Message.state == MessageState.PENDING,
         or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now),
         or_(Message.send_at.is_(None), Message.send_at <= now),
+        Message.id <= until_id if until_id is not None else true(),
     )
 
 
-def _pick(connection, campaign_ids: list[int], room: int, now) -> dict[int, list[int]]:
-    """Up to `room` ready messages, shared evenly between the campaigns (leftover share goes round)."""
+def _pick(connection, campaign_ids: list[int], room: int, now,
+          canaries: dict[int, int] | None = None) -> dict[int, list[int]]:
+    """Up to `room` ready messages, shared evenly between the campaigns (leftover share goes round).
+    `canaries`: campaign id -> the last message id of its canary slice, for campaigns holding one."""
+    canaries = canaries or {}
     picked: dict[int, list[int]] = {cid: [] for cid in campaign_ids}
     hungry = list(campaign_ids)
     while room > 0 and hungry:
@@ -92,7 +97,8 @@ def _pick(connection, campaign_ids: list[int], room: int, now) -> dict[int, list
             if take <= 0:
                 break
             query = select(Message.id).where(
-                _ready(campaign_id, now), Message.id.not_in(picked[campaign_id]) if picked[campaign_id] else True
+                _ready(campaign_id, now, canaries.get(campaign_id)),
+                Message.id.not_in(picked[campaign_id]) if picked[campaign_id] else True
             ).limit(take).with_for_update(skip_locked=True)
             ids = connection.execute(query).scalars().all()
             picked[campaign_id].extend(ids)
@@ -118,8 +124,8 @@ def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> in
         if not _lock_account(connection, account.name):
             return 0
         campaigns = connection.execute(
-            select(Campaign.id, Campaign.quiet_hours).where(Campaign.account_name == account.name,
-                                                            Campaign.status == CampaignStatus.RUNNING)
+            select(Campaign.id, Campaign.quiet_hours, Campaign.canary_until_id)
+            .where(Campaign.account_name == account.name, Campaign.status == CampaignStatus.RUNNING)
             .order_by(Campaign.id)
         ).all()
         if not campaigns:
@@ -135,7 +141,9 @@ def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> in
         room = depth - in_flight
         if room < min(batch, depth):
             return 0
-        picked = _pick(connection, list(campaign_ids), room, now)
+        canaries = {campaign.id: campaign.canary_until_id for campaign in campaigns
+                    if campaign.canary_until_id is not None}
+        picked = _pick(connection, list(campaign_ids), room, now, canaries)
         windows = {campaign.id: quiet_hours.parse_window(campaign.quiet_hours)
                    for campaign in campaigns if campaign.quiet_hours and campaign.id in picked}
         if windows:
@@ -183,6 +191,13 @@ def hold_quiet_recipients(connection, picked: dict[int, list[int]], windows: dic
     return kept
 
 
+def _account_or_none(name: str) -> AccountConfig | None:
+    try:
+        return get_account(name)
+    except ConfigError:
+        return None
+
+
 def _gateway_batch(account: AccountConfig) -> int:
     from workers.providers import client_for
 
@@ -203,6 +218,10 @@ def pace(*, publish, account_names: Iterable[str] | None = None, engine=None, li
     now = utcnow()
     with engine.begin() as connection:
         start_due_campaigns(connection, now)
+        canary.hold_sent_slices(connection, now)
+        released = canary.judge_settled(connection, now, get_settings().canary_settle_seconds, _account_or_none)
         finish_done_campaigns(connection, now)
     names = list(account_names) if account_names else accounts_with_running_campaigns(engine)
+    if released and account_names:  # a canary released this round sends this round
+        names = sorted(set(names) | set(accounts_with_running_campaigns(engine)))
     return sum(pace_account(name, publish=publish, engine=engine, limiter=limiter) for name in names)

@@ -46,16 +46,23 @@ def launch(
     wait: Annotated[bool, typer.Option("--wait", help="show progress and exit when the campaign ends")] = False,
     quiet_hours: Annotated[str | None, typer.Option(
         "--quiet-hours", help="no sends in this window of each recipient's local time, e.g. 21:00-08:00")] = None,
+    canary: Annotated[str | None, typer.Option(
+        "--canary", help="send this many first (50) or this share of the list (5%), then pause until resumed")] = None,
+    canary_auto: Annotated[bool, typer.Option(
+        "--canary-auto", help="with --canary: resume by itself when the slice's failures and opt-outs stay under "
+                              "the account's thresholds")] = False,
 ) -> None:
     """Create a campaign from a contact list and start it; prints the campaign id."""
     from campaigns.db import migrate
 
     migrate()
+    if canary_auto and canary is None:
+        raise BlastError("--canary-auto goes with --canary N or --canary P%")
     with reading_progress(file.name) as progress:
         campaign_id, report = lifecycle.launch(
             file, account_name=account, template=read_template(template), name=name, media_url=media_url,
             at=lifecycle.parse_when(at), region=region, phone_column=phone_column, quiet_hours=quiet_hours,
-            on_progress=progress)
+            on_progress=progress, canary=canary, canary_auto=canary_auto)
     typer.echo(campaign_id)
     err_console.print(f"{report.get('valid', 0)} recipients, {report.get('rows', 0) - report.get('valid', 0)} "
                       f"skipped", highlight=False)

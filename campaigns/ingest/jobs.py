@@ -73,14 +73,16 @@ def lease_seconds() -> float:
 
 def add(session, campaign_id: int, path: str | Path, *, phone_column: str | None = None, sheet: str | None = None,
         launch_at: datetime | None = None, start: bool = True, discard_file: bool = False,
-        display_name: str | None = None) -> IngestJob:
+        display_name: str | None = None, canary: str | None = None, canary_auto: bool = False) -> IngestJob:
     """A queued job for a draft campaign, added to the caller's session (committed with the campaign).
 
     `launch_at`: when the campaign starts once ingested (None: at once); `start` False leaves it a draft.
     `discard_file`: the file is deleted once its rows are in (a web upload nothing else reads).
-    `display_name`: the file's name as the operator knows it (an upload is stored under another), for reasons."""
+    `display_name`: the file's name as the operator knows it (an upload is stored under another), for reasons.
+    `canary` ("50" or "5%") and `canary_auto`: the campaign starts with a canary slice (campaigns.canary)."""
     options = {"phone_column": phone_column, "sheet": sheet, "start": start, "discard_file": discard_file,
-               "launch_at": launch_at.isoformat() if launch_at is not None else None, "display_name": display_name}
+               "launch_at": launch_at.isoformat() if launch_at is not None else None, "display_name": display_name,
+               **({"canary": canary, "canary_auto": canary_auto} if canary else {})}
     job = IngestJob(campaign_id=campaign_id, source_file=str(path), options=json.dumps(options))
     session.add(job)
     return job
@@ -186,8 +188,9 @@ def check_written(connection: Connection, campaign_id: int, rows: int) -> str | 
 
 
 def _finish(engine: Engine, job, campaign, options: dict, token: str, report: IngestReport) -> str | None:
-    """One transaction: the checks, the campaign's start, the job done; then the pacer, now."""
-    from campaigns import lifecycle
+    """One transaction: the checks, the campaign's start (with its canary slice, if any), the job done; then
+    the pacer, now."""
+    from campaigns import canary, lifecycle
 
     now = utcnow()
     launch_at = datetime.fromisoformat(options["launch_at"]) if options.get("launch_at") else None
@@ -200,6 +203,8 @@ def _finish(engine: Engine, job, campaign, options: dict, token: str, report: In
             raise BlastError(f"the campaign's messages do not match its file ({problem}); nothing was sent")
         status = None
         if options.get("start", True):
+            if options.get("canary"):
+                canary.set_slice(connection, campaign.id, options["canary"], auto=bool(options.get("canary_auto")))
             status = lifecycle.start_draft(connection, campaign.id, launch_at)
             if status is None:  # cancelled while its list was read
                 _close(connection, job.id, token, S.DISCARDED, "the campaign was cancelled while its list was read")
