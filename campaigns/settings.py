@@ -141,6 +141,10 @@ class AccountConfig(BaseModel):
     # Seconds an `unknown` message's reports (or callback) get to show it before "not there" means "never
     # arrived" and it is sent again, once; unset: the gateway's own (GatewaySpec.report_delay_seconds).
     unknown_wait_seconds: float | None = Field(default=None, ge=0)
+    # What one message costs on this account, in `currency`, for the forecast before a launch
+    # (campaigns.prices): set it where the gateway tells no price; it overrides the gateway's own table.
+    price_per_message: float | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, min_length=1, max_length=16)
 
     @field_validator("timezone")
     @classmethod

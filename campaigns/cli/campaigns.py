@@ -46,14 +46,32 @@ def launch(
     wait: Annotated[bool, typer.Option("--wait", help="show progress and exit when the campaign ends")] = False,
     quiet_hours: Annotated[str | None, typer.Option(
         "--quiet-hours", help="no sends in this window of each recipient's local time, e.g. 21:00-08:00")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="only forecast: recipients, time, cost and balance; sends and creates nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="with --dry-run: print the forecast as JSON")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="launch even when the balance does not cover the cost")] = False,
 ) -> None:
     """Create a campaign from a contact list and start it; prints the campaign id."""
     from campaigns.db import migrate
 
+    if as_json and not dry_run:
+        raise BlastError("--json goes with --dry-run (a launch prints the campaign id)")
+    text = read_template(template)
+    if dry_run:
+        figures = forecast_launch(file, account, text, media_url=media_url, at=lifecycle.parse_when(at),
+                                  region=region, phone_column=phone_column, quiet_hours=quiet_hours)
+        if as_json:
+            typer.echo(json.dumps(figures.as_json()))
+        else:
+            print_forecast(figures)
+        return
+    if not yes:
+        confirm_cost(file, account, text, media_url=media_url, at=lifecycle.parse_when(at), region=region,
+                     phone_column=phone_column, quiet_hours=quiet_hours)
     migrate()
     with reading_progress(file.name) as progress:
         campaign_id, report = lifecycle.launch(
-            file, account_name=account, template=read_template(template), name=name, media_url=media_url,
+            file, account_name=account, template=text, name=name, media_url=media_url,
             at=lifecycle.parse_when(at), region=region, phone_column=phone_column, quiet_hours=quiet_hours,
             on_progress=progress)
     typer.echo(campaign_id)
@@ -62,6 +80,75 @@ def launch(
     if wait:
         code = wait_for(campaign_id)
         raise typer.Exit(code)
+
+
+def forecast_launch(file: Path, account_name: str, template: str, *, media_url: str | None, at, region: str,
+                    phone_column: str | None, quiet_hours: str | None, gateway: bool = True):
+    """The forecast of this launch (campaigns.forecast), with the gateway's balance and daily cap asked now
+    (unless not `gateway`); it creates nothing, not even the database."""
+    from campaigns import forecast
+    from campaigns.cli.imports import existing_database
+    from campaigns.settings import get_account
+    from campaigns.web.balances import gateway_facts
+
+    account = get_account(account_name)
+    balance_answer, cap = gateway_facts(account) if gateway else (None, None)
+    with reading_progress(file.name):
+        return forecast.forecast(file, account=account, template=template, region=region,
+                                 phone_column=phone_column, media_url=media_url, quiet_hours_window=quiet_hours,
+                                 at=at, engine=existing_database(), balance_answer=balance_answer, daily_cap=cap)
+
+
+def _money(amount: float | None, unit: str | None) -> str:
+    if amount is None:
+        return "not told by the gateway"
+    return f"{amount:,.2f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
+
+
+def print_forecast(figures) -> None:
+    """The forecast as the operator reads it."""
+    from datetime import timedelta
+
+    table = Table(show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row("recipients (rows)", f"{figures.recipients:,}")
+    table.add_row("to send", f"{figures.valid:,}", style="green")
+    table.add_row("skipped", f"{figures.skipped:,}")
+    for reason, count in figures.reasons.items():
+        table.add_row(f"  {reason}", f"{count:,}", style="dim")
+    table.add_row("rate", f"{figures.rate:g}/s (about {figures.achieved_rate:.1f}/s sent)")
+    if figures.daily_cap:
+        table.add_row("gateway's daily cap", f"{figures.daily_cap:,}")
+    table.add_row("done in", str(timedelta(seconds=round(figures.eta_seconds))))
+    if figures.last_send is not None:
+        table.add_row("last message", f"{figures.last_send:%Y-%m-%d %H:%M:%S} UTC")
+    table.add_row("calendar days", str(figures.days))
+    table.add_row("cost", _money(figures.cost, figures.currency))
+    table.add_row("balance", _money(figures.balance, figures.currency))
+    if figures.balance_ok is not None:
+        table.add_row("balance covers it", "yes" if figures.balance_ok else "NO",
+                      style="green" if figures.balance_ok else "bold red")
+    console.print(table)
+
+
+def confirm_cost(file: Path, account_name: str, template: str, **launch) -> None:
+    """Before a launch on a gateway that tells its balance: when the balance does not cover the cost, ask on
+    a terminal; without one, refuse (BlastError), creating nothing. `--yes` skips this."""
+    from campaigns.settings import get_account
+    from campaigns.web.balances import tells_balance
+
+    if not tells_balance(get_account(account_name)):
+        return
+    figures = forecast_launch(file, account_name, template, **launch)
+    if figures.balance_ok is not False:
+        return
+    shortfall = (f"the cost ({_money(figures.cost, figures.currency)} for {figures.valid:,} messages) is more "
+                 f"than the balance ({_money(figures.balance, figures.currency)})")
+    if not sys.stdin.isatty():
+        raise BlastError(f"{shortfall}: nothing launched; pass --yes to launch anyway")
+    if not typer.confirm(f"{shortfall.capitalize()}. Launch anyway?", default=False, err=True):
+        raise BlastError("not launched")
 
 
 def wait_for(campaign_id: int) -> int:
