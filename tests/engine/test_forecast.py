@@ -19,7 +19,7 @@ from campaigns.models import Campaign, IngestJob, Message, OptOut
 from campaigns.quiet_hours import parse_window
 from tests.support import services
 from tests.support.engine import ROOT, write_config, write_contacts
-from tests.support.sandbox import HTTPAPI_TOKEN, SMSGLOBAL_KEY
+from tests.support.sandbox import HTTPAPI_TOKEN, SMSGLOBAL_KEY, SOCNET_KEY
 
 KEYS = {"recipients", "valid", "skipped", "reasons", "eta_seconds", "rate", "cost", "currency", "balance",
         "balance_ok", "days"}
@@ -201,6 +201,60 @@ def test_a_dry_run_without_a_database_creates_none(tmp_path, blast_home, sandbox
     assert "to send" in result.stdout and "1,000,000 quota" in result.stdout
     assert not blast_home.exists()
     assert sorted(path.name for path in tmp_path.iterdir()) == ["blast.toml", "c.csv"]
+
+
+def test_the_gateways_daily_cap_spreads_the_send_over_days(cli_env, tmp_path, sandbox):
+    # given an HTTP API instance that takes 3 messages a day, on an account whose days are India's
+    write_config(tmp_path / "blast.toml", sandbox, {"india": {"provider": "httpapi", "rate": 50,
+                                                              "timezone": "+05:30"}})
+    sandbox.knobs("httpapi", HTTPAPI_TOKEN, daily_limit=3)
+    write_contacts(tmp_path / "c.csv", 5)
+    # when a launch of 5 is forecast
+    asked = datetime.now(UTC)
+    result = blast("launch", str(tmp_path / "c.csv"), "--account", "india", "--template", "Hi {{ name }}",
+                   "--dry-run", "--json", env=cli_env)
+    answered = datetime.now(UTC)
+    # then 3 go today and 2 just after India's next midnight: two calendar days, the last message then
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    india = asked.astimezone(forecast_zone("+05:30"))
+    midnight = datetime.combine(india.date() + timedelta(days=1), datetime.min.time(), tzinfo=india.tzinfo)
+    assert figures["days"] == 2
+    eta = timedelta(seconds=figures["eta_seconds"])  # counted from a moment between asked and answered
+    assert answered + eta > midnight and asked + eta < midnight + timedelta(seconds=1)
+
+
+def forecast_zone(offset: str):
+    from campaigns.settings import zone_of
+
+    return zone_of(offset)
+
+
+def test_a_socnet_message_costs_the_charge_its_sends_reported(tmp_path, blast_home, sandbox):
+    """Socnet tells a price only in its send answers: after a campaign on the embedded default, the forecast
+    prices the next one at the highest charge the sandbox reported (its channel 2 reports 0)."""
+    from campaigns import lifecycle
+    from campaigns.cli.campaigns import forecast_launch
+    from campaigns.db import migrate
+    from campaigns.settings import reset_settings
+    from tests.support.engine import wait_for_status
+    from workers.embedded import EmbeddedWorker
+
+    # given a first campaign of 20 sent through Socnet at a charge of 120 a message
+    write_config(tmp_path / "blast.toml", sandbox, {"uganda": {"provider": "socnet", "rate": 100}})
+    reset_settings()
+    migrate()
+    sandbox.knobs("socnet", SOCNET_KEY, charge=120)
+    write_contacts(tmp_path / "first.csv", 20)
+    with EmbeddedWorker(concurrency=4):
+        first, _ = lifecycle.launch(tmp_path / "first.csv", account_name="uganda", template="Hi {{ name }}")
+        assert wait_for_status(first, ("finished",), timeout=60)["counts"]["submitted"] == 20
+    # when the next launch, of 30 others, is forecast
+    write_contacts(tmp_path / "next.csv", 30, start=100)
+    figures = forecast_launch(tmp_path / "next.csv", "uganda", "Hi {{ name }}", media_url=None, at=None,
+                              region="UG", phone_column=None, quiet_hours=None)
+    # then it costs 30 charges; Socnet tells no currency and no balance
+    assert (figures.cost, figures.currency, figures.balance, figures.balance_ok) == (3600, None, None, None)
 
 
 # ---------------------------------------------------------------- the forecast against a real run
