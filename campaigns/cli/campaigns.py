@@ -83,16 +83,17 @@ def launch(
 
 
 def forecast_launch(file: Path, account_name: str, template: str, *, media_url: str | None, at, region: str,
-                    phone_column: str | None, quiet_hours: str | None, gateway: bool = True):
-    """The forecast of this launch (campaigns.forecast), with the gateway's balance and daily cap asked now
-    (unless not `gateway`); it creates nothing, not even the database."""
+                    phone_column: str | None, quiet_hours: str | None, facts: tuple | None = None):
+    """The forecast of this launch (campaigns.forecast), with the gateway's balance answer and daily cap
+    (`facts`, campaigns.web.balances.gateway_facts; asked now when not given); it creates nothing, not even
+    the database."""
     from campaigns import forecast
     from campaigns.cli.imports import existing_database
     from campaigns.settings import get_account
     from campaigns.web.balances import gateway_facts
 
     account = get_account(account_name)
-    balance_answer, cap = gateway_facts(account) if gateway else (None, None)
+    balance_answer, cap = facts if facts is not None else gateway_facts(account)
     with reading_progress(file.name):
         return forecast.forecast(file, account=account, template=template, region=region,
                                  phone_column=phone_column, media_url=media_url, quiet_hours_window=quiet_hours,
@@ -134,13 +135,19 @@ def print_forecast(figures) -> None:
 
 def confirm_cost(file: Path, account_name: str, template: str, **launch) -> None:
     """Before a launch on a gateway that tells its balance: when the balance does not cover the cost, ask on
-    a terminal; without one, refuse (BlastError), creating nothing. `--yes` skips this."""
+    a terminal; without one, refuse (BlastError), creating nothing. `--yes` skips this. The file is read for it
+    only when the gateway answered with a balance (one that cannot be asked now lets the launch go ahead)."""
+    from campaigns import prices
     from campaigns.settings import get_account
-    from campaigns.web.balances import tells_balance
+    from campaigns.web.balances import gateway_facts, tells_balance
 
-    if not tells_balance(get_account(account_name)):
+    account = get_account(account_name)
+    if not tells_balance(account):
         return
-    figures = forecast_launch(file, account_name, template, **launch)
+    facts = gateway_facts(account)
+    if prices.balance_of(account, facts[0]) is None:
+        return
+    figures = forecast_launch(file, account_name, template, facts=facts, **launch)
     if figures.balance_ok is not False:
         return
     shortfall = (f"the cost ({_money(figures.cost, figures.currency)} for {figures.valid:,} messages) is more "

@@ -25,15 +25,16 @@ def too_big(upload: uploads.Upload) -> bool:
 
 def forecast_upload(upload: uploads.Upload, account: AccountConfig, *, template: str, region: str,
                     phone_column: str | None, kind: str | None, media_url: str | None, quiet_hours: str | None,
-                    at: datetime | None) -> Forecast | None:
-    """The forecast of launching the upload as the form says, the gateway's balance and daily cap asked now;
-    None for a file too big to read within the request."""
+                    at: datetime | None, facts: tuple | None = None) -> Forecast | None:
+    """The forecast of launching the upload as the form says, with the gateway's balance answer and daily cap
+    (`facts`, balances.gateway_facts; asked now when not given); None for a file too big to read within the
+    request."""
     from campaigns.db import get_engine
     from campaigns.web.balances import gateway_facts
 
     if too_big(upload):
         return None
-    balance_answer, cap = gateway_facts(account)
+    balance_answer, cap = facts if facts is not None else gateway_facts(account)
     with uploads.named(upload):
         return forecast(upload.path, account=account, template=template, region=region,
                         phone_column=phone_column, media_url=media_url, options={"kind": kind} if kind else None,
@@ -43,12 +44,17 @@ def forecast_upload(upload: uploads.Upload, account: AccountConfig, *, template:
 
 def check_covered(upload: uploads.Upload, account: AccountConfig, *, confirmed: bool, **launch) -> None:
     """CostNotCovered when the gateway tells a balance that does not cover this launch's cost and the operator
-    has not confirmed it; nothing is asked of a gateway that tells no balance, or once confirmed."""
-    from campaigns.web.balances import tells_balance
+    has not confirmed it; nothing is asked of a gateway that tells no balance, or once confirmed, and the file
+    is read only when the gateway answered with a balance (one that cannot be asked now lets the launch go)."""
+    from campaigns.prices import balance_of
+    from campaigns.web.balances import gateway_facts, tells_balance
 
     if confirmed or not tells_balance(account):
         return
-    figures = forecast_upload(upload, account, **launch)
+    facts = gateway_facts(account)
+    if balance_of(account, facts[0]) is None:
+        return
+    figures = forecast_upload(upload, account, facts=facts, **launch)
     if figures is not None and figures.balance_ok is False:
         raise CostNotCovered(f"the balance ({money(figures.balance, figures.currency)}) does not cover the cost "
                              f"({money(figures.cost, figures.currency)} for {figures.valid:,} messages): "

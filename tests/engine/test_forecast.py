@@ -186,6 +186,39 @@ def test_a_launch_the_balance_cannot_cover_is_refused_without_yes(cli_env, datab
     assert rows(database_url)["Campaign"] == 2
 
 
+def blast_on_a_terminal(*args: str, env: dict[str, str], answer: str) -> subprocess.CompletedProcess:
+    """The command line with a terminal for its input, `answer` typed into it ahead."""
+    import pty
+
+    terminal, command_side = pty.openpty()
+    try:
+        os.write(terminal, answer.encode() + b"\n")
+        return subprocess.run([sys.executable, "-m", "campaigns.cli", *args], cwd=ROOT, capture_output=True,
+                              text=True, env=env, stdin=command_side, timeout=120)
+    finally:
+        os.close(command_side)
+        os.close(terminal)
+
+
+@SQLITE_ONLY
+def test_on_a_terminal_a_launch_the_balance_cannot_cover_asks(cli_env, database_url, tmp_path, sandbox):
+    # given 5 recipients and an HTTP API account with 2 quota left
+    write_contacts(tmp_path / "c.csv", 5)
+    sandbox.knobs("httpapi", HTTPAPI_TOKEN, quota=2)
+    launch = ("launch", str(tmp_path / "c.csv"), "--account", "india", "--template", "Hi {{ name }}",
+              "--at", "2999-01-01T09:00+00:00")
+    # when it is launched on a terminal and the operator answers no
+    declined = blast_on_a_terminal(*launch, env=cli_env, answer="n")
+    # then it asked, with the figures, and created nothing
+    assert "is more than the balance (2 quota). Launch anyway?" in declined.stderr
+    assert declined.returncode == 1 and rows(database_url)["Campaign"] == 0
+    # when the operator answers yes
+    accepted = blast_on_a_terminal(*launch, env=cli_env, answer="y")
+    # then the campaign is created
+    assert accepted.returncode == 0, accepted.stderr
+    assert rows(database_url)["Campaign"] == 1
+
+
 def test_a_dry_run_without_a_database_creates_none(tmp_path, blast_home, sandbox):
     # given no database yet (the embedded default, nothing under BLAST_HOME)
     write_config(tmp_path / "blast.toml", sandbox, {"india": {"provider": "httpapi", "rate": 50}})
