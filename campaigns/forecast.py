@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from campaigns import prices, quiet_hours, templates
+from campaigns.errors import BlastError
 from campaigns.ingest import IngestReport, read_contacts
 from campaigns.ingest.timing import ZONE, RowTiming
 from campaigns.quiet_hours import QuietWindow
@@ -250,8 +251,11 @@ def forecast(path: str | Path, *, account: AccountConfig, template: str, region:
     ingest = timedelta(seconds=INGEST_PER_READ * read_seconds)
     start = max(now + ingest, at or now) + timedelta(seconds=STARTUP_SECONDS)
     rate = achieved_rate(account.rate, get_settings().rate_safety_seconds)
-    span = send_span(audience.zones, start=start, rate=rate,
-                     window=quiet_hours.parse_window(window) if window else None, cap=daily_cap)
+    try:
+        span = send_span(audience.zones, start=start, rate=rate,
+                         window=quiet_hours.parse_window(window) if window else None, cap=daily_cap)
+    except ValueError as error:
+        raise BlastError(f"no forecast: {error}") from None
     first, last = span if span is not None else (None, None)
     report = audience.report
     balance = prices.balance_of(account, balance_answer)

@@ -79,6 +79,14 @@ def test_a_daily_cap_spreads_the_send_over_the_gateways_days():
     assert forecast.calendar_days(first, last, UTC) == 3
 
 
+def test_a_send_past_ten_years_is_no_forecast():
+    # given a gateway that takes one message a day, and 10,000 recipients
+    cap = forecast.DailyCap(per_day=1, zone=UTC)
+    # when the send is forecast, then it is refused rather than followed for 27 years
+    with pytest.raises(ValueError, match="would not end within ten years"):
+        forecast.send_span({"UTC": 10_000}, start=datetime(2026, 3, 2, tzinfo=UTC), rate=10.0, cap=cap)
+
+
 def test_the_rate_the_limiter_achieves_keeps_its_safety_margin():
     # a margin of 0.05 s a second costs 0.05 / 1.05 of the rate; a rate counts whole messages a second
     assert forecast.achieved_rate(200, 0.05) == pytest.approx(200 / 1.05)
