@@ -263,6 +263,18 @@ def status(
         return
     report = tallies.campaign_report(campaign_id)
     if as_json:
-        typer.echo(json.dumps(report))
+        typer.echo(json.dumps({**report, **progress_of(report)}))
         return
     tallies.print_report(console, report)
+
+
+def progress_of(report: dict) -> dict:
+    """`progress` (0..1: messages settled of those to send) and `eta_seconds` (to send the rest at the account's
+    effective rate now; null unless running), as the campaign page shows them (campaigns.web.insights)."""
+    from campaigns.settings import load_accounts
+    from campaigns.web import insights
+
+    account = load_accounts().get(insights.account_of(report["id"]) or "")
+    shown = insights.campaign_progress(report, account)
+    to_send = shown["to_send"]
+    return {"progress": round(shown["done"] / to_send, 4) if to_send else 1.0, "eta_seconds": shown["eta_seconds"]}

@@ -186,7 +186,8 @@ def test_a_launch_the_balance_cannot_cover_is_refused_without_yes(cli_env, datab
     # then the campaign is created as any launch creates it
     assert launched.returncode == 0, launched.stderr
     assert rows(database_url) == {"Campaign": 1, "Message": 5, "IngestJob": 1}
-    assert launched.stdout.strip().isdigit()
+    status = json.loads(blast("status", launched.stdout.strip(), "--json", env=cli_env).stdout)
+    assert (status["status"], status["progress"], status["eta_seconds"]) == ("scheduled", 0.0, None)
     # and once the balance covers it, a launch asks nothing
     sandbox.knobs("httpapi", HTTPAPI_TOKEN, quota=5)
     again = blast(*launch, env=cli_env)
@@ -372,8 +373,10 @@ def test_the_forecast_against_a_real_run_of_2000(tmp_path, blast_home, postgres_
     print(f"forecast: {figures.eta_seconds:.2f} s, {figures.send_seconds:.2f} s sending; run: {took:.2f} s, "
           f"{sending:.2f} s sending, started after {started:.2f} s; limiter: {paced:.2f} s at margin "
           f"{booked_margin * 1000:.0f} ms")
-    # then every recipient was sent once
+    # then every recipient was sent once, and the status says all of it is done
     assert final["total"] == 2000 and final["counts"]["submitted"] == 2000
+    status = json.loads(blast("status", str(campaign_id), "--json", env={**os.environ, **env}).stdout)
+    assert (status["status"], status["progress"], status["eta_seconds"]) == ("finished", 1.0, None)
     assert figures.valid == 2000 and figures.days == 1
     # and the engine's own pace is the forecast's, within 10%: the send, and the whole from the launch
     assert figures.send_seconds == pytest.approx(paced, rel=0.10)
