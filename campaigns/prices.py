@@ -106,3 +106,11 @@ def covers(balance: Money | None, cost: Money | None) -> bool | None:
     if balance.unit is not None and cost.unit is not None and balance.unit.lower() != cost.unit.lower():
         return None
     return balance.amount >= cost.amount
+
+
+def text(amount: float | None, unit: str | None) -> str:
+    """An amount as the operator reads it: "1,234.5 AUD", "90" (no unit told); "not told by the gateway"."""
+    if amount is None:
+        return "not told by the gateway"
+    return f"{amount:,.2f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
+

@@ -100,15 +100,11 @@ def forecast_launch(file: Path, account_name: str, template: str, *, media_url: 
                                  at=at, engine=existing_database(), balance_answer=balance_answer, daily_cap=cap)
 
 
-def _money(amount: float | None, unit: str | None) -> str:
-    if amount is None:
-        return "not told by the gateway"
-    return f"{amount:,.2f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
-
-
 def print_forecast(figures) -> None:
     """The forecast as the operator reads it."""
     from datetime import timedelta
+
+    from campaigns.prices import text as money
 
     table = Table(show_header=False)
     table.add_column("")
@@ -125,8 +121,8 @@ def print_forecast(figures) -> None:
     if figures.last_send is not None:
         table.add_row("last message", f"{figures.last_send:%Y-%m-%d %H:%M:%S} UTC")
     table.add_row("calendar days", str(figures.days))
-    table.add_row("cost", _money(figures.cost, figures.currency))
-    table.add_row("balance", _money(figures.balance, figures.currency))
+    table.add_row("cost", money(figures.cost, figures.currency))
+    table.add_row("balance", money(figures.balance, figures.currency))
     if figures.balance_ok is not None:
         table.add_row("balance covers it", "yes" if figures.balance_ok else "NO",
                       style="green" if figures.balance_ok else "bold red")
@@ -150,11 +146,11 @@ def confirm_cost(file: Path, account_name: str, template: str, **launch) -> None
     figures = forecast_launch(file, account_name, template, facts=facts, **launch)
     if figures.balance_ok is not False:
         return
-    shortfall = (f"the cost ({_money(figures.cost, figures.currency)} for {figures.valid:,} messages) is more "
-                 f"than the balance ({_money(figures.balance, figures.currency)})")
+    shortfall = (f"the cost ({prices.text(figures.cost, figures.currency)} for {figures.valid:,} messages) is "
+                 f"more than the balance ({prices.text(figures.balance, figures.currency)})")
     if not sys.stdin.isatty():
         raise BlastError(f"{shortfall}: nothing launched; pass --yes to launch anyway")
-    if not typer.confirm(f"{shortfall.capitalize()}. Launch anyway?", default=False, err=True):
+    if not typer.confirm(f"The{shortfall[3:]}. Launch anyway?", default=False, err=True):
         raise BlastError("not launched")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from campaigns import prices
 from campaigns.errors import BlastError
 from campaigns.forecast import Forecast, forecast
 from campaigns.settings import AccountConfig
@@ -62,10 +63,8 @@ def check_covered(upload: uploads.Upload, account: AccountConfig, *, confirmed: 
 
 
 def money(amount: float | None, unit: str | None) -> str:
-    """An amount as the page shows it: 1,234.5 AUD; "not told" when the gateway tells none."""
-    if amount is None:
-        return "not told by the gateway"
-    return f"{amount:,.2f}".rstrip("0").rstrip(".") + (f" {unit}" if unit else "")
+    """An amount as the page shows it (campaigns.prices.text)."""
+    return prices.text(amount, unit)
 
 
 def duration(seconds: float) -> str:
