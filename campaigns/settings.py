@@ -151,6 +151,10 @@ class AccountConfig(BaseModel):
     pause_failure_rate: float = Field(default=0.2, gt=0, le=1)
     pause_throttle_rate: float = Field(default=0.5, gt=0, le=1)
     pause_optout_rate: float = Field(default=0.05, gt=0, le=1)
+    # What one message costs on this account, in `currency`, for the forecast before a launch
+    # (campaigns.prices): set it where the gateway tells no price; it overrides the gateway's own table.
+    price_per_message: float | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, min_length=1, max_length=16)
 
     @field_validator("timezone")
     @classmethod

@@ -46,6 +46,10 @@ def launch(
     wait: Annotated[bool, typer.Option("--wait", help="show progress and exit when the campaign ends")] = False,
     quiet_hours: Annotated[str | None, typer.Option(
         "--quiet-hours", help="no sends in this window of each recipient's local time, e.g. 21:00-08:00")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="only forecast: recipients, time, cost and balance; sends and creates nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="with --dry-run: print the forecast as JSON")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="launch even when the balance does not cover the cost")] = False,
     canary: Annotated[str | None, typer.Option(
         "--canary", help="send this many first (50) or this share of the list (5%), then pause until resumed")] = None,
     canary_auto: Annotated[bool, typer.Option(
@@ -55,12 +59,26 @@ def launch(
     """Create a campaign from a contact list and start it; prints the campaign id."""
     from campaigns.db import migrate
 
-    migrate()
+    if as_json and not dry_run:
+        raise BlastError("--json goes with --dry-run (a launch prints the campaign id)")
     if canary_auto and canary is None:
         raise BlastError("--canary-auto goes with --canary N or --canary P%")
+    text = read_template(template)
+    if dry_run:
+        figures = forecast_launch(file, account, text, media_url=media_url, at=lifecycle.parse_when(at),
+                                  region=region, phone_column=phone_column, quiet_hours=quiet_hours)
+        if as_json:
+            typer.echo(json.dumps(figures.as_json()))
+        else:
+            print_forecast(figures)
+        return
+    if not yes:
+        confirm_cost(file, account, text, media_url=media_url, at=lifecycle.parse_when(at), region=region,
+                     phone_column=phone_column, quiet_hours=quiet_hours)
+    migrate()
     with reading_progress(file.name) as progress:
         campaign_id, report = lifecycle.launch(
-            file, account_name=account, template=read_template(template), name=name, media_url=media_url,
+            file, account_name=account, template=text, name=name, media_url=media_url,
             at=lifecycle.parse_when(at), region=region, phone_column=phone_column, quiet_hours=quiet_hours,
             on_progress=progress, canary=canary, canary_auto=canary_auto)
     typer.echo(campaign_id)
@@ -69,6 +87,78 @@ def launch(
     if wait:
         code = wait_for(campaign_id)
         raise typer.Exit(code)
+
+
+def forecast_launch(file: Path, account_name: str, template: str, *, media_url: str | None, at, region: str,
+                    phone_column: str | None, quiet_hours: str | None, facts: tuple | None = None):
+    """The forecast of this launch (campaigns.forecast), with the gateway's balance answer and daily cap
+    (`facts`, campaigns.web.balances.gateway_facts; asked now when not given); it creates nothing, not even
+    the database."""
+    from campaigns import forecast
+    from campaigns.cli.imports import existing_database
+    from campaigns.settings import get_account
+    from campaigns.web.balances import gateway_facts
+
+    account = get_account(account_name)
+    balance_answer, cap = facts if facts is not None else gateway_facts(account)
+    with reading_progress(file.name):
+        return forecast.forecast(file, account=account, template=template, region=region,
+                                 phone_column=phone_column, media_url=media_url, quiet_hours_window=quiet_hours,
+                                 at=at, engine=existing_database(), balance_answer=balance_answer, daily_cap=cap)
+
+
+def print_forecast(figures) -> None:
+    """The forecast as the operator reads it."""
+    from datetime import timedelta
+
+    from campaigns.prices import text as money
+
+    table = Table(show_header=False)
+    table.add_column("")
+    table.add_column("", justify="right")
+    table.add_row("recipients (rows)", f"{figures.recipients:,}")
+    table.add_row("to send", f"{figures.valid:,}", style="green")
+    table.add_row("skipped", f"{figures.skipped:,}")
+    for reason, count in figures.reasons.items():
+        table.add_row(f"  {reason}", f"{count:,}", style="dim")
+    table.add_row("rate", f"{figures.rate:g}/s (about {figures.achieved_rate:.1f}/s sent)")
+    if figures.daily_cap:
+        table.add_row("gateway's daily cap", f"{figures.daily_cap:,}")
+    table.add_row("done in", str(timedelta(seconds=round(figures.eta_seconds))))
+    if figures.last_send is not None:
+        table.add_row("last message", f"{figures.last_send:%Y-%m-%d %H:%M:%S} UTC")
+    table.add_row("calendar days", str(figures.days))
+    table.add_row("cost", money(figures.cost, figures.currency))
+    table.add_row("balance", money(figures.balance, figures.currency))
+    if figures.balance_ok is not None:
+        table.add_row("balance covers it", "yes" if figures.balance_ok else "NO",
+                      style="green" if figures.balance_ok else "bold red")
+    console.print(table)
+
+
+def confirm_cost(file: Path, account_name: str, template: str, **launch) -> None:
+    """Before a launch on a gateway that tells its balance: when the balance does not cover the cost, ask on
+    a terminal; without one, refuse (BlastError), creating nothing. `--yes` skips this. The file is read for it
+    only when the gateway answered with a balance (one that cannot be asked now lets the launch go ahead)."""
+    from campaigns import prices
+    from campaigns.settings import get_account
+    from campaigns.web.balances import gateway_facts, tells_balance
+
+    account = get_account(account_name)
+    if not tells_balance(account):
+        return
+    facts = gateway_facts(account)
+    if prices.balance_of(account, facts[0]) is None:
+        return
+    figures = forecast_launch(file, account_name, template, facts=facts, **launch)
+    if figures.balance_ok is not False:
+        return
+    shortfall = (f"the cost ({prices.text(figures.cost, figures.currency)} for {figures.valid:,} messages) is "
+                 f"more than the balance ({prices.text(figures.balance, figures.currency)})")
+    if not sys.stdin.isatty():
+        raise BlastError(f"{shortfall}: nothing launched; pass --yes to launch anyway")
+    if not typer.confirm(f"The{shortfall[3:]}. Launch anyway?", default=False, err=True):
+        raise BlastError("not launched")
 
 
 def wait_for(campaign_id: int) -> int:
@@ -176,6 +266,18 @@ def status(
         return
     report = tallies.campaign_report(campaign_id)
     if as_json:
-        typer.echo(json.dumps(report))
+        typer.echo(json.dumps({**report, **progress_of(report)}))
         return
     tallies.print_report(console, report)
+
+
+def progress_of(report: dict) -> dict:
+    """`progress` (0..1: messages settled of those to send) and `eta_seconds` (to send the rest at the account's
+    effective rate now; null unless running), as the campaign page shows them (campaigns.web.insights)."""
+    from campaigns.settings import load_accounts
+    from campaigns.web import insights
+
+    account = load_accounts().get(insights.account_of(report["id"]) or "")
+    shown = insights.campaign_progress(report, account)
+    to_send = shown["to_send"]
+    return {"progress": round(shown["done"] / to_send, 4) if to_send else 1.0, "eta_seconds": shown["eta_seconds"]}

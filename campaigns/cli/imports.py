@@ -14,22 +14,33 @@ from campaigns.cli.output import console, reading_progress
 commands = typer.Typer()
 
 
-def _optouts_if_database_exists() -> frozenset[str]:
-    """The opt-out list, or nothing when the database (or its schema) is not there yet."""
+def existing_database():
+    """The database's engine when it is there, else None: a dry run never creates one (opening a SQLite
+    file that is not there would create it), and goes on without one when its server cannot be reached."""
+    from sqlalchemy import text
     from sqlalchemy.engine import make_url
 
-    from campaigns import db, ingest
+    from campaigns import db
     from campaigns.settings import get_settings
 
     url = db.normalise_url(get_settings().database_url)
     parsed = make_url(url)
-    # Opening a SQLite file that is not there would create it: a dry run must not.
     if parsed.get_backend_name() == "sqlite" and not (parsed.database and Path(parsed.database).is_file()):
-        return frozenset()
+        return None
     try:
-        return ingest.load_optouts(db.engine_for(url))
-    except Exception:  # an unreachable server: a dry run goes on without opt-outs
-        return frozenset()
+        engine = db.engine_for(url)
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception:  # an unreachable server: a dry run goes on without it
+        return None
+    return engine
+
+
+def _optouts_if_database_exists() -> frozenset[str]:
+    """The opt-out list, or nothing when the database (or its schema) is not there yet."""
+    from campaigns import ingest
+
+    return ingest.load_optouts(existing_database())
 
 
 @commands.command("import")

@@ -104,3 +104,34 @@ def forget() -> None:
     """Drop every kept balance (tests, or after blast.toml changes)."""
     with _lock:
         _cache.clear()
+
+
+def ask_daily_cap(account: AccountConfig, *, timeout: float = TIMEOUT_SECONDS):
+    """The gateway's daily cap on the account (campaigns.forecast.DailyCap), or None when it tells none or
+    cannot be asked now (the forecast then assumes no cap)."""
+    from campaigns.forecast import DailyCap
+    from workers.providers.base import NotOffered
+    from workers.providers.registry import client_class
+
+    client = client_class(account.provider)(account.model_copy(update={"timeout_seconds": timeout}))
+    try:
+        cap = client.daily_cap()
+    except NotOffered:
+        return None
+    except Exception:  # unreachable or an answer unlike the document: no cap is known
+        return None
+    finally:
+        client.close()
+    if cap is None:
+        return None
+    per_day, used_today, zone = cap
+    return DailyCap(per_day=per_day, used_today=used_today, zone=zone)
+
+
+def gateway_facts(account: AccountConfig) -> tuple[dict[str, str] | None, object]:
+    """What the forecast asks of the gateway, both at once: its balance answer (None when it tells none
+    or could not be read) and its daily cap (None when none is known)."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        balance = pool.submit(ask, account) if tells_balance(account) else None
+        cap = pool.submit(ask_daily_cap, account)
+        return (balance.result().words if balance is not None else None), cap.result()

@@ -202,3 +202,22 @@ def test_instance_operations(sandbox):
     contacts = httpapi_call(sandbox, "contacts").json()
     assert contacts["data"] == [{"id": "919811111111", "name": "919811111111"}]
     assert httpapi_call(sandbox, "noSuchOperation").status_code == 404
+
+
+def test_the_daily_limit_is_the_instance_status_quota_limit_and_holds_sends(sandbox):
+    # given an instance that takes 2 messages a day
+    sandbox.knobs("httpapi", HTTPAPI_TOKEN, daily_limit=2)
+    before = httpapi_call(sandbox, "qrCode").json()["data"]
+    # when three messages are sent today
+    answers = [send_text(sandbox, phone=f"91981234567{i}") for i in range(3)]
+    after = httpapi_call(sandbox, "qrCode").json()["data"]
+    # then the status shows the limit and today's usage, and the third is refused as the quota answer
+    assert (before["quotaLimit"], before["todayUsage"]) == (2, 0)
+    assert (after["quotaLimit"], after["todayUsage"]) == (2, 2)
+    assert [a.status_code for a in answers] == [200, 200, 400]
+    assert answers[2].json()["message"] == "05-Quota expiry"
+    assert sandbox.account_stats("httpapi")["rejected"] == {"daily_limit": 1}
+    # and without the knob there is no limit, as the document's 0 says
+    sandbox.knobs("httpapi", HTTPAPI_TOKEN, daily_limit=None)
+    assert httpapi_call(sandbox, "qrCode").json()["data"]["quotaLimit"] == 0
+    assert send_text(sandbox).status_code == 200

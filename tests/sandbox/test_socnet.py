@@ -103,3 +103,18 @@ def test_other_methods_and_paths_answer_as_documented(sandbox):
     assert wrong_method.json() == {"message": "Method is not allowed for the requested route", "status": 405}
     unknown = requests.post(sandbox.base_url("socnet") + "/projects/other.php", json={}, timeout=10)
     assert unknown.status_code == 404 and unknown.json()["data"] is None
+
+
+def test_the_charge_knob_is_the_cost_channel_1_reports(sandbox):
+    # given a charge of 120 a message
+    sandbox.knobs("socnet", SOCNET_KEY, charge=120)
+    costs = set()
+    # when sends go until channel 1 has answered
+    for i in range(60):
+        body = socnet_post(sandbox, {"api_key": SOCNET_KEY, "msisdn": f"2567012346{i:02d}", "msg": "Hi"}).json()
+        costs.add(body["cost"])
+        if "120" in costs:
+            break
+    # then channel 1 reports it as its sample writes a cost (a string), channel 2 still 0
+    assert costs <= {"120", 0} and "120" in costs
+

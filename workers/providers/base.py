@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from pathlib import PurePosixPath
 from typing import Any, ClassVar, NamedTuple
@@ -437,6 +437,11 @@ class ProviderClient:
     def balance(self) -> dict | None:
         """The account's balance in the gateway's words; None when it has none for this account."""
         raise NotOffered(f"{self.provider} tells no balance")
+
+    def daily_cap(self) -> tuple[int, int, tzinfo] | None:
+        """(messages the gateway takes per day, how many it took today, the zone of its days); None when it
+        caps nothing for this account."""
+        raise NotOffered(f"{self.provider} tells no daily cap")
 
     @classmethod
     def parse_webhook(cls, body: bytes, content_type: str) -> list[StatusUpdate | Inbound]:

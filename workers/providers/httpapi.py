@@ -29,7 +29,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone, tzinfo
 from io import BytesIO
 from pathlib import Path
 from typing import Any, ClassVar
@@ -420,6 +420,19 @@ class HttpApiClient(ProviderClient):
 
     def balance(self) -> dict | None:
         return self.check_balance()
+
+    def daily_cap(self) -> tuple[int, int, tzinfo] | None:
+        """The instance status's `quotaLimit` (messages a day) and `todayUsage` (3.1 qrCode, when connected),
+        days in the gateway's zone. A `quotaLimit` of 0, or an instance not connected, caps nothing."""
+        answer = self.qr_code()
+        status = answer.get("data") if answer.get("status") == "success" else None
+        if not isinstance(status, dict):
+            return None
+        try:
+            per_day, used = int(status.get("quotaLimit") or 0), int(status.get("todayUsage") or 0)
+        except (TypeError, ValueError):
+            return None
+        return (per_day, used, self.account.zone or INDIA) if per_day > 0 else None
 
     def local_day(self, moment: datetime) -> date:
         """The gateway's calendar day of `moment` (its zone: the account's, else India's, as its samples)."""

@@ -42,6 +42,9 @@ All gateways
   `status_words` (sent/delivered/read/failed -> a word printed instead; the HTTP API prints number 9 with it),
   `timezone` (an offset: SMSGlobal's date filters and createdDate, the HTTP API's report days and times),
   `callback_delay_seconds` and `callback_drop_fraction` (Devino callbacks and HTTP API webhooks late or never).
+- Money and caps, for the forecast before a launch: `charge` (Socnet's channel-1 `cost`, default 90) and
+  `daily_limit` (the HTTP API's `quotaLimit`: messages taken per day of the gateway's zone; `todayUsage`
+  counts them; past it a send is answered "05-Quota expiry" and counted `rejected.daily_limit`).
 - A rate cap counts a message when its request arrives, not when its answer is ready `latency_ms` later, as a
   gateway's own limiter does; the peak is the most arrivals in any sliding second.
 

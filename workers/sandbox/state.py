@@ -100,6 +100,9 @@ class Knobs:
     timezone: str | None = None
     callback_delay_seconds: float = 0.0  # status callbacks and webhooks go this much later
     callback_drop_fraction: float = 0.0  # 0..1: status callbacks and webhooks never sent
+    # Money and caps the gateways tell (the forecast before a launch reads them):
+    charge: float | None = None  # Socnet: the `cost` its channel-1 answers report; None: 90, the sample's
+    daily_limit: int | None = None  # HTTP API: messages taken per day (its `quotaLimit`); None = no cap
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply `changes` (knob name -> JSON value) all or nothing; `KnobError` names a bad one."""
@@ -142,11 +145,14 @@ def _check_knob(name: str, value: Any) -> Any:
         if cap is not None and cap <= 0:
             raise KnobError("rate_cap must be above 0 or null")
         return cap
-    if name == "quota":
+    if name in ("quota", "daily_limit"):
         quota = _number(name, value, nullable=True)
         if quota is not None and quota != int(quota):
-            raise KnobError("quota must be a whole number or null")
+            raise KnobError(f"{name} must be a whole number or null")
         return None if quota is None else int(quota)
+    if name == "charge":
+        charge = _number(name, value, nullable=True)
+        return None if charge is None else float(charge)
     if name in ("fail_fraction", "read_fraction", "ambiguous_fraction", "lost_fraction", "undocumented_fraction",
                 "callback_drop_fraction"):
         return float(_number(name, value, high=1.0))
@@ -259,6 +265,7 @@ class Account:
     def forget(self) -> None:
         """Drop messages and statistics; keep credentials and knobs."""
         self.stats = AccountStats()
+        self.gateway_data.pop("today_usage", None)  # the HTTP API's count of today's messages
         self.outgoing: dict[str | int, Outgoing] = {}
         self.incoming: dict[str | int, Incoming] = {}
         # Arrival times (monotonic) of the acceptances of the last two seconds, sorted: requests answered

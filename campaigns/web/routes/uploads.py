@@ -15,7 +15,7 @@ from campaigns.errors import BlastError
 from campaigns.ingest import jobs
 from campaigns.settings import ConfigError, get_account, load_accounts
 from campaigns.states import IngestStatus
-from campaigns.web import auth, compose, launches, previews, uploads
+from campaigns.web import auth, compose, forecasts, launches, previews, uploads
 from campaigns.web.compose import compose_values
 from campaigns.web.rendering import SCHEDULE_FLASH, TRIAL_FLASH, Operator, User, page
 
@@ -68,8 +68,26 @@ def upload_preview(request: Request, token: str, user: Operator, phone_column: s
         return page(request, "upload_preview.html", report=None, phone_column=phone_column, previews=[],
                     problem=str(error), **context)
     preview = previews.compose_preview(upload, chosen, values, region=region, phone_column=phone_column or None)
+    forecast, forecast_problem = _forecast(upload, chosen, values, preview, region=region, at=at,
+                                           phone_column=report["phone_column"], media_url=media_url)
     return page(request, "upload_preview.html", report=report, phone_column=report["phone_column"],
-                previews=preview.previews, problem=preview.problem, **context)
+                previews=preview.previews, problem=preview.problem, forecast=forecast,
+                forecast_problem=forecast_problem, forecasts=forecasts, **context)
+
+
+def _forecast(upload, account, values, preview, *, region: str, at: str, phone_column: str, media_url: str):
+    """The launch's forecast for the page (None, and why not, when it cannot be made)."""
+    if account is None or not values["template"] or preview.problem or preview.extras is None:
+        return None, None
+    if forecasts.too_big(upload):
+        return None, "the file is read by a worker at launch: `blast launch --dry-run` forecasts it"
+    try:
+        return forecasts.forecast_upload(
+            upload, account, template=values["template"], region=region, phone_column=phone_column,
+            kind=preview.extras.kind, media_url=preview.extras.media_url or media_url or None,
+            quiet_hours=values["quiet_hours"] or None, at=lifecycle.parse_when(at or None)), None
+    except BlastError as error:
+        return None, str(error)
 
 
 @router.get("/uploads/{token}/rejects.csv")
@@ -105,10 +123,11 @@ def upload_launch(request: Request, token: str, user: Operator, account: Annotat
                   at: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
                   buttons: Annotated[str, Form()] = "", footer: Annotated[str, Form()] = "",
                   list_header: Annotated[str, Form()] = "", list_button: Annotated[str, Form()] = "",
-                  list_rows: Annotated[str, Form()] = "", quiet_hours: Annotated[str, Form()] = ""):
+                  list_rows: Annotated[str, Form()] = "", quiet_hours: Annotated[str, Form()] = "",
+                  confirm_cost: Annotated[str, Form()] = ""):
     """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`, with the media,
     buttons or list the account's gateway offers, and quiet hours ("21:00-08:00" in each recipient's local
-    time; empty: none)."""
+    time; empty: none). When the gateway's balance does not cover the cost, only with `confirm_cost`."""
     from campaigns import quiet_hours as quiet
 
     auth.check_csrf(request, csrf_token)
@@ -122,7 +141,9 @@ def upload_launch(request: Request, token: str, user: Operator, account: Annotat
             compose.check_with_gateway(chosen, extras, None)
         when = lifecycle.parse_when(at or None)
         window = quiet.normalise(quiet_hours)
-
+        forecasts.check_covered(upload, chosen, confirmed=bool(confirm_cost), template=template, region=region,
+                                phone_column=phone_column or None, kind=extras.kind, media_url=extras.media_url,
+                                quiet_hours=window, at=when)
         campaign_id, background = launches.launch_upload(
             upload, account_name=account, template=template, name=name or Path(upload.original_name).stem,
             media_url=extras.media_url, at=when, region=region, phone_column=phone_column or None,
@@ -131,6 +152,8 @@ def upload_launch(request: Request, token: str, user: Operator, account: Annotat
             return RedirectResponse(f"/launches/{campaign_id}", status_code=303)
     except uploads.UploadRejected as error:
         return page(request, "error.html", status_code=error.status_code, message=str(error))
+    except forecasts.CostNotCovered as error:
+        return page(request, "error.html", status_code=409, message=str(error))
     except (BlastError, ConfigError) as error:
         return page(request, "error.html", status_code=400, message=str(error))
     return RedirectResponse(f"/campaigns/{campaign_id}?notice=launched", status_code=303)

@@ -125,6 +125,16 @@ def _zone(account: Account | None) -> timezone:
     return (account.knobs.zone if account is not None else None) or IST
 
 
+def _used_today(account: Account) -> int:
+    """Messages the account took today, the gateway's day (its zone: India's unless the timezone knob says)."""
+    day, used = account.gateway_data.get("today_usage", (None, 0))
+    return used if day == datetime.now(_zone(account)).date() else 0
+
+
+def _count_today(account: Account) -> None:
+    account.gateway_data["today_usage"] = (datetime.now(_zone(account)).date(), _used_today(account) + 1)
+
+
 def _ist(unix_seconds: float | None, account: Account | None = None) -> str | None:
     """RFC 3339 with milliseconds in the account's zone (+05:30 by default), as the samples print createdAt."""
     if unix_seconds is None:
@@ -209,6 +219,9 @@ class HttpApiGateway(SandboxGateway):
         refused = account.refusal()
         if refused == "quota":
             raise HttpApiError("05-Quota expiry", echo=True, reason="quota")
+        if refused is None and _used_today(account) >= (account.knobs.daily_limit or math.inf):
+            # Assumption (the document is silent): past the day's quotaLimit the answer is the quota one.
+            raise HttpApiError("05-Quota expiry", echo=True, reason="daily_limit")
         if refused == "rate_cap":
             account.reject("rate_cap")
             return text_response(502, "502 Bad Gateway")
@@ -221,6 +234,7 @@ class HttpApiGateway(SandboxGateway):
             account.reject("not_on_whatsapp")
         else:
             account.accept(record)
+            _count_today(account)
         runtime.progress.start(account, record)
         garbled = runtime.garbled_answer(account)
         if garbled == "ambiguous":
@@ -333,8 +347,9 @@ class HttpApiGateway(SandboxGateway):
         return self._answer(200, {"status": "success", "message": "00-Success", "data": {
             "instanceID": instance_id, "clientID": client_id, "name": "Sandbox", "login": True,
             "status": True,
-            "creditID": "", "creditReadID": "", "isUnlimited": quota is None, "quotaLimit": 0,
-            "quota": quota if quota is not None else UNLIMITED_QUOTA_SHOWN, "todayUsage": 0,
+            "creditID": "", "creditReadID": "", "isUnlimited": quota is None,
+            "quotaLimit": account.knobs.daily_limit or 0,
+            "quota": quota if quota is not None else UNLIMITED_QUOTA_SHOWN, "todayUsage": _used_today(account),
             "todayUsageUpdate": "0001-01-01T00:00:00Z", "usage": account.stats.accepted,
             "quotaUpdate": _ist(time.time()), "expired": self._expiry().isoformat(), "isRead": True,
             "chatbotID": "", "readExpired": self._expiry().isoformat(),

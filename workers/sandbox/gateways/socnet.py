@@ -33,6 +33,15 @@ def _wrong_format(parameter: str, fmt: str) -> Response:
     return json_response(422, {"message": f"The {parameter} field must be {fmt}.", "status": 422})
 
 
+def _charge(account: Account) -> int | float:
+    """What one accepted send costs (the `charge` knob, else the sample's 90), written as the sample writes
+    it: a whole number without a decimal point."""
+    charge = account.knobs.charge
+    if charge is None:
+        return CHARGE
+    return int(charge) if charge == int(charge) else charge
+
+
 UNAVAILABLE = {"message": "Service unavailable", "status": 503}
 SERVER_ERROR = {"message": "Server error", "status": 500}  # socnet.txt "Status Codes" 500
 
@@ -80,10 +89,11 @@ class SocnetGateway(SandboxGateway):
         msisdn = str(body["msisdn"])
         recipient = e164(msisdn)
         refused = account.refusal()
+        charge = _charge(account)
         if refused == "quota":
             account.reject("quota")
             return json_response(403, {
-                "message": f"Insufficient credit (0) for transaction charge of {CHARGE}", "status": 403})
+                "message": f"Insufficient credit (0) for transaction charge of {charge}", "status": 403})
         if refused == "rate_cap":
             account.reject("rate_cap")
             return json_response(503, UNAVAILABLE)
@@ -93,7 +103,7 @@ class SocnetGateway(SandboxGateway):
         if runtime.rng.random() < 0.5:
             message_id = "3EB0" + secrets.token_hex(9).upper()
             answer = {"sent": "true", "from": f"{msisdn}@c.us", "message_type": "chat",
-                      "messageId": message_id, "cost": str(CHARGE)}
+                      "messageId": message_id, "cost": str(charge)}
         else:
             message_id = f"wamid.{secrets.token_hex(16).upper()}"
             answer = {"messaging_product": "whatsapp", "contacts": [{"input": msisdn, "wa_id": msisdn}],
