@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from campaigns.models import Campaign, Message, OptOut, utcnow
 from campaigns.states import CampaignStatus, MessageState
 from campaigns.transitions import transition
+from campaigns.webhooks import outbox
 
 # Compared after `normalise_keyword`: lower case, accents dropped, no spaces or punctuation.
 DEFAULT_KEYWORDS = frozenset({
@@ -65,6 +66,7 @@ def add(engine: Engine, phones: Iterable[str], *, reason: str = SKIP_REASON, sou
                 {"phone": phone, "reason": reason[:200], "source": source[:64], "created_at": now}
                 for phone in new
             ])
+            outbox.optouts_added(connection, new, now)
         skip_pending(connection, phones)
     return len(new)
 

@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     # An ingest job's lease (campaigns.ingest.jobs): renewed by every chunk written; a run that stops renewing
     # it (its process died) is taken over by the reconciler's sweep after this long.
     ingest_lease_seconds: float = Field(default=30.0, gt=0)
+    # Outbound webhooks (campaigns/webhooks): seconds to wait after each failed attempt before the next, comma-
+    # separated; after the last, the delivery is given up. The Standard Webhooks schedule by default (5 s, 5 min,
+    # 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over 27.6 hours), so a subscriber down for a day loses nothing.
+    webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)  # per POST to a subscriber, connect plus answer
+    webhook_concurrency: int = Field(default=32, gt=0)  # POSTs in flight per delivery task
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
     schedule_tick_seconds: float = Field(default=5.0, gt=0)

@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from campaigns.cli import apikeys, campaigns, imports, optouts, processes, sandbox, schedules
+from campaigns.cli import apikeys, campaigns, imports, optouts, processes, sandbox, schedules, webhooks
 from campaigns.cli.output import err_console
 from campaigns.errors import BlastError
 
@@ -22,6 +22,7 @@ for commands in (campaigns.commands, imports.commands, processes.commands, sandb
 app.add_typer(optouts.commands, name="optout")
 app.add_typer(schedules.commands, name="schedule")
 app.add_typer(apikeys.commands, name="apikey")
+app.add_typer(webhooks.commands, name="webhooks")
 
 
 def main() -> None:

@@ -1,0 +1,153 @@
+"""The outbox read back by the delivering workers: due deliveries claimed under a lease, each answer recorded
+on its delivery and, the last one, on its subscription; failures rescheduled by the retry schedule.
+
+At least once: a delivery is marked delivered only after its 2xx. A worker that dies mid-POST leaves its claim
+to expire (LEASE_SECONDS) and the delivery is made again; the receiver drops the repeat by its `webhook-id`.
+Two workers never hold one delivery at once: the claim is one conditional UPDATE (Postgres: the due rows are
+picked FOR UPDATE SKIP LOCKED, so concurrent claimers take different ones; SQLite writes one at a time).
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import bindparam, func, literal_column, or_, select, update
+from sqlalchemy.engine import Engine
+
+from campaigns.db import is_postgres
+from campaigns.models import WebhookDelivery, WebhookSubscription, utcnow
+from campaigns.settings import get_settings
+from campaigns.webhooks import outbox
+from campaigns.webhooks.subscriptions import TEST_EVENT
+
+D = WebhookDelivery
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# A claim outlives the slowest batch: BATCH POSTs of the longest timeout, `concurrency` at a time, with room.
+LEASE_SECONDS = 300.0
+ANSWER_KEPT = 300  # characters of a subscriber's answer (or of the error) kept on the delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    event_id: str
+    body: str
+    attempts: int  # before this one
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    delivery_id: int
+    attempts: int  # before this one
+    at: datetime
+    status_code: int | None  # None: no answer (timeout, refused, ...)
+    text: str  # the answer's start, or what went wrong
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def retry_delays(text: str | None = None) -> tuple[float, ...]:
+    """Seconds to wait after each failed attempt (BLAST_WEBHOOK_RETRY_SECONDS); one more failure gives up."""
+    text = get_settings().webhook_retry_seconds if text is None else text
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _due(now: datetime):
+    # a literal 'pending', so the planner can use the partial index on pending rows with any plan
+    return (D.state == literal_column("'pending'"), D.next_attempt_at <= now,
+            or_(D.lease_until.is_(None), D.lease_until < now))
+
+
+def claim(engine: Engine, subscription_id: int, *, limit: int, only: list[int] | None = None,
+          lease_seconds: float = LEASE_SECONDS) -> tuple[str, list[Claimed]]:
+    """Lease up to `limit` due deliveries of the subscription (the oldest first; of `only`, when given)."""
+    now = utcnow()
+    token = secrets.token_hex(16)
+    picked = select(D.id).where(D.subscription_id == subscription_id, *_due(now)).order_by(D.id).limit(limit)
+    if only is not None:
+        picked = picked.where(D.id.in_(only))
+    if is_postgres(engine):
+        picked = picked.with_for_update(skip_locked=True)
+    statement = (update(D).where(D.id.in_(picked.scalar_subquery()), *_due(now))
+                 .values(lease_token=token, lease_until=now + timedelta(seconds=lease_seconds))
+                 .returning(D.id, D.event_id, D.body, D.attempts))
+    with engine.begin() as connection:
+        rows = connection.execute(statement).all()
+    return token, sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
+
+
+def record(engine: Engine, subscription_id: int, token: str, answers: list[Answer],
+           delays: tuple[float, ...] | None = None) -> dict[str, int]:
+    """Each answer on its delivery (still held under `token`): a 2xx delivers it; anything else schedules the
+    next attempt by `delays`, or gives it up after the last. The latest answer goes on the subscription."""
+    if not answers:
+        return {}
+    delays = retry_delays() if delays is None else delays
+    rows: dict[str, list[dict]] = {DELIVERED: [], PENDING: [], FAILED: []}
+    for answer in answers:
+        attempts = answer.attempts + 1
+        values = {"v_id": answer.delivery_id, "v_attempts": attempts, "v_at": answer.at,
+                  "v_code": answer.status_code, "v_text": answer.text[:ANSWER_KEPT]}
+        if answer.delivered:
+            rows[DELIVERED].append(values | {"v_next": answer.at, "v_delivered": answer.at})
+        elif attempts <= len(delays):
+            rows[PENDING].append(values | {"v_next": answer.at + timedelta(seconds=delays[attempts - 1]),
+                                           "v_delivered": None})
+        else:
+            rows[FAILED].append(values | {"v_next": answer.at, "v_delivered": None})
+    last = max(answers, key=lambda answer: answer.at)
+    with engine.begin() as connection:
+        for state, parameters in rows.items():
+            if parameters:
+                connection.execute(
+                    update(D.__table__)
+                    .where(D.__table__.c.id == bindparam("v_id"), D.__table__.c.lease_token == token,
+                           D.__table__.c.state == PENDING)
+                    .values(state=state, attempts=bindparam("v_attempts"), last_attempt_at=bindparam("v_at"),
+                            last_status_code=bindparam("v_code"), last_answer=bindparam("v_text"),
+                            next_attempt_at=bindparam("v_next"), delivered_at=bindparam("v_delivered"),
+                            lease_token=None, lease_until=None),
+                    parameters)
+        connection.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id).values(
+            last_attempt_at=last.at, last_status_code=last.status_code, last_answer=last.text[:ANSWER_KEPT]))
+    return {state: len(parameters) for state, parameters in rows.items()}
+
+
+def due_subscriptions(engine: Engine) -> list[int]:
+    """The subscriptions with a delivery due and not held: what beat's sweep hands to the workers."""
+    now = utcnow()
+    with engine.connect() as connection:
+        return list(connection.execute(select(D.subscription_id).where(*_due(now)).distinct()).scalars())
+
+
+def add_test_event(engine: Engine, subscription_id: int) -> int:
+    """A `webhook.test` event for one subscription (the CLI's and the page's test); returns the delivery's id."""
+    with engine.begin() as connection:
+        outbox.write(connection, TEST_EVENT, [{"subscription_id": subscription_id,
+                                               "message": "a test event from Blast"}],
+                     subscription_ids=[subscription_id])
+        return connection.execute(select(func.max(D.id)).where(D.subscription_id == subscription_id,
+                                                               D.event_type == TEST_EVENT)).scalar_one()
+
+
+LOG_COLUMNS = (D.id, D.event_id, D.event_type, D.state, D.attempts, D.created_at, D.next_attempt_at,
+               D.last_attempt_at, D.last_status_code, D.last_answer, D.delivered_at)
+
+
+def log(engine: Engine, subscription_id: int, *, limit: int = 50) -> list[dict]:
+    """The subscription's latest deliveries, newest first, with their last answers (not their bodies)."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(*LOG_COLUMNS).where(D.subscription_id == subscription_id)
+                                  .order_by(D.id.desc()).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def counts(engine: Engine, subscription_id: int) -> dict[str, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(D.state, func.count()).where(D.subscription_id == subscription_id)
+                                  .group_by(D.state)).all()
+    return {PENDING: 0, DELIVERED: 0, FAILED: 0} | {state: count for state, count in rows}
