@@ -4,7 +4,7 @@ with an event due gets a delivery task, so nothing waits on a Celery message tha
 
 Arguments are subscription ids only: the worker reads the URL and the secret from the database.
 A task leases a batch of due deliveries (campaigns.webhooks.deliveries), POSTs them `webhook_concurrency` at a
-time from a thread pool (each thread with its own kept-alive requests.Session), records every answer, and goes on
+time from a thread pool (on kept-alive connections), records every answer, and goes on
 until none is due or its time is up (then it hands over to a fresh task, so a backlog never holds a worker).
 """
 
@@ -15,7 +15,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import requests
+import urllib3
 
 from campaigns.db import get_engine
 from campaigns.models import utcnow
@@ -32,8 +32,8 @@ BUDGET_SECONDS = 20.0  # a task that has delivered this long hands over to a fre
 USER_AGENT = "Blast-Webhooks/1"
 
 _pool: ThreadPoolExecutor | None = None
+_manager: urllib3.PoolManager | None = None
 _pool_lock = threading.Lock()
-_local = threading.local()
 
 
 def publish_delivery(subscription_id: int) -> None:
@@ -101,13 +101,16 @@ def pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def _session() -> requests.Session:
-    session = getattr(_local, "session", None)
-    if session is None:
-        session = requests.Session()
-        session.trust_env = False  # a subscriber is reached directly, not through the environment's proxies
-        _local.session = session
-    return session
+def _http() -> urllib3.PoolManager:
+    """The process's connections to subscribers, kept alive, shared by the POSTing threads. urllib3 directly,
+    not requests over it: a third less CPU per call (bench/http_clients.py), and a POST here needs nothing that
+    requests adds (no redirects, no cookies, no proxies from the environment)."""
+    global _manager
+    with _pool_lock:
+        if _manager is None:
+            size = get_settings().webhook_concurrency
+            _manager = urllib3.PoolManager(num_pools=64, maxsize=size, retries=False)
+        return _manager
 
 
 def post(url: str, signer: Signer, claimed: Claimed, timeout: float) -> Answer:
@@ -116,10 +119,11 @@ def post(url: str, signer: Signer, claimed: Claimed, timeout: float) -> Answer:
     headers = {"content-type": "application/json", "user-agent": USER_AGENT,
                **signer.headers(claimed.event_id, claimed.body, at=time.time())}
     try:
-        response = _session().post(url, data=claimed.body.encode(), headers=headers, timeout=timeout,
-                                   allow_redirects=False)
-        status_code, text = response.status_code, response.text[:deliveries.ANSWER_KEPT]
-    except requests.RequestException as error:
+        response = _http().request("POST", url, body=claimed.body.encode(), headers=headers, redirect=False,
+                                   timeout=urllib3.Timeout(total=timeout))
+        status_code = response.status
+        text = response.data[:deliveries.ANSWER_KEPT].decode("utf-8", "replace")
+    except urllib3.exceptions.HTTPError as error:
         # the kind of failure only: an error's text repeats the URL, which may carry the subscriber's token
         status_code, text = None, type(error).__name__
     return Answer(claimed.id, claimed.attempts, utcnow(), status_code, text)

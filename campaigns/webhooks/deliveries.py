@@ -10,11 +10,13 @@ picked FOR UPDATE SKIP LOCKED, so concurrent claimers take different ones; SQLit
 from __future__ import annotations
 
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, func, literal_column, or_, select, update
+from sqlalchemy import func, literal_column, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 
 from campaigns.db import is_postgres
 from campaigns.models import WebhookDelivery, WebhookSubscription, utcnow
@@ -27,6 +29,7 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 # A claim outlives the slowest batch: BATCH POSTs of the longest timeout, `concurrency` at a time, with room.
 LEASE_SECONDS = 300.0
 ANSWER_KEPT = 300  # characters of a subscriber's answer (or of the error) kept on the delivery
+CHUNK = 5000  # ids per statement: below SQLite's bound-parameter limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,10 +59,10 @@ def retry_delays(text: str | None = None) -> tuple[float, ...]:
     return tuple(float(part) for part in text.split(",") if part.strip())
 
 
-def _due(now: datetime):
+def _due(now: datetime, table=D):
     # a literal 'pending', so the planner can use the partial index on pending rows with any plan
-    return (D.state == literal_column("'pending'"), D.next_attempt_at <= now,
-            or_(D.lease_until.is_(None), D.lease_until < now))
+    return (table.state == literal_column("'pending'"), table.next_attempt_at <= now,
+            or_(table.lease_until.is_(None), table.lease_until < now))
 
 
 def claim(engine: Engine, subscription_id: int, *, limit: int, only: list[int] | None = None,
@@ -67,12 +70,20 @@ def claim(engine: Engine, subscription_id: int, *, limit: int, only: list[int] |
     """Lease up to `limit` due deliveries of the subscription (the oldest first; of `only`, when given)."""
     now = utcnow()
     token = secrets.token_hex(16)
-    picked = select(D.id).where(D.subscription_id == subscription_id, *_due(now)).order_by(D.id).limit(limit)
+    # an alias: the same table in the subquery would be correlated to the UPDATE's row, and LIMIT lost
+    due = aliased(D)
+    picked = select(due.id).where(due.subscription_id == subscription_id, *_due(now, due)).order_by(due.id)
+    picked = picked.limit(limit)
     if only is not None:
-        picked = picked.where(D.id.in_(only))
+        picked = picked.where(due.id.in_(only))
     if is_postgres(engine):
-        picked = picked.with_for_update(skip_locked=True)
-    statement = (update(D).where(D.id.in_(picked.scalar_subquery()), *_due(now))
+        # picked once, in a materialized CTE: as `id IN (subquery)` the subquery may be run again for the
+        # UPDATE's rows, and each run skips the rows the last one leased and takes the next `limit`
+        picked = picked.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        matches = D.id == picked.c.id
+    else:  # SQLite runs an uncorrelated IN (subquery) once, and writes one transaction at a time
+        matches = D.id.in_(picked.scalar_subquery())
+    statement = (update(D).where(matches, *_due(now))
                  .values(lease_token=token, lease_until=now + timedelta(seconds=lease_seconds))
                  .returning(D.id, D.event_id, D.body, D.attempts))
     with engine.begin() as connection:
@@ -83,38 +94,41 @@ def claim(engine: Engine, subscription_id: int, *, limit: int, only: list[int] |
 def record(engine: Engine, subscription_id: int, token: str, answers: list[Answer],
            delays: tuple[float, ...] | None = None) -> dict[str, int]:
     """Each answer on its delivery (still held under `token`): a 2xx delivers it; anything else schedules the
-    next attempt by `delays`, or gives it up after the last. The latest answer goes on the subscription."""
+    next attempt by `delays`, or gives it up after the last. The latest answer goes on the subscription.
+
+    Answers that record alike (same outcome, attempt, status and text: in a healthy batch, all of them) are
+    written by one UPDATE, stamped with the latest of their times."""
     if not answers:
         return {}
     delays = retry_delays() if delays is None else delays
-    rows: dict[str, list[dict]] = {DELIVERED: [], PENDING: [], FAILED: []}
+    groups: dict[tuple, list[Answer]] = defaultdict(list)
     for answer in answers:
         attempts = answer.attempts + 1
-        values = {"v_id": answer.delivery_id, "v_attempts": attempts, "v_at": answer.at,
-                  "v_code": answer.status_code, "v_text": answer.text[:ANSWER_KEPT]}
         if answer.delivered:
-            rows[DELIVERED].append(values | {"v_next": answer.at, "v_delivered": answer.at})
+            state, delay = DELIVERED, None
         elif attempts <= len(delays):
-            rows[PENDING].append(values | {"v_next": answer.at + timedelta(seconds=delays[attempts - 1]),
-                                           "v_delivered": None})
+            state, delay = PENDING, delays[attempts - 1]
         else:
-            rows[FAILED].append(values | {"v_next": answer.at, "v_delivered": None})
+            state, delay = FAILED, None
+        groups[(state, attempts, delay, answer.status_code, answer.text[:ANSWER_KEPT])].append(answer)
+    counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
     last = max(answers, key=lambda answer: answer.at)
     with engine.begin() as connection:
-        for state, parameters in rows.items():
-            if parameters:
+        for (state, attempts, delay, status_code, text), group in groups.items():
+            at = max(answer.at for answer in group)
+            ids = [answer.delivery_id for answer in group]
+            for start in range(0, len(ids), CHUNK):
                 connection.execute(
-                    update(D.__table__)
-                    .where(D.__table__.c.id == bindparam("v_id"), D.__table__.c.lease_token == token,
-                           D.__table__.c.state == PENDING)
-                    .values(state=state, attempts=bindparam("v_attempts"), last_attempt_at=bindparam("v_at"),
-                            last_status_code=bindparam("v_code"), last_answer=bindparam("v_text"),
-                            next_attempt_at=bindparam("v_next"), delivered_at=bindparam("v_delivered"),
-                            lease_token=None, lease_until=None),
-                    parameters)
+                    update(D).where(D.id.in_(ids[start:start + CHUNK]), D.lease_token == token, D.state == PENDING)
+                    .values(state=state, attempts=attempts, last_attempt_at=at, last_status_code=status_code,
+                            last_answer=text, lease_token=None, lease_until=None,
+                            next_attempt_at=at + timedelta(seconds=delay or 0),
+                            delivered_at=at if state == DELIVERED else None)
+                    .execution_options(synchronize_session=False))
+            counts[state] += len(group)
         connection.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id).values(
             last_attempt_at=last.at, last_status_code=last.status_code, last_answer=last.text[:ANSWER_KEPT]))
-    return {state: len(parameters) for state, parameters in rows.items()}
+    return counts
 
 
 def due_subscriptions(engine: Engine) -> list[int]:

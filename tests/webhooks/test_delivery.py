@@ -90,7 +90,7 @@ def test_no_answer_is_a_failure_kept_with_its_kind(engine, fast_retries):
     # when delivered, then both wait for their next attempt, with no status and the kind of failure
     assert deliver(subscription_id, engine=engine, budget_seconds=0)["pending"] == 2
     assert {(row.state, row.last_status_code, row.last_answer) for row in rows(engine)} == {
-        ("pending", None, "ConnectionError")}
+        ("pending", None, "NewConnectionError")}
 
 
 def test_concurrent_claims_never_share_a_delivery(engine):
@@ -114,7 +114,8 @@ def test_concurrent_claims_never_share_a_delivery(engine):
         thread.start()
     for thread in threads:
         thread.join()
-    # then every delivery was claimed exactly once
+    # then every delivery was claimed exactly once, at most 25 at a time
+    assert max(len(batch) for batch in claimed) == 25
     every = [delivery_id for batch in claimed for delivery_id in batch]
     assert sorted(every) == [row.id for row in rows(engine)]
 
