@@ -62,7 +62,8 @@ class Settings(BaseSettings):
     # 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over 27.6 hours), so a subscriber down for a day loses nothing.
     webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
     webhook_timeout_seconds: float = Field(default=10.0, gt=0)  # per POST to a subscriber, connect plus answer
-    webhook_concurrency: int = Field(default=32, gt=0)  # POSTs in flight per delivery task
+    webhook_concurrency: int = Field(default=32, gt=0)  # POSTs in flight per worker process
+    webhook_keep_days: float = Field(default=14.0, gt=0)  # delivered and given-up events kept this long (the log)
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
     schedule_tick_seconds: float = Field(default=5.0, gt=0)

@@ -65,6 +65,7 @@ def create_app() -> Celery:
             "blast.ingest": {"queue": "ingest"},
             "blast.deliver_webhooks": {"queue": "webhooks"},
             "blast.sweep_webhooks": {"queue": "webhooks"},
+            "blast.prune_webhooks": {"queue": "webhooks"},
             "blast.*": {"queue": "reports"},
         },
         worker_hijack_root_logger=False,

@@ -37,8 +37,10 @@ _pool_lock = threading.Lock()
 
 
 def publish_delivery(subscription_id: int) -> None:
+    """A delivery task for the subscription. Not retried when the broker is away: a kick only saves time (beat's
+    sweep hands the events out anyway), and it runs on the committing thread, which may be a send task's."""
     ensure_configured(app)
-    deliver_webhooks.apply_async((subscription_id,), queue="webhooks")
+    deliver_webhooks.apply_async((subscription_id,), queue="webhooks", retry=False)
 
 
 @app.task(name="blast.deliver_webhooks", acks_late=True, ignore_result=True)
@@ -54,6 +56,13 @@ def deliver_webhooks(subscription_id: int) -> dict:
 @app.task(name="blast.sweep_webhooks", ignore_result=True)
 def sweep_webhooks() -> int:
     return sweep()
+
+
+@app.task(name="blast.prune_webhooks", ignore_result=True)
+def prune_webhooks() -> int:
+    """Deliveries done with, older than BLAST_WEBHOOK_KEEP_DAYS, deleted (a message.status per message per
+    subscription would otherwise grow the table without end)."""
+    return deliveries.prune(get_engine())
 
 
 def sweep() -> int:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, literal_column, or_, select, update
+from sqlalchemy import delete, func, literal_column, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 
@@ -129,6 +129,24 @@ def record(engine: Engine, subscription_id: int, token: str, answers: list[Answe
         connection.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id).values(
             last_attempt_at=last.at, last_status_code=last.status_code, last_answer=last.text[:ANSWER_KEPT]))
     return counts
+
+
+def prune(engine: Engine, *, keep_days: float | None = None, chunk: int = 20_000) -> int:
+    """Delete the deliveries done with (delivered or given up) created over `keep_days` ago
+    (BLAST_WEBHOOK_KEEP_DAYS), a chunk per transaction; returns how many. Pending ones are never deleted."""
+    keep_days = get_settings().webhook_keep_days if keep_days is None else keep_days
+    cutoff = utcnow() - timedelta(days=keep_days)
+    old = aliased(D)
+    # oldest first, by id (rows are written in time order): the scan stops at the first `chunk` found
+    picked = (select(old.id).where(old.state != literal_column("'pending'"), old.created_at < cutoff)
+              .order_by(old.id).limit(chunk).scalar_subquery())
+    deleted = 0
+    while True:
+        with engine.begin() as connection:
+            count = connection.execute(delete(D).where(D.id.in_(picked))).rowcount
+        deleted += count
+        if count < chunk:
+            return deleted
 
 
 def due_subscriptions(engine: Engine) -> list[int]:

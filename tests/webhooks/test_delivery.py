@@ -159,3 +159,20 @@ def test_bodies_are_the_contract_shape(engine, receiver):
     [post] = receiver.posts
     assert set(post["body"]) == {"type", "timestamp", "data"} and post["body"]["type"] == "webhook.test"
     assert json.loads(post["raw"]) == post["body"]
+
+
+def test_old_deliveries_done_with_are_pruned_and_pending_ones_kept(engine):
+    # given five delivered, two given up and three pending deliveries, all three weeks old, and one new delivered
+    subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/x", "optout.added")
+    write_events(engine, subscription_id, 11)
+    ids = [row.id for row in rows(engine)]
+    states = ["delivered"] * 5 + ["failed"] * 2 + ["pending"] * 3 + ["delivered"]
+    with engine.begin() as connection:
+        for delivery_id, state in zip(ids, states, strict=True):
+            connection.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(
+                state=state, created_at=utcnow() - timedelta(days=21)))
+        connection.execute(update(WebhookDelivery).where(WebhookDelivery.id == ids[-1]).values(created_at=utcnow()))
+    # when pruned (two weeks kept), in chunks of three
+    assert deliveries.prune(engine, keep_days=14, chunk=3) == 7
+    # then the pending ones and the new one are left
+    assert [row.state for row in rows(engine)] == ["pending"] * 3 + ["delivered"]
