@@ -8,7 +8,7 @@ import json
 import pytest
 from sqlalchemy import select
 
-from campaigns import optouts
+from campaigns import lifecycle, optouts
 from campaigns.models import Campaign, WebhookDelivery
 from campaigns.states import CampaignStatus, MessageState, PauseReason
 from campaigns.transitions import move_campaigns, transition, transition_each
@@ -82,7 +82,8 @@ def test_campaign_starts_pauses_finishes_and_optouts_are_events(engine):
     campaign = make_campaign(engine, name="November reminders")
     from campaigns.lifecycle import start_draft
 
-    # when the campaign starts, pauses for quota, resumes (not an event), finishes; and a number opts out
+    # when the campaign starts, pauses for quota, resumes (not an event), is paused by the operator (through a
+    # Session), finishes; and a number opts out
     with engine.begin() as connection:
         start_draft(connection, campaign.id)
     with engine.begin() as connection:
@@ -91,14 +92,19 @@ def test_campaign_starts_pauses_finishes_and_optouts_are_events(engine):
     with engine.begin() as connection:
         move_campaigns(connection, where=[Campaign.id == campaign.id], expected=CampaignStatus.PAUSED,
                        to=CampaignStatus.RUNNING)
+    lifecycle.pause(campaign.id)
+    with engine.begin() as connection:
+        move_campaigns(connection, where=[Campaign.id == campaign.id], expected=CampaignStatus.PAUSED,
+                       to=CampaignStatus.RUNNING)
         move_campaigns(connection, where=[Campaign.id == campaign.id], expected=CampaignStatus.RUNNING,
                        to=CampaignStatus.FINISHED)
     optouts.add(engine, ["+256700000009"])
-    # then the subscriber has, in order, started, paused (with its reason), finished and the opt-out
+    # then the subscriber has, in order, started, paused (with each reason), finished and the opt-out
     named = {"campaign_id": campaign.id, "name": "November reminders"}
     assert [(e["type"], e["data"]) for e in events(engine)] == [
         ("campaign.started", named),
         ("campaign.paused", {**named, "reason": "quota"}),
+        ("campaign.paused", {**named, "reason": "user"}),
         ("campaign.finished", named),
         ("optout.added", {"phone": "+256700000009"}),
     ]
