@@ -129,9 +129,12 @@ def transition_each(
             .where(table.c.id == incoming.c.id, table.c.state.in_([state.value for state in expected]))
             .values(**assignments)
         )
-        moved = connection.execute(statement, {f"a_{name}": [row[name] for row in rows] for name in names}).rowcount
-        outbox.messages_moved(connection, [row["id"] for row in rows], to, now)
-        return moved
+        parameters = {f"a_{name}": [row[name] for row in rows] for name in names}
+        if outbox.wants_status(connection, to):  # the events' data returned by the same statement
+            moved_rows = connection.execute(statement.returning(*outbox.STATUS_COLUMNS), parameters).all()
+            outbox.messages_status(connection, moved_rows, now)
+            return len(moved_rows)
+        return connection.execute(statement, parameters).rowcount
     assignments.update({key: bindparam(f"v_{key}") for key in keys})
     statement = (
         update(table)
