@@ -92,6 +92,7 @@ def write(connection, event_type: str, datas: Sequence[dict], *, subscription_id
 _COLUMNS = ("subscription_id", "event_id", "event_type", "body", "state", "attempts", "created_at", "next_attempt_at")
 _INSERT = f"INSERT INTO webhookdelivery ({', '.join(_COLUMNS)}) VALUES "
 _ROW = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
+ROWS_PER_INSERT = 1000  # 8,000 parameters a statement: well below Postgres's 65,535
 
 
 def _insert(connection, rows: list[dict]) -> None:
@@ -107,8 +108,10 @@ def _insert(connection, rows: list[dict]) -> None:
     if not hasattr(connection, "engine"):  # a Session: its connection, in the same transaction
         connection = connection.connection()
     with connection.connection.driver_connection.cursor() as cursor:
-        cursor.execute(_INSERT + ", ".join([_ROW] * len(rows)),
-                       [row[name] for row in rows for name in _COLUMNS])
+        for start in range(0, len(rows), ROWS_PER_INSERT):
+            chunk = rows[start:start + ROWS_PER_INSERT]
+            cursor.execute(_INSERT + ", ".join([_ROW] * len(chunk)),
+                           [row[name] for row in chunk for name in _COLUMNS])
 
 
 # What a message.status event says of a message, as the transition's RETURNING or a SELECT gives it.

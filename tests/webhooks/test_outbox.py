@@ -134,3 +134,20 @@ def test_a_change_that_rolls_back_writes_no_event(engine):
 
 def events_in(connection) -> list:
     return connection.execute(select(WebhookDelivery.id)).all()
+
+
+def test_a_large_move_is_written_whole(engine):
+    # given two subscriptions to message.status and 4,500 messages being sent
+    subscriptions.add(engine, "http://127.0.0.1:9/a", "message.status")
+    subscriptions.add(engine, "http://127.0.0.1:9/b", "message.status")
+    campaign = make_campaign(engine, status="running")
+    ids = make_messages(engine, campaign.id, 4500, state="sending")
+    # when all fail in one transition (9,000 events: 72,000 values, more than one Postgres statement may bind)
+    with engine.begin() as connection:
+        transition_each(connection, [{"id": i, "error_code": "2305"} for i in ids], expected=M.SENDING,
+                        to=M.FAILED)
+    # then every event is written, once per subscription
+    with engine.connect() as connection:
+        written = connection.execute(select(WebhookDelivery.subscription_id, WebhookDelivery.body)).all()
+    assert len(written) == 9000
+    assert {json.loads(body)["data"]["phone"] for _s, body in written} == {f"+2567{i:08d}" for i in range(4500)}
