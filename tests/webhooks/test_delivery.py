@@ -90,7 +90,7 @@ def test_no_answer_is_a_failure_kept_with_its_kind(engine, fast_retries):
     # when delivered, then both wait for their next attempt, with no status and the kind of failure
     assert deliver(subscription_id, engine=engine, budget_seconds=0)["pending"] == 2
     assert {(row.state, row.last_status_code, row.last_answer) for row in rows(engine)} == {
-        ("pending", None, "NewConnectionError")}
+        ("pending", None, "ConnectionRefusedError")}
 
 
 def test_concurrent_claims_never_share_a_delivery(engine):
@@ -176,3 +176,37 @@ def test_old_deliveries_done_with_are_pruned_and_pending_ones_kept(engine):
     assert deliveries.prune(engine, keep_days=14, chunk=3) == 7
     # then the pending ones and the new one are left
     assert [row.state for row in rows(engine)] == ["pending"] * 3 + ["delivered"]
+
+
+def test_a_kept_alive_connection_the_subscriber_dropped_is_opened_again():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from workers.webhooks import Connections
+
+    # given a subscriber that keeps connections alive (HTTP/1.1) but drops each one after answering, unannounced
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook?token=t"
+        connections = Connections()
+        # when three POSTs go out one after another on the thread's kept connection
+        answers = [connections.post(url, b"{}", {"content-type": "application/json"}, 5) for _ in range(3)]
+        # then each is answered: the dropped connection was found out and opened again
+        assert [status for status, _body in answers] == [204, 204, 204]
+    finally:
+        server.shutdown()
+        server.server_close()
