@@ -67,16 +67,24 @@ def remove(subscription_id: Annotated[int, typer.Argument(metavar="ID")]) -> Non
 def test(subscription_id: Annotated[int, typer.Argument(metavar="ID")]) -> None:
     """POST a signed `webhook.test` event to the subscription now and print its answer (a failure is retried
     later, as any event)."""
+    import time
+
     from campaigns import dispatch
     from campaigns.errors import BlastError
+    from campaigns.settings import get_settings
     from campaigns.webhooks import deliveries, subscriptions
 
     engine = _engine()
     subscriptions.shown(engine, subscription_id)  # NotFound for an unknown id
-    delivery_id = deliveries.add_test_event(engine, subscription_id)
+    delivery_id = deliveries.add_test_event(engine, subscription_id, kick=False)
     answers = dispatch.deliver_webhooks_now(subscription_id, [delivery_id])
+    # a worker's sweep took it first: its answer, once it has one
+    deadline = time.monotonic() + get_settings().webhook_timeout_seconds * 3 + 5
+    while not answers and time.monotonic() < deadline:
+        time.sleep(0.2)
+        answers = [answer] if (answer := deliveries.last_answer_of(engine, delivery_id)) else []
     if not answers:
-        raise BlastError("the test event is being delivered by a worker already")
+        raise BlastError("the test event is being delivered by a worker, which has not had an answer yet")
     answer = answers[0]
     shown = f"{answer.status_code or 'no answer'}: {answer.text[:200]}".rstrip(": ")
     if not answer.delivered:

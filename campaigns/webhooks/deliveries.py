@@ -156,14 +156,25 @@ def due_subscriptions(engine: Engine) -> list[int]:
         return list(connection.execute(select(D.subscription_id).where(*_due(now)).distinct()).scalars())
 
 
-def add_test_event(engine: Engine, subscription_id: int) -> int:
-    """A `webhook.test` event for one subscription (the CLI's and the page's test); returns the delivery's id."""
+def add_test_event(engine: Engine, subscription_id: int, *, kick: bool = True) -> int:
+    """A `webhook.test` event for one subscription (the CLI's and the page's test); returns the delivery's id.
+    Without `kick` no worker is told at once (the CLI POSTs it itself)."""
     with engine.begin() as connection:
         outbox.write(connection, TEST_EVENT, [{"subscription_id": subscription_id,
                                                "message": "a test event from Blast"}],
-                     subscription_ids=[subscription_id])
+                     subscription_ids=[subscription_id], kick=kick)
         return connection.execute(select(func.max(D.id)).where(D.subscription_id == subscription_id,
                                                                D.event_type == TEST_EVENT)).scalar_one()
+
+
+def last_answer_of(engine: Engine, delivery_id: int) -> Answer | None:
+    """The answer a delivery got at its last attempt; None before any."""
+    with engine.connect() as connection:
+        row = connection.execute(select(D.attempts, D.last_attempt_at, D.last_status_code, D.last_answer)
+                                 .where(D.id == delivery_id)).first()
+    if row is None or row.last_attempt_at is None:
+        return None
+    return Answer(delivery_id, row.attempts - 1, row.last_attempt_at, row.last_status_code, row.last_answer or "")
 
 
 LOG_COLUMNS = (D.id, D.event_id, D.event_type, D.state, D.attempts, D.created_at, D.next_attempt_at,

@@ -71,9 +71,9 @@ def new_event_id() -> str:
 
 
 def write(connection, event_type: str, datas: Sequence[dict], *, subscription_ids: Iterable[int] | None = None,
-          at: datetime | None = None) -> int:
+          at: datetime | None = None, kick: bool = True) -> int:
     """Write one event per `datas` item for each subscription wanting `event_type` (or the given ones), in the
-    connection's transaction; returns how many rows."""
+    connection's transaction; returns how many rows. Without `kick`, no worker is told (the caller delivers)."""
     ids = tuple(wanting(connection, event_type) if subscription_ids is None else subscription_ids)
     if not ids or not datas:
         return 0
@@ -85,7 +85,8 @@ def write(connection, event_type: str, datas: Sequence[dict], *, subscription_id
                      "body": text, "state": "pending", "attempts": 0, "created_at": at, "next_attempt_at": at}
                     for subscription_id in ids)
     _insert(connection, rows)
-    _note_written(connection, ids)
+    if kick:
+        _note_written(connection, ids)
     return len(rows)
 
 
