@@ -74,11 +74,22 @@ SHOWN = (WebhookSubscription.id, WebhookSubscription.url, WebhookSubscription.ev
          WebhookSubscription.last_answer)
 
 
+def shown_url(url: str) -> str:
+    """The URL as lists and pages show it: without user info, and its query (where a subscriber's own token
+    often rides) as `?…`."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return f"{parts.scheme}://{netloc}{parts.path}" + ("?…" if parts.query else "")
+
+
 def listing(engine: Engine) -> list[dict]:
-    """Every subscription with its last answer; never its secret."""
+    """Every subscription with its last answer; never its secret, nor its URL's query or user info."""
     with engine.connect() as connection:
         rows = connection.execute(select(*SHOWN).order_by(WebhookSubscription.id)).mappings().all()
-    return [dict(row) for row in rows]
+    return [dict(row) | {"url": shown_url(row["url"])} for row in rows]
 
 
 def shown(engine: Engine, subscription_id: int) -> dict:
@@ -86,7 +97,7 @@ def shown(engine: Engine, subscription_id: int) -> dict:
         row = connection.execute(select(*SHOWN).where(WebhookSubscription.id == subscription_id)).mappings().first()
     if row is None:
         raise NotFound(f"no webhook subscription with id {subscription_id}")
-    return dict(row)
+    return dict(row) | {"url": shown_url(row["url"])}
 
 
 def remove(engine: Engine, subscription_id: int) -> None:

@@ -57,6 +57,15 @@ def test_add_shows_the_secret_once_list_never_and_test_delivers_signed(database_
     assert subscriptions.listing(engine) == []
 
 
+def test_lists_show_no_token_the_url_carries(engine):
+    # given a subscriber whose URL carries its own token and a user
+    subscriptions.add(engine, "https://blast:pw@hooks.example.org:8443/in?token=abc123", "optout.added")
+    # when listed, then the URL is shown without them
+    [row] = subscriptions.listing(engine)
+    assert row["url"] == "https://hooks.example.org:8443/in?…"
+    assert subscriptions.shown(engine, row["id"])["url"] == row["url"]
+
+
 def test_bad_subscriptions_are_refused(engine):
     with pytest.raises(BlastError, match="not an http"):
         subscriptions.add(engine, "ftp://example.org", "message.status")
