@@ -197,14 +197,18 @@ def lookup_cost() -> float:
     from campaigns.models import utcnow
     from campaigns.states import MessageState
 
-    url = f"sqlite:///{tempfile.mkdtemp(prefix='blast-bench-')}/lookup.db"
-    migrate(url)
-    now = utcnow()
-    with engine_for(url).connect() as connection:
-        outbox.messages_moved(connection, [1], MessageState.SUBMITTED, now)  # the list read once, then cached
-        calls = 100_000
-        return timeit.timeit(lambda: outbox.messages_moved(connection, [1], MessageState.SUBMITTED, now),
-                             number=calls) / calls
+    with tempfile.TemporaryDirectory(prefix="blast-bench-") as folder:
+        url = f"sqlite:///{folder}/lookup.db"
+        migrate(url)
+        now = utcnow()
+        try:
+            with engine_for(url).connect() as connection:
+                outbox.messages_moved(connection, [1], MessageState.SUBMITTED, now)  # read once, then cached
+                calls = 100_000
+                return timeit.timeit(lambda: outbox.messages_moved(connection, [1], MessageState.SUBMITTED, now),
+                                     number=calls) / calls
+        finally:
+            engine_for(url).dispose()
 
 
 if __name__ == "__main__":
