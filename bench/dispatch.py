@@ -82,8 +82,10 @@ class Environment:
         write_config(self.home / "blast.toml", self.sandbox, accounts)
         reset_settings()
 
-    def start(self, *args: str) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-m", "campaigns.cli", *args], cwd=ROOT,
+    def start(self, *args: str, raw: bool = False) -> subprocess.Popen:
+        """`blast ARGS...` (or, `raw`, the command ARGS) with the environment's settings."""
+        command = list(args) if raw else [sys.executable, "-m", "campaigns.cli", *args]
+        process = subprocess.Popen(command, cwd=ROOT,
                                    env={**os.environ, **self.env}, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.DEVNULL, start_new_session=True)
         self.processes.append(process)

@@ -46,9 +46,12 @@ def engine_for(url: str) -> Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+    else:
+        engine = create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+    from campaigns.webhooks import outbox
 
-        return engine
-    return create_engine(url, pool_size=5, max_overflow=10, pool_pre_ping=True)
+    outbox.install(engine)  # outbound webhooks written by a transaction are delivered once it commits
+    return engine
 
 
 def get_engine() -> Engine:

@@ -26,6 +26,23 @@ def start_ingest(job_id: int) -> None:
     publish_ingest(job_id)
 
 
+def kick_webhooks(subscription_ids) -> None:
+    """Have these subscriptions' due webhook events delivered now: task `blast.deliver_webhooks` on the
+    `webhooks` queue, one per subscription (its id only: the worker reads the rest)."""
+    from workers.webhooks import publish_delivery
+
+    for subscription_id in subscription_ids:
+        publish_delivery(subscription_id)
+
+
+def deliver_webhooks_now(subscription_id: int, delivery_ids: list[int]) -> list:
+    """POST these deliveries of one subscription from this process, now (`blast webhooks test`); returns the
+    answers (campaigns.webhooks.deliveries.Answer)."""
+    from workers.webhooks import deliver
+
+    return deliver(subscription_id, only=delivery_ids)["answers"]
+
+
 def gateway_providers() -> tuple[str, ...]:
     """The name of every gateway Blast has a module for."""
     from workers.providers.registry import providers

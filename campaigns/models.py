@@ -300,3 +300,47 @@ class AuditEntry(SQLModel, table=True):
     object_id: str = Field(max_length=200)
     address: str = Field(max_length=64)  # the client's address, cli, or - for the system
     detail: str | None = Field(default=None, sa_column=Column(Text))  # JSON, never a secret
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A system that wants Blast's events POSTed to it (campaigns.webhooks), with the last answer it gave.
+
+    `secret` is the signing key, kept because every POST is signed with it (campaigns/webhooks/subscriptions.py
+    says how it is guarded); nothing that lists or shows subscriptions reads it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_column=Column(Text, nullable=False))
+    events: str = Field(max_length=400)  # event types, comma-separated
+    secret: str = Field(max_length=100)  # whsec_<base64>
+    created_at: datetime = Field(default_factory=utcnow)
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None  # None: no answer (timeout, refused)
+    last_answer: str | None = Field(default=None, sa_column=Column(Text))  # the body's start, or the error
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one subscription: the outbox row (written in the transaction of the change it reports)
+    and its delivery log. `body` is the exact JSON POSTed; `event_id` its stable `webhook-id`."""
+
+    __table_args__ = (
+        # The deliveries still to make, by subscription and time due: what a delivery task and beat's sweep read.
+        Index("ix_webhookdelivery_due", "subscription_id", "next_attempt_at",
+              sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
+        Index("ix_webhookdelivery_subscription", "subscription_id", "id"),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BIG_ID, primary_key=True, autoincrement=True))
+    subscription_id: int
+    event_id: str = Field(max_length=40)
+    event_type: str = Field(max_length=40)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    state: str = Field(default="pending", max_length=16)  # pending, delivered, failed (given up)
+    attempts: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    next_attempt_at: datetime = Field(default_factory=utcnow)
+    lease_token: str | None = Field(default=None, max_length=32)
+    lease_until: datetime | None = None
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_answer: str | None = Field(default=None, sa_column=Column(Text))
+    delivered_at: datetime | None = None

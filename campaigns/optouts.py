@@ -15,6 +15,7 @@ from campaigns import audit
 from campaigns.models import Campaign, Message, OptOut, utcnow
 from campaigns.states import CampaignStatus, MessageState
 from campaigns.transitions import transition
+from campaigns.webhooks import outbox
 
 # Compared after `normalise_keyword`: lower case, accents dropped, no spaces or punctuation.
 DEFAULT_KEYWORDS = frozenset({
@@ -67,6 +68,7 @@ def add(engine: Engine, phones: Iterable[str], *, reason: str = SKIP_REASON, sou
                 for phone in new
             ])
             audit.record_many(connection, "optout.add", "optout", new, {"reason": reason[:200], "source": source[:64]})
+            outbox.optouts_added(connection, new, now)
         skip_pending(connection, phones)
     return len(new)
 

@@ -60,6 +60,13 @@ class Settings(BaseSettings):
     # A canary start with --canary-auto (campaigns.canary): how long after its slice is sent the delivery reports
     # and STOP replies get before the slice is judged, in seconds.
     canary_settle_seconds: float = Field(default=60.0, ge=0)
+    # Outbound webhooks (campaigns/webhooks): seconds to wait after each failed attempt before the next, comma-
+    # separated; after the last, the delivery is given up. The Standard Webhooks schedule by default (5 s, 5 min,
+    # 30 min, 2 h, 5 h, 10 h, 10 h: eight attempts over 27.6 hours), so a subscriber down for a day loses nothing.
+    webhook_retry_seconds: str = "5,300,1800,7200,18000,36000,36000"
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)  # each connect, send and read of a POST
+    webhook_concurrency: int = Field(default=32, gt=0)  # POSTs in flight per worker process
+    webhook_keep_days: float = Field(default=14.0, gt=0)  # delivered and given-up events kept this long (the log)
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
     schedule_tick_seconds: float = Field(default=5.0, gt=0)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from campaigns.db import is_postgres
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.states import ALLOWED, CAMPAIGN_MOVES, CampaignStatus, MessageState, PauseReason
+from campaigns.webhooks import outbox
 
 # The timestamp column stamped when a message enters a state.
 STAMPS = {
@@ -64,6 +65,7 @@ def transition(
     With `returning=True` the moved ids are returned instead; with a list of columns, their rows.
     `connection` is a SQLAlchemy Connection or Session; the caller commits. `values` are other columns
     to set in the same statement (provider_message_id, error_code, attempts=Message.attempts + 1, ...).
+    The moves are reported to the webhook subscribers that want them, in the same transaction (outbox).
     """
     if isinstance(expected, str):
         expected = (expected,)
@@ -89,6 +91,7 @@ def transition(
             moved.extend(connection.execute(statement.returning(*returning)).all())
         else:
             count += connection.execute(statement).rowcount
+    outbox.messages_moved(connection, ids, to, now)
     return moved if returning else count
 
 
@@ -126,7 +129,12 @@ def transition_each(
             .where(table.c.id == incoming.c.id, table.c.state.in_([state.value for state in expected]))
             .values(**assignments)
         )
-        return connection.execute(statement, {f"a_{name}": [row[name] for row in rows] for name in names}).rowcount
+        parameters = {f"a_{name}": [row[name] for row in rows] for name in names}
+        if outbox.wants_status(connection, to):  # the events' data returned by the same statement
+            moved_rows = connection.execute(statement.returning(*outbox.STATUS_COLUMNS), parameters).all()
+            outbox.messages_status(connection, moved_rows, now)
+            return len(moved_rows)
+        return connection.execute(statement, parameters).rowcount
     assignments.update({key: bindparam(f"v_{key}") for key in keys})
     statement = (
         update(table)
@@ -136,7 +144,9 @@ def transition_each(
         .values(**assignments)
     )
     parameters = [{f"v_{key}": value for key, value in row.items()} for row in rows]
-    return connection.execute(statement, parameters).rowcount
+    moved = connection.execute(statement, parameters).rowcount
+    outbox.messages_moved(connection, [row["id"] for row in rows], to, now)
+    return moved
 
 
 def move_campaigns(
@@ -153,7 +163,8 @@ def move_campaigns(
     are still in `expected` move to `to`; returns how many.
 
     A pause carries its `reason` (a PauseReason) and optional `detail`; leaving `paused` clears both. `values`
-    are other columns set in the same statement (started_at, finished_at, resumed_at, ...).
+    are other columns set in the same statement (started_at, finished_at, resumed_at, ...). A start, pause or
+    finish is reported to the webhook subscribers that want it, in the same transaction (outbox).
     """
     expected = (expected,) if isinstance(expected, str) else tuple(expected)
     for state in expected:
@@ -171,4 +182,8 @@ def move_campaigns(
         .values(status=CampaignStatus(to).value, **values)
         .execution_options(synchronize_session=False)
     )
+    if event_type := outbox.wants_campaign_event(connection, to, values):
+        moved = connection.execute(statement.returning(Campaign.id, Campaign.name)).all()
+        outbox.campaigns_moved(connection, event_type, moved, reason=values.get("pause_reason"))
+        return len(moved)
     return connection.execute(statement).rowcount

@@ -28,6 +28,9 @@ BEAT_SCHEDULE = {
     "poll-inbound": {"task": "blast.poll_inbound", "schedule": _POLL, "options": {"expires": max(_POLL, 10)}},
     # Reminder blasts that are due become campaigns (BLAST_SCHEDULE_TICK_SECONDS).
     "fire-schedules": {"task": "blast.fire_schedules", "schedule": _TICK, "options": {"expires": max(2 * _TICK, 10)}},
+    # Outbound webhooks: retries whose time came, and events whose kick was lost (workers/webhooks.py).
+    "sweep-webhooks": {"task": "blast.sweep_webhooks", "schedule": 2.0, "options": {"expires": 2}},
+    "prune-webhooks": {"task": "blast.prune_webhooks", "schedule": 3600.0, "options": {"expires": 600}},
     "check-balances": {"task": "blast.check_balances", "schedule": 3600.0, "options": {"expires": 600}},
 }
 

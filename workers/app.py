@@ -2,7 +2,8 @@
 
 Queues: `send` (send tasks, the hot path), `pace` (pacer and reconciler), `reports` (delivery-report
 polling, balance checks, reminder blasts), `ingest` (contact files read into campaigns: CPU-heavy, so the
-deployed shape gives it a worker process of its own, away from the sending threads).
+deployed shape gives it a worker process of its own, away from the sending threads), `webhooks` (events POSTed
+to the systems that subscribe: a worker process of its own too, so a slow subscriber never slows sending).
 
 Delivery guarantees come from the database, not the broker: tasks are acknowledged late and a redelivered
 task finds its messages already claimed (or its ingest job leased) and does nothing.
@@ -24,7 +25,7 @@ broker_files.install()  # the embedded default's filesystem broker, without komb
 # pacer never publishes a countdown longer than a few seconds, so nothing legitimately runs this long.
 VISIBILITY_TIMEOUT_SECONDS = 300
 
-QUEUES = ("send", "pace", "reports", "ingest")
+QUEUES = ("send", "pace", "reports", "ingest", "webhooks")
 
 
 def _transport_options(broker_url: str) -> dict:
@@ -46,7 +47,7 @@ def _transport_options(broker_url: str) -> dict:
 
 
 def create_app() -> Celery:
-    celery = Celery("blast", include=["workers.tasks", "schedules.tasks"])
+    celery = Celery("blast", include=["workers.tasks", "workers.webhooks", "schedules.tasks"])
     celery.conf.update(
         broker_connection_retry_on_startup=True,
         task_acks_late=True,
@@ -62,6 +63,9 @@ def create_app() -> Celery:
             "blast.pace": {"queue": "pace"},
             "blast.reconcile": {"queue": "pace"},
             "blast.ingest": {"queue": "ingest"},
+            "blast.deliver_webhooks": {"queue": "webhooks"},
+            "blast.sweep_webhooks": {"queue": "webhooks"},
+            "blast.prune_webhooks": {"queue": "webhooks"},
             "blast.*": {"queue": "reports"},
         },
         worker_hijack_root_logger=False,

@@ -19,6 +19,7 @@ log = logging.getLogger("blast.embedded")
 
 PACE_EVERY_SECONDS = 0.25
 RECONCILE_EVERY_SECONDS = 5.0
+WEBHOOK_SWEEP_EVERY_SECONDS = 1.0  # what beat's sweep-webhooks does in production
 
 
 class EmbeddedWorker:
@@ -33,7 +34,7 @@ class EmbeddedWorker:
         self.worker: WorkController | None = None
 
     def __enter__(self) -> EmbeddedWorker:
-        import workers.tasks  # noqa: F401  (registers the tasks)
+        from workers import tasks, webhooks  # noqa: F401  (registers the tasks)
 
         configure(app)
         self.worker = WorkController(
@@ -53,16 +54,22 @@ class EmbeddedWorker:
     def _tick(self) -> None:
         from workers.rate_limits import get_limiter
         from workers.tasks import publish_send, reconcile_now
+        from workers.webhooks import sweep
 
         limiter = get_limiter()
         since_reconcile = RECONCILE_EVERY_SECONDS
+        since_sweep = WEBHOOK_SWEEP_EVERY_SECONDS
         while not self._stop.wait(PACE_EVERY_SECONDS):
             try:
                 pacer.pace(publish=publish_send, limiter=limiter)
                 since_reconcile += PACE_EVERY_SECONDS
+                since_sweep += PACE_EVERY_SECONDS
                 if since_reconcile >= RECONCILE_EVERY_SECONDS:
                     reconcile_now()
                     since_reconcile = 0.0
+                if since_sweep >= WEBHOOK_SWEEP_EVERY_SECONDS:
+                    sweep()
+                    since_sweep = 0.0
             except Exception:
                 log.exception("pacing round failed; trying again")
 

@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from campaigns.cli import apikeys, audit, campaigns, imports, optouts, processes, sandbox, schedules, users
+from campaigns.cli import apikeys, audit, campaigns, imports, optouts, processes, sandbox, schedules, users, webhooks
 from campaigns.cli.output import err_console
 from campaigns.errors import BlastError
 
@@ -23,6 +23,7 @@ for commands in (campaigns.commands, imports.commands, processes.commands, sandb
 app.add_typer(optouts.commands, name="optout")
 app.add_typer(schedules.commands, name="schedule")
 app.add_typer(apikeys.commands, name="apikey")
+app.add_typer(webhooks.commands, name="webhooks")
 app.add_typer(users.commands, name="user")
 
 # These run for long and act for others (the web app's users and keys, beat's schedules, workers): they set

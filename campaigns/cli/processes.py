@@ -33,7 +33,8 @@ def check_configuration() -> None:
 def worker(
     ctx: typer.Context,
     concurrency: Annotated[int, typer.Option("-c", "--concurrency", help="threads sending at once")] = 16,
-    queues: Annotated[str, typer.Option("-Q", "--queues", help="queues to consume")] = "send,pace,reports,ingest",
+    queues: Annotated[str, typer.Option("-Q", "--queues", help="queues to consume")] = (
+        "send,pace,reports,ingest,webhooks"),
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
 ) -> None:
     """A Celery worker (thread pool: sending waits on the network, not the CPU). Extra flags go to celery."""

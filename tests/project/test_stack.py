@@ -26,8 +26,8 @@ from tests.support.web import csrf_of
 from workers.providers.registry import spec_of
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, free_port
 
-COMPOSE_SERVICES = {"redis", "postgres", "migrate", "web", "worker", "ingest", "beat", "flower", "prometheus",
-                    "grafana", "sandbox"}
+COMPOSE_SERVICES = {"redis", "postgres", "migrate", "web", "worker", "ingest", "webhooks", "beat", "flower",
+                    "prometheus", "grafana", "sandbox"}
 COMPOSE_SECRETS = {"POSTGRES_PASSWORD": "pg-secret-4b1e7", "BLAST_ADMIN_PASSWORD": "admin-secret-9c2d0",
                    "FLOWER_PASSWORD": "flower-secret-61fa3", "GRAFANA_PASSWORD": "grafana-secret-2a7c4"}
 # Where each secret may appear once compose has interpolated the file: the environment of the services that
@@ -35,7 +35,7 @@ COMPOSE_SECRETS = {"POSTGRES_PASSWORD": "pg-secret-4b1e7", "BLAST_ADMIN_PASSWORD
 SECRET_PLACES = {
     "POSTGRES_PASSWORD": {"services.postgres.environment.POSTGRES_PASSWORD",
                           *(f"services.{name}.environment.BLAST_DATABASE_URL"
-                            for name in ("migrate", "web", "worker", "ingest", "beat"))},
+                            for name in ("migrate", "web", "worker", "ingest", "webhooks", "beat"))},
     "BLAST_ADMIN_PASSWORD": {"services.web.environment.BLAST_ADMIN_PASSWORD"},
     "FLOWER_PASSWORD": {"services.flower.environment.BLAST_FLOWER_PASSWORD"},
     "GRAFANA_PASSWORD": {"services.grafana.environment.GF_SECURITY_ADMIN_PASSWORD"},
@@ -101,7 +101,7 @@ def test_compose_file_is_valid(tmp_path):
     services = config["services"]
     assert set(services) == COMPOSE_SERVICES
     # and the Blast processes wait for the one-shot migration to have succeeded
-    for name in ("web", "worker", "ingest", "beat"):
+    for name in ("web", "worker", "ingest", "webhooks", "beat"):
         assert services[name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     assert services["migrate"]["command"] == ["blast", "migrate"]
     assert [port["target"] for port in services["web"]["ports"]] == [8000]

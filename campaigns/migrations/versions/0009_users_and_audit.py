@@ -1,7 +1,7 @@
 """webuser (people who log in, argon2-hashed passwords) and auditlog (append-only: triggers refuse UPDATE and DELETE)
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0008
 """
 
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlmodel
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,196 @@
+"""The outbox read back by the delivering workers: due deliveries claimed under a lease, each answer recorded
+on its delivery and, the last one, on its subscription; failures rescheduled by the retry schedule.
+
+At least once: a delivery is marked delivered only after its 2xx. A worker that dies mid-POST leaves its claim
+to expire (LEASE_SECONDS) and the delivery is made again; the receiver drops the repeat by its `webhook-id`.
+Two workers never hold one delivery at once: the claim is one conditional UPDATE (Postgres: the due rows are
+picked FOR UPDATE SKIP LOCKED, so concurrent claimers take different ones; SQLite writes one at a time).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, literal_column, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
+
+from campaigns.db import is_postgres
+from campaigns.models import WebhookDelivery, WebhookSubscription, utcnow
+from campaigns.settings import get_settings
+from campaigns.webhooks import outbox
+from campaigns.webhooks.subscriptions import TEST_EVENT
+
+D = WebhookDelivery
+PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+# A claim outlives the slowest batch: BATCH POSTs of the longest timeout, `concurrency` at a time, with room.
+LEASE_SECONDS = 300.0
+ANSWER_KEPT = 300  # characters of a subscriber's answer (or of the error) kept on the delivery
+CHUNK = 5000  # ids per statement: below SQLite's bound-parameter limit
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    id: int
+    event_id: str
+    body: str
+    attempts: int  # before this one
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    delivery_id: int
+    attempts: int  # before this one
+    at: datetime
+    status_code: int | None  # None: no answer (timeout, refused, ...)
+    text: str  # the answer's start, or what went wrong
+
+    @property
+    def delivered(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+def retry_delays(text: str | None = None) -> tuple[float, ...]:
+    """Seconds to wait after each failed attempt (BLAST_WEBHOOK_RETRY_SECONDS); one more failure gives up."""
+    text = get_settings().webhook_retry_seconds if text is None else text
+    return tuple(float(part) for part in text.split(",") if part.strip())
+
+
+def _due(now: datetime, table=D):
+    # a literal 'pending', so the planner can use the partial index on pending rows with any plan
+    return (table.state == literal_column("'pending'"), table.next_attempt_at <= now,
+            or_(table.lease_until.is_(None), table.lease_until < now))
+
+
+def claim(engine: Engine, subscription_id: int, *, limit: int, only: list[int] | None = None,
+          lease_seconds: float = LEASE_SECONDS) -> tuple[str, list[Claimed]]:
+    """Lease up to `limit` due deliveries of the subscription (the oldest first; of `only`, when given)."""
+    now = utcnow()
+    token = secrets.token_hex(16)
+    # an alias: the same table in the subquery would be correlated to the UPDATE's row, and LIMIT lost
+    due = aliased(D)
+    picked = select(due.id).where(due.subscription_id == subscription_id, *_due(now, due)).order_by(due.id)
+    picked = picked.limit(limit)
+    if only is not None:
+        picked = picked.where(due.id.in_(only))
+    if is_postgres(engine):
+        # picked once, in a materialized CTE: as `id IN (subquery)` the subquery may be run again for the
+        # UPDATE's rows, and each run skips the rows the last one leased and takes the next `limit`
+        picked = picked.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+        matches = D.id == picked.c.id
+    else:  # SQLite runs an uncorrelated IN (subquery) once, and writes one transaction at a time
+        matches = D.id.in_(picked.scalar_subquery())
+    statement = (update(D).where(matches, *_due(now))
+                 .values(lease_token=token, lease_until=now + timedelta(seconds=lease_seconds))
+                 .returning(D.id, D.event_id, D.body, D.attempts))
+    with engine.begin() as connection:
+        rows = connection.execute(statement).all()
+    return token, sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
+
+
+def record(engine: Engine, subscription_id: int, token: str, answers: list[Answer],
+           delays: tuple[float, ...] | None = None) -> dict[str, int]:
+    """Each answer on its delivery (still held under `token`): a 2xx delivers it; anything else schedules the
+    next attempt by `delays`, or gives it up after the last. The latest answer goes on the subscription.
+
+    Answers that record alike (same outcome, attempt, status and text: in a healthy batch, all of them) are
+    written by one UPDATE, stamped with the latest of their times."""
+    if not answers:
+        return {}
+    delays = retry_delays() if delays is None else delays
+    groups: dict[tuple, list[Answer]] = defaultdict(list)
+    for answer in answers:
+        attempts = answer.attempts + 1
+        if answer.delivered:
+            state, delay = DELIVERED, None
+        elif attempts <= len(delays):
+            state, delay = PENDING, delays[attempts - 1]
+        else:
+            state, delay = FAILED, None
+        groups[(state, attempts, delay, answer.status_code, answer.text[:ANSWER_KEPT])].append(answer)
+    counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
+    last = max(answers, key=lambda answer: answer.at)
+    with engine.begin() as connection:
+        for (state, attempts, delay, status_code, text), group in groups.items():
+            at = max(answer.at for answer in group)
+            ids = [answer.delivery_id for answer in group]
+            for start in range(0, len(ids), CHUNK):
+                connection.execute(
+                    update(D).where(D.id.in_(ids[start:start + CHUNK]), D.lease_token == token, D.state == PENDING)
+                    .values(state=state, attempts=attempts, last_attempt_at=at, last_status_code=status_code,
+                            last_answer=text, lease_token=None, lease_until=None,
+                            next_attempt_at=at + timedelta(seconds=delay or 0),
+                            delivered_at=at if state == DELIVERED else None)
+                    .execution_options(synchronize_session=False))
+            counts[state] += len(group)
+        connection.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id).values(
+            last_attempt_at=last.at, last_status_code=last.status_code, last_answer=last.text[:ANSWER_KEPT]))
+    return counts
+
+
+def prune(engine: Engine, *, keep_days: float | None = None, chunk: int = 20_000) -> int:
+    """Delete the deliveries done with (delivered or given up) created over `keep_days` ago
+    (BLAST_WEBHOOK_KEEP_DAYS), a chunk per transaction; returns how many. Pending ones are never deleted."""
+    keep_days = get_settings().webhook_keep_days if keep_days is None else keep_days
+    cutoff = utcnow() - timedelta(days=keep_days)
+    old = aliased(D)
+    # oldest first, by id (rows are written in time order): the scan stops at the first `chunk` found
+    picked = (select(old.id).where(old.state != literal_column("'pending'"), old.created_at < cutoff)
+              .order_by(old.id).limit(chunk).scalar_subquery())
+    deleted = 0
+    while True:
+        with engine.begin() as connection:
+            count = connection.execute(delete(D).where(D.id.in_(picked))).rowcount
+        deleted += count
+        if count < chunk:
+            return deleted
+
+
+def due_subscriptions(engine: Engine) -> list[int]:
+    """The subscriptions with a delivery due and not held: what beat's sweep hands to the workers."""
+    now = utcnow()
+    with engine.connect() as connection:
+        return list(connection.execute(select(D.subscription_id).where(*_due(now)).distinct()).scalars())
+
+
+def add_test_event(engine: Engine, subscription_id: int, *, kick: bool = True) -> int:
+    """A `webhook.test` event for one subscription (the CLI's and the page's test); returns the delivery's id.
+    Without `kick` no worker is told at once (the CLI POSTs it itself)."""
+    with engine.begin() as connection:
+        outbox.write(connection, TEST_EVENT, [{"subscription_id": subscription_id,
+                                               "message": "a test event from Blast"}],
+                     subscription_ids=[subscription_id], kick=kick)
+        return connection.execute(select(func.max(D.id)).where(D.subscription_id == subscription_id,
+                                                               D.event_type == TEST_EVENT)).scalar_one()
+
+
+def last_answer_of(engine: Engine, delivery_id: int) -> Answer | None:
+    """The answer a delivery got at its last attempt; None before any."""
+    with engine.connect() as connection:
+        row = connection.execute(select(D.attempts, D.last_attempt_at, D.last_status_code, D.last_answer)
+                                 .where(D.id == delivery_id)).first()
+    if row is None or row.last_attempt_at is None:
+        return None
+    return Answer(delivery_id, row.attempts - 1, row.last_attempt_at, row.last_status_code, row.last_answer or "")
+
+
+LOG_COLUMNS = (D.id, D.event_id, D.event_type, D.state, D.attempts, D.created_at, D.next_attempt_at,
+               D.last_attempt_at, D.last_status_code, D.last_answer, D.delivered_at)
+
+
+def log(engine: Engine, subscription_id: int, *, limit: int = 50) -> list[dict]:
+    """The subscription's latest deliveries, newest first, with their last answers (not their bodies)."""
+    with engine.connect() as connection:
+        rows = connection.execute(select(*LOG_COLUMNS).where(D.subscription_id == subscription_id)
+                                  .order_by(D.id.desc()).limit(limit)).mappings().all()
+    return [dict(row) for row in rows]
+
+
+def counts(engine: Engine, subscription_id: int) -> dict[str, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(D.state, func.count()).where(D.subscription_id == subscription_id)
+                                  .group_by(D.state)).all()
+    return {PENDING: 0, DELIVERED: 0, FAILED: 0} | {state: count for state, count in rows}

@@ -1,0 +1,212 @@
+"""Delivery to a real HTTP receiver: signed POSTs, a 2xx delivers, anything else is tried again by the
+schedule and given up after its last step; claims never overlap; a claim whose worker died is delivered again."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select, update
+
+from campaigns.models import WebhookDelivery, aware, utcnow
+from campaigns.settings import reset_settings
+from campaigns.webhooks import deliveries, outbox, subscriptions
+from tests.support.subscribers import event_id, signed_by
+from workers.webhooks import deliver
+
+
+def write_events(engine, subscription_id: int, count: int) -> list[str]:
+    """`count` optout.added events for one subscription; their webhook-ids."""
+    with engine.begin() as connection:
+        outbox.write(connection, "optout.added", [{"phone": f"+2567000{i:05d}"} for i in range(count)],
+                     subscription_ids=[subscription_id])
+        return list(connection.execute(select(WebhookDelivery.event_id).order_by(WebhookDelivery.id)).scalars())
+
+
+def rows(engine) -> list:
+    with engine.connect() as connection:
+        return connection.execute(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+
+
+@pytest.fixture
+def fast_retries(monkeypatch):
+    """Three quick retries instead of hours (BLAST_WEBHOOK_RETRY_SECONDS)."""
+    monkeypatch.setenv("BLAST_WEBHOOK_RETRY_SECONDS", "0,0,0")
+    reset_settings()
+
+
+def test_every_event_is_posted_signed_and_recorded_as_delivered(engine, receiver):
+    # given a subscription and five events for it
+    subscription_id, secret = subscriptions.add(engine, receiver.url + "/blast", "optout.added")
+    ids = write_events(engine, subscription_id, 5)
+    # when its due events are delivered
+    result = deliver(subscription_id, engine=engine)
+    # then each was POSTed once, as JSON, with the stored body, signed with the subscription's secret
+    assert result["delivered"] == 5
+    posts = receiver.posts
+    assert sorted(event_id(post) for post in posts) == sorted(ids)
+    assert all(signed_by(post, secret) for post in posts)
+    assert all(post["content_type"] == "application/json" and post["path"] == "/blast" for post in posts)
+    assert {post["body"]["data"]["phone"] for post in posts} == {f"+2567000{i:05d}" for i in range(5)}
+    # and each delivery and the subscription keep the answer
+    assert [(row.state, row.attempts, row.last_status_code) for row in rows(engine)] == [("delivered", 1, 200)] * 5
+    assert subscriptions.shown(engine, subscription_id)["last_status_code"] == 200
+
+
+def test_a_failed_attempt_is_tried_again_by_the_schedule_then_given_up(engine, receiver, monkeypatch):
+    # given a schedule of two retries, 60 s then 120 s, and a receiver that answers 500, then 302, then 503
+    monkeypatch.setenv("BLAST_WEBHOOK_RETRY_SECONDS", "60,120")
+    reset_settings()
+    receiver.statuses = [500, 302, 503]
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    write_events(engine, subscription_id, 1)
+    # when it is delivered: the 500 schedules the next attempt 60 s later
+    before = utcnow()
+    assert deliver(subscription_id, engine=engine)["pending"] == 1
+    [row] = rows(engine)
+    assert (row.state, row.attempts, row.last_status_code) == ("pending", 1, 500)
+    assert timedelta(seconds=59) < aware(row.next_attempt_at) - before < timedelta(seconds=62)
+    # and nothing is posted again before then
+    assert deliver(subscription_id, engine=engine)["pending"] == 0 and len(receiver.posts) == 1
+    # when the time comes, the redirect is not followed and counts as a failure (120 s next)
+    _make_due(engine)
+    assert deliver(subscription_id, engine=engine)["pending"] == 1
+    [row] = rows(engine)
+    assert (row.state, row.attempts, row.last_status_code) == ("pending", 2, 302)
+    # when the last attempt fails too, it is given up, with its answer kept
+    _make_due(engine)
+    assert deliver(subscription_id, engine=engine)["failed"] == 1
+    [row] = rows(engine)
+    assert (row.state, row.attempts, row.last_status_code) == ("failed", 3, 503)
+    assert len(receiver.posts) == 3 and len({event_id(post) for post in receiver.posts}) == 1
+
+
+def test_no_answer_is_a_failure_kept_with_its_kind(engine, fast_retries):
+    # given a subscriber nobody listens at
+    subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/down", "optout.added")
+    write_events(engine, subscription_id, 2)
+    # when delivered, then both wait for their next attempt, with no status and the kind of failure
+    assert deliver(subscription_id, engine=engine, budget_seconds=0)["pending"] == 2
+    assert {(row.state, row.last_status_code, row.last_answer) for row in rows(engine)} == {
+        ("pending", None, "ConnectionRefusedError")}
+
+
+def test_concurrent_claims_never_share_a_delivery(engine):
+    # given 300 due deliveries
+    subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/x", "optout.added")
+    write_events(engine, subscription_id, 300)
+    claimed: list[list[int]] = []
+    start = threading.Barrier(4)
+
+    def claimer():
+        start.wait()
+        while True:
+            _token, batch = deliveries.claim(engine, subscription_id, limit=25)
+            if not batch:
+                return
+            claimed.append([row.id for row in batch])
+
+    # when four threads claim batches at once until none is left
+    threads = [threading.Thread(target=claimer) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # then every delivery was claimed exactly once, at most 25 at a time
+    assert max(len(batch) for batch in claimed) == 25
+    every = [delivery_id for batch in claimed for delivery_id in batch]
+    assert sorted(every) == [row.id for row in rows(engine)]
+
+
+def test_a_claim_whose_worker_died_is_delivered_after_its_lease(engine, receiver):
+    # given deliveries claimed by a worker that died before recording anything (its lease already over)
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    ids = write_events(engine, subscription_id, 3)
+    _token, lost = deliveries.claim(engine, subscription_id, limit=10, lease_seconds=-1)
+    assert len(lost) == 3
+    # when another worker delivers, then it takes them and they are delivered
+    assert deliver(subscription_id, engine=engine)["delivered"] == 3
+    assert sorted(event_id(post) for post in receiver.posts) == sorted(ids)
+
+
+def test_an_answer_recorded_under_a_lost_lease_changes_nothing(engine, fast_retries):
+    # given a delivery claimed by a slow worker and, its lease over, delivered by another
+    subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/x", "optout.added")
+    write_events(engine, subscription_id, 1)
+    slow_token, [slow] = deliveries.claim(engine, subscription_id, limit=1, lease_seconds=-1)
+    token, [taken] = deliveries.claim(engine, subscription_id, limit=1)
+    now = utcnow()
+    deliveries.record(engine, subscription_id, token, [deliveries.Answer(taken.id, 0, now, 204, "")])
+    # when the slow worker records its failure, then the delivery stays delivered
+    deliveries.record(engine, subscription_id, slow_token, [deliveries.Answer(slow.id, 0, now, None, "ReadTimeout")])
+    [row] = rows(engine)
+    assert (row.state, row.last_status_code) == ("delivered", 204)
+
+
+def _make_due(engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(update(WebhookDelivery).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+
+
+def test_bodies_are_the_contract_shape(engine, receiver):
+    # given a test event for a subscription
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    deliveries.add_test_event(engine, subscription_id)
+    # when delivered, then the body has exactly type, timestamp and data
+    deliver(subscription_id, engine=engine)
+    [post] = receiver.posts
+    assert set(post["body"]) == {"type", "timestamp", "data"} and post["body"]["type"] == "webhook.test"
+    assert json.loads(post["raw"]) == post["body"]
+
+
+def test_old_deliveries_done_with_are_pruned_and_pending_ones_kept(engine):
+    # given five delivered, two given up and three pending deliveries, all three weeks old, and one new delivered
+    subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/x", "optout.added")
+    write_events(engine, subscription_id, 11)
+    ids = [row.id for row in rows(engine)]
+    states = ["delivered"] * 5 + ["failed"] * 2 + ["pending"] * 3 + ["delivered"]
+    with engine.begin() as connection:
+        for delivery_id, state in zip(ids, states, strict=True):
+            connection.execute(update(WebhookDelivery).where(WebhookDelivery.id == delivery_id).values(
+                state=state, created_at=utcnow() - timedelta(days=21)))
+        connection.execute(update(WebhookDelivery).where(WebhookDelivery.id == ids[-1]).values(created_at=utcnow()))
+    # when pruned (two weeks kept), in chunks of three
+    assert deliveries.prune(engine, keep_days=14, chunk=3) == 7
+    # then the pending ones and the new one are left
+    assert [row.state for row in rows(engine)] == ["pending"] * 3 + ["delivered"]
+
+
+def test_a_kept_alive_connection_the_subscriber_dropped_is_opened_again():
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from workers.webhooks import Connections
+
+    # given a subscriber that keeps connections alive (HTTP/1.1) but drops each one after answering, unannounced
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(204)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook?token=t"
+        connections = Connections()
+        # when three POSTs go out one after another on the thread's kept connection
+        answers = [connections.post(url, b"{}", {"content-type": "application/json"}, 5) for _ in range(3)]
+        # then each is answered: the dropped connection was found out and opened again
+        assert [status for status, _body in answers] == [204, 204, 204]
+    finally:
+        server.shutdown()
+        server.server_close()
