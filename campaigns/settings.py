@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     # An ingest job's lease (campaigns.ingest.jobs): renewed by every chunk written; a run that stops renewing
     # it (its process died) is taken over by the reconciler's sweep after this long.
     ingest_lease_seconds: float = Field(default=30.0, gt=0)
+    # Spacing per recipient across every campaign (workers/rate_limits/spacing.py): no number gets two messages
+    # within this many seconds (WhatsApp's pair rate; 0: no spacing), nor more than `daily_cap` in any 24 hours
+    # (unset: no cap). A message that may not go yet waits; it never fails.
+    pair_interval_seconds: float = Field(default=6.0, ge=0)
+    daily_cap: int | None = Field(default=None, gt=0)
     # A canary start with --canary-auto (campaigns.canary): how long after its slice is sent the delivery reports
     # and STOP replies get before the slice is judged, in seconds.
     canary_settle_seconds: float = Field(default=60.0, ge=0)

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from campaigns import spikes
 from campaigns.db import get_engine
 from campaigns.models import Attempt, Campaign, Message, utcnow
-from campaigns.settings import AccountConfig, get_account
+from campaigns.settings import AccountConfig, get_account, get_settings
 from campaigns.states import CampaignStatus, MessageState, Outcome, PauseReason
 from campaigns.transitions import move_campaigns, transition, transition_each
 from workers import fanout, retry_policy
@@ -134,15 +134,53 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
     client = client_for(account)
     results: list[tuple] = []
     unsent: list = []
+    later: list[tuple] = []  # (row, seconds): recipients messaged too recently (workers/rate_limits/spacing.py)
+    admitted: list = []
     try:
-        _send_claimed(client, claimed, campaign_id, info, account, engine, limiter, results, unsent)
+        admitted, later = _spaced(claimed, account)
+        _send_claimed(client, admitted, campaign_id, info, account, engine, limiter, results, unsent)
     except Exception as error:  # the database or Redis went away mid-task: what was answered is recorded,
         # what was never tried goes back to pending; nothing is left `sending` for the reconciler to doubt
         log.warning("send task for campaign %s stopped early (%s): recording what is known",
                     campaign_id, type(error).__name__)
-        tried = {row.id for row, _answer, _at in results} | {row.id for row in unsent}
+        tried = {row.id for row, _answer, _at in results} | {row.id for row in unsent} | {
+            row.id for row, _wait in later}
         unsent.extend(row for row in claimed if row.id not in tried)
-    return record_durably(engine, campaign_id, account, results, unsent)
+    _settle_spacing(admitted, results)
+    return record_durably(engine, campaign_id, account, results, unsent, later)
+
+
+# Outcomes after which the recipient may have the message: what the pair rate and the daily cap count.
+TAKEN = {Outcome.ACCEPTED.value, Outcome.AMBIGUOUS.value}
+
+
+def _spaced(claimed, account: AccountConfig) -> tuple[list, list[tuple]]:
+    """The claimed messages whose recipients may have one now, and the others with their seconds to wait."""
+    settings = get_settings()
+    if not settings.pair_interval_seconds and not settings.daily_cap:
+        return list(claimed), []
+    from workers.rate_limits.spacing import get_spacing
+
+    # the longest an admitted message may wait before it leaves (each booking round: a slot, then the call)
+    hold = BOOKING_ROUNDS * (MAX_TOKEN_WAIT_SECONDS + account.timeout_seconds)
+    waits = get_spacing().admit([(row.id, row.phone) for row in claimed],
+                                interval=settings.pair_interval_seconds, daily_cap=settings.daily_cap, hold=hold)
+    return ([row for row, wait in zip(claimed, waits, strict=True) if wait <= 0],
+            [(row, wait) for row, wait in zip(claimed, waits, strict=True) if wait > 0])
+
+
+def _settle_spacing(admitted, results) -> None:
+    """Each admitted recipient's reservation moves to when the gateway answered (taken), or is freed."""
+    settings = get_settings()
+    if not admitted or (not settings.pair_interval_seconds and not settings.daily_cap):
+        return
+    from workers.rate_limits.spacing import get_spacing
+
+    answered = {row.id: at.timestamp() for row, answer, at in results if Outcome(answer.outcome).value in TAKEN}
+    try:
+        get_spacing().settle([(row.id, row.phone, answered.get(row.id)) for row in admitted])
+    except Exception as error:  # the reservations expire by themselves: this only keeps them short
+        log.warning("spacing not settled (%s): recipients wait out their reservations", type(error).__name__)
 
 
 def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account: AccountConfig, engine, limiter,
@@ -313,15 +351,15 @@ def _answered(rows, answers, answered_at, account: AccountConfig, limiter, resul
         limiter.throttled(account.name, rate=account.rate)
 
 
-def record_durably(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list
-                   ) -> dict[str, int]:
+def record_durably(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list,
+                   spaced: list[tuple] = ()) -> dict[str, int]:
     """`record`, tried again while the database is unreachable (a restart, a failover), for up to
     RECORD_PATIENCE_SECONDS: the gateway's answers exist only in this task's memory."""
     deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
     delay = 0.1
     while True:
         try:
-            return record(engine, campaign_id, account, results, unsent)
+            return record(engine, campaign_id, account, results, unsent, spaced)
         except DBAPIError as error:
             unreachable = error.connection_invalidated or isinstance(error, OperationalError)
             if not unreachable or time.monotonic() + delay > deadline:
@@ -331,8 +369,10 @@ def record_durably(engine, campaign_id: int, account: AccountConfig, results: li
             delay = min(delay * 2, 5.0)
 
 
-def record(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list) -> dict[str, int]:
-    """Write every answer back in one transaction: conditional updates per outcome, attempts appended."""
+def record(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list,
+           spaced: list[tuple] = ()) -> dict[str, int]:
+    """Write every answer back in one transaction: conditional updates per outcome, attempts appended. `unsent`
+    go back to pending at once, `spaced` ((row, seconds)) when their recipient may have a message."""
     now = utcnow()
     by_state: dict[MessageState, list[dict]] = defaultdict(list)
     attempts: list[dict] = []
@@ -369,6 +409,11 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
         by_state[M.PENDING].append({"id": row.id, "attempts": row.attempts, "error_code": None,
                                     "error_reason": None, "next_attempt_at": later})
     counts["handed_back"] += len(unsent)
+    for row, wait in spaced:
+        by_state[M.PENDING].append({"id": row.id, "attempts": row.attempts, "error_code": None, "error_reason": None,
+                                    "next_attempt_at": now + timedelta(seconds=wait)})
+    if spaced:
+        counts["spaced"] += len(spaced)
     with engine.begin() as connection:
         if by_state.get(M.PENDING) and connection.execute(select(Campaign.status).where(
                 Campaign.id == campaign_id)).scalar_one_or_none() == CampaignStatus.CANCELLED:

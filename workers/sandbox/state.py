@@ -194,6 +194,10 @@ class AccountStats:
     peak_per_second: int = 0
     requests: int = 0
     garbled: Counter = field(default_factory=Counter)  # sends taken but answered ambiguous / undocumented
+    # WhatsApp's pair rate, witnessed: each recipient's last accepted arrival (UNIX seconds), and the closest
+    # two accepted messages to one recipient ever came (seconds; None until a recipient got two)
+    last_arrival: dict = field(default_factory=dict)
+    closest_pair_seconds: float | None = None
 
     def as_json(self) -> dict[str, Any]:
         per_recipient = dict(self.accepted_per_recipient)
@@ -205,6 +209,7 @@ class AccountStats:
             "peak_per_second": self.peak_per_second,
             "requests": self.requests,
             "garbled": dict(self.garbled),
+            "closest_pair_seconds": self.closest_pair_seconds,
         }
 
 
@@ -326,6 +331,11 @@ class Account:
             stats.peak_per_second = busiest
         stats.accepted += 1
         stats.accepted_per_recipient[message.recipient] += 1
+        if (before := stats.last_arrival.get(message.recipient)) is not None:
+            gap = abs(now - before)
+            if stats.closest_pair_seconds is None or gap < stats.closest_pair_seconds:
+                stats.closest_pair_seconds = gap
+        stats.last_arrival[message.recipient] = now
         if self.knobs.quota is not None:
             self.knobs.quota -= 1
         self.outgoing[message.id] = message
