@@ -32,6 +32,24 @@ def web_app(tmp_path, monkeypatch, **client_options):
         yield test_client
 
 
+@contextlib.contextmanager
+def clients_at_addresses(make_app, default_address=("testclient", 50000)):
+    """`open_client(address)`: a TestClient of a fresh app from `make_app()`, as seen from that client address
+    (a browser of its own: its own cookies); all closed at the end."""
+    opened = []
+
+    def open_client(address=default_address) -> TestClient:
+        client = TestClient(make_app(), client=address)
+        opened.append(client.__enter__())
+        return client
+
+    try:
+        yield open_client
+    finally:
+        for client in opened:
+            client.__exit__(None, None, None)
+
+
 def csrf_of(html: str) -> str:
     return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 

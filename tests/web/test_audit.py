@@ -21,6 +21,7 @@ from campaigns.cli import app as cli
 from campaigns.models import ApiKey, AuditEntry, Message, WebUser, utcnow
 from campaigns.settings import reset_settings
 from tests.support.factories import make_campaign, make_messages
+from tests.support.web import clients_at_addresses, csrf_of
 from tests.support.webhooks import CONFIG as HOOK_ACCOUNTS
 from tests.support.webhooks import SECRET as HOOK_SECRET
 
@@ -52,20 +53,9 @@ def app_factory(engine, blast_home, tmp_path, monkeypatch):
 @pytest.fixture
 def browser(app_factory):
     """`browser(address)`: a TestClient at that client address."""
-    opened = []
+    with clients_at_addresses(app_factory) as open_browser:
+        yield open_browser
 
-    def open_browser(address) -> TestClient:
-        client = TestClient(app_factory(), client=address)
-        opened.append(client.__enter__())
-        return client
-
-    yield open_browser
-    for client in opened:
-        client.__exit__(None, None, None)
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def logged_in(client: TestClient, user: str, password: str) -> TestClient:

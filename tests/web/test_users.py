@@ -20,6 +20,7 @@ from campaigns.settings import reset_settings
 from campaigns.web.api.auth import Admin
 from campaigns.web.login_throttle import FAILURES_ALLOWED
 from tests.support.factories import make_campaign
+from tests.support.web import clients_at_addresses, csrf_of
 
 ENV_ADMIN_PASSWORD = "env-admin-pass-31c7"
 PASSWORDS = {"vera": "viewer-pass-0a1b9", "otto": "operator-pass-2c3d8", "ada": "admin-pass-4e5f7"}
@@ -48,20 +49,9 @@ def web_app(engine, blast_home, tmp_path, monkeypatch):
 @pytest.fixture
 def browsers(web_app):
     """`browsers(address)`: a browser at that client address, on a web process of its own."""
-    opened = []
+    with clients_at_addresses(web_app, HOME) as open_browser:
+        yield open_browser
 
-    def open_browser(address=HOME) -> TestClient:
-        client = TestClient(web_app(), client=address)
-        opened.append(client.__enter__())
-        return client
-
-    yield open_browser
-    for client in opened:
-        client.__exit__(None, None, None)
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
 
 
 def try_login(client: TestClient, user: str, password: str):
