@@ -33,7 +33,7 @@ promtool:
 test: $(STAMP) browser promtool
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -rs --durations=20 -n auto --maxprocesses=4 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -q -rs --durations=20 -n auto --maxprocesses=4 --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -22,24 +22,6 @@ BACKENDS = ["sqlite", "postgres"]
 os.environ.setdefault("BLAST_PAIR_INTERVAL_SECONDS", "0")
 
 
-# The modules that start Blast's processes (workers, beat, the web app, the whole stack) run one after another
-# on one pytest-xdist worker: two of them at once on a 2-core machine starve each other's processes. Every other
-# module is a group of its own, so its tests (and its module fixtures, and its Redis number) stay together.
-PROCESS_MODULES = frozenset({
-    "tests/beat/test_processes.py", "tests/delivery/test_delivery_processes.py",
-    "tests/engine/test_ambiguous_processes.py", "tests/engine/test_cancel_resume.py", "tests/engine/test_engine.py",
-    "tests/engine/test_forecast.py", "tests/engine/test_outages.py", "tests/ingest/test_jobs_processes.py",
-    "tests/project/test_demo.py", "tests/project/test_stack.py", "tests/web/test_api_processes.py",
-    "tests/web/test_flower.py", "tests/web/test_metrics.py",
-})
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        module = item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group("processes" if module in PROCESS_MODULES else module))
-
-
 @pytest.fixture(scope="session")
 def postgres_server_url():
     """A database of our own on the real Postgres server, migrated once, dropped at the end."""
