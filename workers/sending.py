@@ -126,9 +126,7 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
         hand_back(engine, campaign_id, message_ids, info.status)
         return {"handed_back": len(message_ids)}
     account = get_account(info.account_name)
-    with engine.begin() as connection:
-        claimed = transition(connection, message_ids, expected=M.QUEUED, to=M.SENDING,
-                             returning=[Message.id, Message.phone, Message.body, Message.attempts])
+    claimed = claim(engine, message_ids)
     if not claimed:
         return {}
     client = client_for(account)
@@ -351,22 +349,55 @@ def _answered(rows, answers, answered_at, account: AccountConfig, limiter, resul
         limiter.throttled(account.name, rate=account.rate)
 
 
-def record_durably(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list,
-                   spaced: list[tuple] = ()) -> dict[str, int]:
-    """`record`, tried again while the database is unreachable (a restart, a failover), for up to
-    RECORD_PATIENCE_SECONDS: the gateway's answers exist only in this task's memory."""
+CLAIMED_COLUMNS = (Message.id, Message.phone, Message.body, Message.attempts)
+
+
+def claim(engine, message_ids: list[int]) -> list:
+    """queued → sending for this task; returns the claimed rows.
+
+    The database can take the claim and lose the connection before saying so (a restart between COMMIT and
+    its answer). The claim is then made again with the same timestamp, and rows already `sending` with
+    exactly that `updated_at` are this task's own: without that they would sit in `sending`, never sent,
+    until the reconciler doubted them. Another task's claim of the same message carries its own timestamp."""
+    stamp = utcnow()
+    attempts = 0
+
+    def claim_once():
+        nonlocal attempts
+        attempts += 1
+        with engine.begin() as connection:
+            own = [] if attempts == 1 else connection.execute(
+                select(*CLAIMED_COLUMNS).where(Message.id.in_(message_ids), Message.state == M.SENDING.value,
+                                               Message.updated_at == stamp)).all()
+            return own + transition(connection, message_ids, expected=M.QUEUED, to=M.SENDING, now=stamp,
+                                    returning=list(CLAIMED_COLUMNS))
+
+    return while_database_returns(claim_once, what=f"claiming {len(message_ids)} messages")
+
+
+def while_database_returns(work, *, what: str):
+    """`work()`, tried again while the database is unreachable (a restart, a failover) for up to
+    RECORD_PATIENCE_SECONDS; any other error is raised at once."""
     deadline = time.monotonic() + RECORD_PATIENCE_SECONDS
     delay = 0.1
     while True:
         try:
-            return record(engine, campaign_id, account, results, unsent, spaced)
+            return work()
         except DBAPIError as error:
             unreachable = error.connection_invalidated or isinstance(error, OperationalError)
             if not unreachable or time.monotonic() + delay > deadline:
                 raise
-            log.warning("recording %d answers waits for the database (%s)", len(results), type(error).__name__)
+            log.warning("%s waits for the database (%s)", what, type(error).__name__)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def record_durably(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list,
+                   spaced: list[tuple] = ()) -> dict[str, int]:
+    """`record`, tried again while the database is unreachable: the gateway's answers exist only in this
+    task's memory."""
+    return while_database_returns(lambda: record(engine, campaign_id, account, results, unsent, spaced),
+                                  what=f"recording {len(results)} answers")
 
 
 def record(engine, campaign_id: int, account: AccountConfig, results: list, unsent: list,

@@ -29,11 +29,13 @@ class TogetherGateway:
 
     def __init__(self, together: int, patience: float = 10.0):
         self.barrier = threading.Barrier(together, timeout=patience)
+        self.received: list[str] = []  # each call's msisdn
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                gateway.received.append(body["msisdn"])
                 try:
                     gateway.barrier.wait()
                     status, answer = 200, {"sent": "true", "from": f"{body['msisdn']}@c.us", "message_type": "chat",
@@ -166,6 +168,38 @@ def test_each_call_tells_the_limiter_how_late_it_left_and_how_long_its_answer_to
     # then each call's lateness after its slot and its answer time were measured where they happen
     assert sent["accepted"] == CALLS
     assert limiter.jitter.measured("acct") == (CALLS, CALLS)
+
+
+def test_a_claim_whose_commit_answer_was_lost_is_still_the_tasks_own(engine, blast_home, tmp_path, quick_gateway,
+                                                                      monkeypatch):
+    from sqlalchemy import func, select
+
+    from campaigns.models import Message
+
+    # given five queued messages, and a database that takes the task's claim and then loses the connection
+    # before saying so (a restart between COMMIT and its answer)
+    campaign_id, ids = _queued_task(engine, tmp_path, quick_gateway)
+    commit, lost = engine.dialect.do_commit, []
+
+    def commit_then_lose_the_answer(dbapi_connection):
+        commit(dbapi_connection)
+        if not lost:
+            with engine.connect() as connection:
+                lost.append(connection.execute(select(func.count()).where(Message.state == "sending")).scalar())
+            raise engine.dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(engine.dialect, "do_commit", commit_then_lose_the_answer)
+    # when one task sends them
+    sent = send_messages(campaign_id, ids, engine=engine, limiter=patient_limiter())
+    # then the claim had been taken when its answer was lost, and the task knew the five as its own: each was
+    # sent once and recorded, none left `sending` for the reconciler to doubt
+    assert lost == [CALLS]
+    assert sent["accepted"] == CALLS
+    assert len(quick_gateway.received) == len(set(quick_gateway.received)) == CALLS
+    with engine.connect() as connection:
+        states = connection.execute(select(Message.state, func.count()).where(Message.id.in_(ids))
+                                    .group_by(Message.state)).all()
+    assert dict(states) == {"submitted": CALLS}
 
 
 def test_a_request_is_timed_when_written_or_when_refused_for_lateness(quick_gateway):
