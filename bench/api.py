@@ -3,7 +3,8 @@ figures, asserts nothing.
 
     python bench/api.py [--recipients 100000]
 
-Real processes on the local Postgres (a database of its own, dropped at the end) and Redis (database 9):
+Real processes on the local Postgres (a database of its own, dropped at the end) and a Redis of its own
+(bench/private_redis.py):
 `blast web` and a `blast worker` on the ingest queue. The campaign is created as a draft (nothing is sent):
 the figures are the POST's answer time, recipients/s until every row is in (JSON in, job done), and how
 fast its messages are read back 1,000 a page; beside them, `blast launch` of the same list as a CSV file
@@ -27,8 +28,9 @@ sys.path.insert(0, str(ROOT))
 import requests  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench import private_redis  # noqa: E402
+
 POSTGRES_URL = os.environ.get("BLAST_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("BLAST_BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -56,14 +58,15 @@ def main() -> None:
         connection.execute(text(f'CREATE DATABASE "{database}"'))
     url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
     processes: list[subprocess.Popen] = []
+    redis_url = f"{private_redis.base_url()}/0"
     try:
         with tempfile.TemporaryDirectory(prefix="blast-bench-api-") as folder:
             folder_path = Path(folder)
             config = folder_path / "blast.toml"
             config.write_text('[accounts.bench]\nprovider = "socnet"\nbase_url = "http://127.0.0.1:9"\n'
                               'api_key = "bench"\nrate = 80\n', encoding="utf-8")
-            env = {**os.environ, "BLAST_DATABASE_URL": url, "BLAST_BROKER_URL": REDIS_URL,
-                   "BLAST_REDIS_URL": REDIS_URL, "BLAST_HOME": str(folder_path / "home"),
+            env = {**os.environ, "BLAST_DATABASE_URL": url, "BLAST_BROKER_URL": redis_url,
+                   "BLAST_REDIS_URL": redis_url, "BLAST_HOME": str(folder_path / "home"),
                    "BLAST_CONFIG": str(config), "BLAST_ADMIN_PASSWORD": "bench-admin-pass-1"}
             os.environ.update({key: env[key] for key in ("BLAST_DATABASE_URL", "BLAST_HOME", "BLAST_CONFIG")})
             from campaigns import apikeys, db
@@ -74,7 +77,7 @@ def main() -> None:
             headers = {"Authorization": f"Bearer {key}"}
             import redis
 
-            redis.Redis.from_url(REDIS_URL).flushdb()
+            redis.Redis.from_url(redis_url).flushdb()
             log = (folder_path / "processes.log").open("wb")
             command = [sys.executable, "-m", "campaigns.cli"]
             processes.append(subprocess.Popen([*command, "web", "--port", "8765"], env=env, cwd=ROOT, stdout=log,

@@ -32,6 +32,7 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
+from bench import private_redis  # noqa: E402
 from campaigns import lifecycle, tallies  # noqa: E402
 from campaigns.db import migrate  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
@@ -41,7 +42,6 @@ from workers.providers import registry  # noqa: E402
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess  # noqa: E402
 
 POSTGRES_ADMIN = os.environ.get("BLAST_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("BLAST_BENCH_REDIS", "redis://127.0.0.1:6379")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -58,7 +58,7 @@ class Environment:
         self.sandbox = sandbox
         self.home = Path(tempfile.mkdtemp(prefix="blast-bench-"))
         self.database = f"blast_bench_{uuid.uuid4().hex[:8]}"
-        self.redis_url = f"{REDIS}/{redis_db}"
+        self.redis_url = f"{private_redis.base_url()}/{redis_db}"
         self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> Environment:
@@ -234,7 +234,7 @@ def plain_celery(sandbox, *, cap: int, count: int) -> None:
     key = DEFAULT_CREDENTIALS["socnet"]["key"]
     sandbox.reset(all=True)
     sandbox.knobs("socnet", key, latency_ms=100, rate_cap=cap)
-    broker = f"{REDIS}/10"
+    broker = f"{private_redis.base_url()}/10"
     redis.Redis.from_url(broker).flushdb()
     env = {**os.environ, "PLAIN_BROKER_URL": broker, "PLAIN_RATE": str(cap), "PYTHONPATH": str(ROOT / "bench")}
     workers = [subprocess.Popen([sys.executable, "-m", "celery", "-A", "plain_celery", "worker", "--pool", "threads",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import sys
 import threading
 import time
@@ -27,10 +26,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import private_redis  # noqa: E402
 from tests.support.rate_hammer import Arrivals, achieved, peak, send_from_processes  # noqa: E402
 from workers.rate_limits import LocalBackend, RateLimiter, RedisBackend  # noqa: E402
 
-REDIS = os.environ.get("BLAST_BENCH_REDIS", "redis://127.0.0.1:6379")
 TOP_RATE = 10_000  # AccountConfig allows at most this
 
 
@@ -76,7 +75,7 @@ def speed(seconds: float) -> None:
     for name, call, threads in [("local", "reserve", 1), ("redis", "reserve", 1),
                                 ("local", "acquire", 1), ("local", "acquire", 4),
                                 ("redis", "acquire", 1), ("redis", "acquire", 4)]:
-        backend = LocalBackend() if name == "local" else RedisBackend.from_url(REDIS)
+        backend = LocalBackend() if name == "local" else RedisBackend.from_url(private_redis.base_url())
         count = counting(backend) if name == "redis" else None
         limiter, key = RateLimiter(backend), f"bench-{uuid.uuid4().hex[:8]}"
         limiter.reserve(key, rate=TOP_RATE)  # loads the scripts, opens the connection
@@ -98,11 +97,11 @@ def accuracy(seconds: float) -> None:
     for cap, processes, threads, safety in rows:
         key = f"bench-{uuid.uuid4().hex[:8]}"
         with Arrivals() as gateway:
-            tally = send_from_processes(REDIS, key, processes=processes, threads=threads, rate=cap,
+            tally = send_from_processes(private_redis.base_url(), key, processes=processes, threads=threads, rate=cap,
                                         seconds=seconds, address=gateway.address, latency=0.1,
                                         options={"safety": safety})
             arrivals = gateway.close()
-        RedisBackend.from_url(REDIS).forget(key)
+        RedisBackend.from_url(private_redis.base_url()).forget(key)
         most = peak(arrivals)
         print(f"  {cap:>6} {f'{processes} x {threads}':>15} {safety:>7.2f} {achieved(arrivals) / cap:>13.3f} "
               f"{most / cap:>9.3f} {most:>5} {tally.refused:>8} {tally.round_trips / tally.acquired:>16.2f}")

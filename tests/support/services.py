@@ -18,7 +18,7 @@ REDIS_URL = os.environ.get("BLAST_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 POSTGRES_URL = os.environ.get("BLAST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 RABBITMQ_URL = os.environ.get("BLAST_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672//")
 # The Redis database of each test module that runs Blast's processes, one each so that modules could run side
-# by side; the compose-stack test takes an empty one of 14 or 15, the benchmarks 9 and 10.
+# by side; the compose-stack test takes an empty one of 14 or 15. The benchmarks start a Redis of their own.
 REDIS_DATABASES = {"metrics": 1, "cancel_resume": 2, "outages": 3, "ambiguous": 4, "engine": 5, "beat": 6,
                    "delivery": 7, "flower": 8, "ingest_jobs": 0, "api": 11, "forecast": 12,
                    "spacing": 13}

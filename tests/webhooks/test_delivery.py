@@ -210,3 +210,121 @@ def test_a_kept_alive_connection_the_subscriber_dropped_is_opened_again():
     finally:
         server.shutdown()
         server.server_close()
+
+
+class RawSubscriber:
+    """A subscriber that answers each POST with the exact bytes given (one answer per connection when it
+    closes), and records each request's head and body."""
+
+    def __init__(self, answer: bytes, *, close_after: bool):
+        import socket
+
+        self.answer, self.close_after, self.requests, self.connections = answer, close_after, [], 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}/in?token=t"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.server.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with connection:
+                buffered = b""
+                while True:
+                    while b"\r\n\r\n" not in buffered:
+                        data = connection.recv(65536)
+                        if not data:
+                            break
+                        buffered += data
+                    if b"\r\n\r\n" not in buffered:
+                        break
+                    head, buffered = buffered.split(b"\r\n\r\n", 1)
+                    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                      if line.lower().startswith(b"content-length:")))
+                    while len(buffered) < length:
+                        buffered += connection.recv(65536)
+                    self.requests.append((head.decode(), buffered[:length]))
+                    buffered = buffered[length:]
+                    try:
+                        connection.sendall(self.answer)
+                    except OSError:  # the client is gone
+                        break
+                    if self.close_after:
+                        break
+
+    def close(self) -> None:
+        self.server.close()
+
+
+LARGE = 70 * 1024  # over what is read of an answer (READ_AT_MOST)
+
+
+@pytest.mark.parametrize(("answer", "close_after", "expected"), [
+    (b"HTTP/1.1 204 No Content\r\n\r\n", False, (204, b"")),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", False, (200, b"ok")),
+    (b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n3\r\n!!!\r\n0\r\n\r\n", False,
+     (200, b"ok!!!")),
+    (b"HTTP/1.0 410 Gone\r\n\r\ngone for good", True, (410, b"gone for good")),  # the body runs to the close
+    (b"HTTP/1.1 500 Oops\r\ncontent-length: %d\r\n\r\n%s" % (LARGE, b"x" * LARGE), False, (500, b"x" * 65536)),
+], ids=["no-body", "content-length", "chunked", "until-close", "over-what-is-read"])
+@pytest.mark.parametrize("together", [1, 2], ids=["one-at-a-time", "pipelined"])
+def test_an_answer_is_read_as_http_frames_it(answer, close_after, expected, together):
+    from workers.webhooks import Connections
+
+    # given a subscriber answering in one of HTTP/1.1's ways (or 1.0's)
+    subscriber = RawSubscriber(answer, close_after=close_after)
+    try:
+        connections = Connections()
+        # when two POSTs go out one after another, or written together
+        requests = [(b'{"n":%d}' % n, {"webhook-id": f"msg_{n}"}) for n in range(2)]
+        answers = [answer for start in range(0, 2, together)
+                   for answer in connections.post_all(subscriber.url, requests[start:start + together], 5)]
+        # then each got the answer's status and body (at most what is read), and the subscriber got each POST
+        # whole: its target, host, headers and body
+        assert answers == [expected, expected]
+        heads = [head.split("\r\n") for head, _body in subscriber.requests]
+        assert [head[0] for head in heads] == ["POST /in?token=t HTTP/1.1"] * 2
+        assert all(f"host: 127.0.0.1:{subscriber.url.split(':')[2].split('/')[0]}" in head for head in heads)
+        assert [f"webhook-id: msg_{n}" in heads[n] for n in range(2)] == [True, True]
+        assert [body for _head, body in subscriber.requests] == [b'{"n":0}', b'{"n":1}']
+    finally:
+        subscriber.close()
+
+
+def test_a_subscriber_that_closes_without_answering_is_an_error_not_an_answer():
+    from workers.webhooks import Connections
+
+    # given a subscriber that reads each POST and closes without a word
+    subscriber = RawSubscriber(b"", close_after=True)
+    try:
+        # when a POST goes out on a new connection, then it is not taken for an answer
+        with pytest.raises(OSError):
+            Connections().post(subscriber.url, b"{}", {}, 5)
+    finally:
+        subscriber.close()
+
+
+@pytest.mark.parametrize(("answer", "close_after", "connections"), [
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", False, 1),
+    (b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok", True, 3),
+    (b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok", True, 3),  # closes unannounced
+], ids=["keeps-alive", "announces-close", "closes-unannounced"])
+def test_posts_written_together_are_each_answered_once_whatever_the_subscriber_does(answer, close_after,
+                                                                                     connections):
+    from workers.webhooks import Connections
+
+    # given a subscriber that keeps its connections, or reads one POST per connection and drops what came after
+    subscriber = RawSubscriber(answer, close_after=close_after)
+    try:
+        # when three POSTs are written together on one connection
+        answers = Connections().post_all(subscriber.url, [(b'{"n":%d}' % n, {}) for n in range(3)], 5)
+        # then each was answered, and each reached the subscriber once, in order: on one connection, or each
+        # dropped one again on a new connection
+        assert answers == [(200, b"ok")] * 3
+        assert [body for _head, body in subscriber.requests] == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+        assert subscriber.connections == connections
+    finally:
+        subscriber.close()
