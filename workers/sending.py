@@ -347,7 +347,7 @@ def _answered(rows, answers, answered_at, account: AccountConfig, limiter, resul
     answer slows the account down for every process at once."""
     for row, answer in zip(rows, answers, strict=True):
         results.append((row, answer, answered_at))
-    if any(answer.outcome == Outcome.THROTTLED for answer in answers):
+    if any(answer.outcome == Outcome.THROTTLED and not answer.recipient_only for answer in answers):
         limiter.throttled(account.name, rate=account.rate)
 
 
