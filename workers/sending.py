@@ -126,9 +126,11 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
         hand_back(engine, campaign_id, message_ids, info.status)
         return {"handed_back": len(message_ids)}
     account = get_account(info.account_name)
+    columns = [Message.id, Message.phone, Message.body, Message.attempts]
+    if info.options.get("slots"):  # a template whose parameters come from each recipient's columns
+        columns.append(Message.variables)
     with engine.begin() as connection:
-        claimed = transition(connection, message_ids, expected=M.QUEUED, to=M.SENDING,
-                             returning=[Message.id, Message.phone, Message.body, Message.attempts])
+        claimed = transition(connection, message_ids, expected=M.QUEUED, to=M.SENDING, returning=columns)
     if not claimed:
         return {}
     client = client_for(account)
@@ -193,8 +195,9 @@ def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account
     hook = callback_url(account) if getattr(client, "wants_callback_url", False) else None
 
     def outbound(row) -> Outbound:
+        variables = json.loads(row.variables or "{}") if "variables" in row._fields else {}
         return Outbound(message_id=row.id, to=row.phone, text=row.body, kind=info.kind, options=info.options,
-                        callback_url=hook)
+                        callback_url=hook, variables=variables)
 
     batch = max(1, getattr(client, "max_batch", 1))
     if batch == 1:
