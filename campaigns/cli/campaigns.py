@@ -270,11 +270,14 @@ def demo(
     contacts: Annotated[int, typer.Option(help="how many contacts to generate")] = 2000,
     web_port: Annotated[int, typer.Option(help="the web app's port (another one when taken)")] = 8000,
     keep_web: Annotated[bool, typer.Option(help="keep the web app up after the campaign, until Ctrl-C")] = False,
+    gateway: Annotated[str, typer.Option(
+        help="the sandbox gateway: socnet, or metacloud (an approved template, statuses by signed webhooks)")
+    ] = "socnet",
 ) -> None:
     """A whole campaign on the embedded default, against the sandbox, with a progress bar and the web app."""
     from campaigns import demo as demo_run
 
-    final = demo_run.run(contacts=contacts, console=console, web_port=web_port, keep_web=keep_web)
+    final = demo_run.run(contacts=contacts, console=console, web_port=web_port, keep_web=keep_web, gateway=gateway)
     raise typer.Exit(0 if final["status"] == "finished" else 1)
 
 

@@ -37,7 +37,8 @@ class RetryPolicy:
 # Devino retries a callback for 24 hours until the receiver answers 200 (providers/README.md).
 DEVINO_RETRY = RetryPolicy(delays=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0), keep_trying_for=24 * 3600.0, only_200=True)
 # metacloud.md s5: Meta retries a webhook not answered 200 with growing delays for up to 7 days.
-META_RETRY = RetryPolicy(delays=(0.2, 1.0, 5.0, 30.0), keep_trying_for=7 * 24 * 3600.0, only_200=True)
+META_RETRY = RetryPolicy(delays=(0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0), keep_trying_for=7 * 24 * 3600.0,
+                         only_200=True)
 # Assumption: the HTTP API's document says nothing about retries; the sandbox tries 3 more times.
 WEBHOOK_RETRY = RetryPolicy(delays=(0.2, 1.0, 3.0))
 
