@@ -236,7 +236,7 @@ class MetaCloudClient(ProviderClient):
         secrets=("access_token", "app_secret", "verify_token"),
         optional=("api_version", "display_phone_number"),
         kinds=KINDS,
-        composer_kinds=("text", "media"),
+        composer_kinds=("text", "media", "template"),  # template: an approved one, picked on the page
         text_limits={
             "text": (4096, "characters"),  # s2 text body [M*]
             "media": (1024, "characters"),  # s2 captions [M*]
