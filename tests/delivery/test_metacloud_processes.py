@@ -3,7 +3,8 @@ sandbox in its own process posting status and inbound webhooks to the web app, s
 
 A template campaign reaches `read` through signed webhooks only; a forged notification is refused and changes
 nothing; an inbound message opens its number's 24-hour window, so a free-form campaign reaches that number and
-skips the others; a pair-rate answer (131056) delays only its recipient, and the account's rate stays.
+skips the others; a pair-rate answer (131056) delays only its recipient, and the account's rate stays; an HTTP
+500 (outcome unknown) is settled by the webhook that echoes our id, never by a second send.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def stack(tmp_path_factory, postgres_server_url):
 def meta(stack):
     """Statuses go sent -> delivered -> read a tenth of a second apart, posted to the web app's hook."""
     stack.sandbox.knobs("metacloud", progress_seconds=0.1, read_fraction=1.0, webhook_url=stack.hook,
-                        error_codes={}, error_code=None)
+                        error_codes={}, error_code=None, ambiguous_fraction=0.0)
     return stack.sandbox
 
 
@@ -180,3 +181,15 @@ def test_a_pair_rate_answer_delays_only_that_recipient(stack, meta):
     assert max(a.at for a in others) < accepted_at
     assert dispatch.effective_rate("meta", get_account("meta").rate) == get_account("meta").rate == 80
     assert accepted(meta, numbers) == dict.fromkeys(numbers, 1)
+
+
+def test_an_unknown_outcome_is_settled_by_the_webhook_carrying_our_id_never_a_second_send(stack, meta):
+    # given Meta takes every message but answers HTTP 500 (the outcome is unknown to Blast)
+    meta.knobs("metacloud", ambiguous_fraction=1.0)
+    # when a template campaign of three goes out
+    campaign_id, numbers = launch_template(stack, "ambiguous", 5000, 3)
+    # then the status webhooks, echoing our message id in biz_opaque_callback_data, settle each message up to
+    # read, and no recipient got a second message
+    wait_for_states(stack, campaign_id, {"read"}, "every unknown message settled by its webhooks")
+    assert accepted(meta, numbers) == dict.fromkeys(numbers, 1)
+    assert all(row.provider_message_id.startswith("wamid.") for row in rows(stack, campaign_id).values())
