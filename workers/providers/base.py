@@ -83,7 +83,8 @@ class GatewaySpec:
     secrets: tuple[str, ...] = ()  # keys never shown anywhere (held as SecretStr, masked in answers)
     optional: tuple[str, ...] = ()  # other keys its table may give
     kinds: tuple[str, ...] = ("text",)  # message kinds its client sends
-    composer_kinds: tuple[str, ...] = ("text",)  # the kinds the web page composes (no approved names)
+    composer_kinds: tuple[str, ...] = ("text",)  # the kinds the web page composes ("template": an approved one
+    # picked from the account's list, for gateways whose spec says `templates`)
     media_with_buttons: bool = False  # buttons may carry a file
     # Text limits per kind, from its document: kind -> (limit, "characters" | "bytes"); other kinds get
     # campaigns.gateway_limits.DEFAULT_LIMIT. Caption kinds (image, video, ...) read the "media" row.

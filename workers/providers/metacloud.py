@@ -54,7 +54,14 @@ from workers.providers.base import (
     content_type_of,
     require_e164,
 )
-from workers.providers.events import from_unix, json_document, normalise_phone, text_or_none, undocumented_reason
+from workers.providers.events import (
+    from_unix,
+    json_document,
+    normalise_phone,
+    text_or_none,
+    undocumented_reason,
+    word_family,
+)
 
 # ---------------------------------------------------------------------- every uncertain choice, in one table
 
@@ -658,8 +665,6 @@ def status_update(item: Mapping[str, Any]) -> StatusUpdate:
     kind = STATUSES.get(word)
     documented = kind is not None
     if kind is None:
-        from workers.providers.events import word_family
-
         kind = word_family(word)
     errors = [error for error in item.get("errors") or [] if isinstance(error, dict)]
     code = errors[0].get("code") if errors else None
