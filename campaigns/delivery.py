@@ -314,9 +314,14 @@ def _reason(account_name: str, kind: str, error_code: str | None) -> str | None:
 
 
 def apply_inbound(engine: Engine, account_name: str, inbound: Sequence[Inbound], *, source: str = "webhook") -> int:
-    """Incoming messages: a STOP puts its sender on the opt-out list. Returns how many numbers were new."""
-    from campaigns import optouts
+    """Incoming messages: each opens its sender's customer-service window on the account (campaigns.service_window),
+    and a STOP puts its sender on the opt-out list. Returns how many numbers were new on the list."""
+    from campaigns import optouts, service_window
 
+    with engine.begin() as connection:  # every message from a number opens its customer-service window
+        service_window.record(connection, account_name, [
+            (item.from_phone, item.received_at) for item in inbound
+            if isinstance(item.from_phone, str) and E164.fullmatch(item.from_phone)])
     phones = [item.from_phone for item in inbound
               if isinstance(item.from_phone, str) and E164.fullmatch(item.from_phone)
               and optouts.is_stop(clean_text(item.text, STOP_TEXT_MAX) or "")]

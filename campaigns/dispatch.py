@@ -64,6 +64,23 @@ def gateway_reason(provider: str, code: str) -> str | None:
     return client_class(provider).reason_of(code)
 
 
+def gateway_templates(account) -> list[dict]:
+    """The account's templates as its gateway lists them now (`ProviderClient.list_templates`); BlastError,
+    worded for the operator, when the gateway refuses or cannot be reached."""
+    from campaigns.errors import BlastError
+    from workers.providers.base import GatewayError
+    from workers.providers.registry import client_class
+
+    client = client_class(account.provider)(account)
+    try:
+        return client.list_templates()
+    except GatewayError as error:
+        raise BlastError(f"account {account.name!r}: the gateway did not list its templates "
+                         f"({error.outcome.value}: {error})") from None
+    finally:
+        client.close()
+
+
 def effective_rate(account_name: str, rate: float) -> float:
     """The rate (messages/s) the account is held to now by the shared limiter: `rate` after throttling."""
     from workers.rate_limits import get_limiter

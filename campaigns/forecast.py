@@ -85,12 +85,14 @@ class Audience:
 
 def read_audience(path: str | Path, *, template: str, provider: str, kind: str = "text", region: str = "UG",
                   phone_column: str | None = None, quiet_hours_window: str | None = None,
-                  opted_out: Iterable[str] = (), sheet: str | None = None) -> Audience:
-    """Read the whole file as the launch's ingest does (campaigns.ingest.load_messages), writing nothing."""
+                  opted_out: Iterable[str] = (), sheet: str | None = None,
+                  window: tuple[frozenset[str], str] | None = None) -> Audience:
+    """Read the whole file as the launch's ingest does (campaigns.ingest.load_messages), writing nothing.
+    `window`: the gateway's customer-service window (campaigns.service_window.for_ingest)."""
     compiled = templates.compile_template(template)
     timing = RowTiming(now=datetime.now(UTC), zones=True) if quiet_hours_window else None
     stream = read_contacts(path, region=region, phone_column=phone_column, sheet=sheet,
-                           opted_out=frozenset(opted_out), timing=timing)
+                           opted_out=frozenset(opted_out), timing=timing, window=window)
     zones: Counter = Counter()
     for chunk in stream:
         valid = np.flatnonzero(chunk["skip_reason"].isna().to_numpy())
@@ -238,6 +240,7 @@ def forecast(path: str | Path, *, account: AccountConfig, template: str, region:
     """The forecast of launching `path` on `account` now (or at `at`, aware). `engine`: the database when
     there is one (opt-outs; Socnet's recent charges), else None. `balance_answer`: the gateway's balance
     answer (campaigns.web.balances), `daily_cap`: the gateway's daily cap, both asked by the caller."""
+    from campaigns import service_window
     from campaigns.ingest import load_optouts
 
     started = clock.monotonic()
@@ -245,7 +248,7 @@ def forecast(path: str | Path, *, account: AccountConfig, template: str, region:
     kind = (options or {}).get("kind") or ("media" if media_url else "text")
     audience = read_audience(path, template=template, provider=account.provider, kind=kind, region=region,
                              phone_column=phone_column, quiet_hours_window=window, opted_out=load_optouts(engine),
-                             sheet=sheet)
+                             sheet=sheet, window=service_window.for_ingest(engine, account, kind))
     read_seconds = clock.monotonic() - started
     now = (now or datetime.now(UTC)).astimezone(UTC)
     # A launch now reads the file as this forecast did, writes and checks its rows (INGEST_PER_READ),

@@ -140,12 +140,13 @@ def ingest_into(campaign_id: int, path: str | Path, *, account: AccountConfig, t
                 timing=None, engine=None, **reading):
     """Read a contact file into an existing (draft) campaign's messages; returns the ingest report. `reading`:
     more of campaigns.ingest.load_messages' options (sheet, resume, on_chunk)."""
-    from campaigns import ingest
+    from campaigns import ingest, service_window
 
     kind = (options or {}).get("kind") or ("media" if media_url else "text")
-    return ingest.load_messages(engine or get_engine(), campaign_id, Path(path), region=region, template=template,
+    engine = engine or get_engine()
+    return ingest.load_messages(engine, campaign_id, Path(path), region=region, template=template,
                                 provider=account.provider, kind=kind, phone_column=phone_column, timing=timing,
-                                **reading)
+                                window=service_window.for_ingest(engine, account, kind), **reading)
 
 
 def _delete_campaign(campaign_id: int, *, launched: bool = False) -> None:

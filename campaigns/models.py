@@ -344,3 +344,30 @@ class WebhookDelivery(SQLModel, table=True):
     last_status_code: int | None = None
     last_answer: str | None = Field(default=None, sa_column=Column(Text))
     delivered_at: datetime | None = None
+
+
+class ServiceWindow(SQLModel, table=True):
+    """When a number last wrote to an account (inbound webhooks and polled inboxes): WhatsApp's 24-hour
+    customer-service window opens there (campaigns.service_window)."""
+
+    __tablename__ = "service_window"
+
+    account_name: str = Field(primary_key=True, max_length=64)
+    phone: str = Field(primary_key=True, max_length=20)  # E.164
+    last_inbound_at: datetime = Field(default_factory=utcnow, index=True)
+
+
+class GatewayTemplate(SQLModel, table=True):
+    """An account's message template as its gateway keeps it (campaigns.approved_templates): name, language,
+    status, category, the text to show, and its parameters in order (`slots`, JSON)."""
+
+    __tablename__ = "gateway_template"
+
+    account_name: str = Field(primary_key=True, max_length=64)
+    name: str = Field(primary_key=True, max_length=512)
+    language: str = Field(primary_key=True, max_length=16)
+    status: str = Field(max_length=32)
+    category: str = Field(default="", max_length=32)
+    text: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    slots: str = Field(default="[]", sa_column=Column(Text, nullable=False, server_default="[]"))
+    synced_at: datetime = Field(default_factory=utcnow)

@@ -249,7 +249,7 @@ def parse_accounts(document: dict, source: str = "blast.toml") -> dict[str, Acco
                 f"account {name!r}: provider {provider!r} is unknown (expected one of {', '.join(known)})"
             )
         spec = spec_of(provider)
-        values = {key: _expand(name, key, value) for key, value in table.items()}
+        values = {**spec.defaults, **{key: _expand(name, key, value) for key, value in table.items()}}
         for key in spec.credentials:
             if not values.get(key):
                 raise ConfigError(f"account {name!r}: {key} is required for provider {provider}")

@@ -52,6 +52,8 @@ class EmbeddedWorker:
         return self
 
     def _tick(self) -> None:
+        from campaigns import delivery
+        from campaigns.db import get_engine
         from workers.rate_limits import get_limiter
         from workers.tasks import publish_send, reconcile_now
         from workers.webhooks import sweep
@@ -66,6 +68,9 @@ class EmbeddedWorker:
                 since_sweep += PACE_EVERY_SECONDS
                 if since_reconcile >= RECONCILE_EVERY_SECONDS:
                     reconcile_now()
+                    # what beat's apply-waiting-events does in production: a status webhook that came before its
+                    # message's answer was recorded (Meta posts `sent` at once) is applied once it is
+                    delivery.apply_waiting(get_engine())
                     since_reconcile = 0.0
                 if since_sweep >= WEBHOOK_SWEEP_EVERY_SECONDS:
                     sweep()

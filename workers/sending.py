@@ -126,7 +126,10 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
         hand_back(engine, campaign_id, message_ids, info.status)
         return {"handed_back": len(message_ids)}
     account = get_account(info.account_name)
-    claimed = claim(engine, message_ids)
+    columns = [*CLAIMED_COLUMNS]
+    if info.options.get("slots"):  # a template whose parameters come from each recipient's columns
+        columns.append(Message.variables)
+    claimed = claim(engine, message_ids, columns)
     if not claimed:
         return {}
     client = client_for(account)
@@ -191,8 +194,9 @@ def _send_claimed(client, claimed, campaign_id: int, info: CampaignInfo, account
     hook = callback_url(account) if getattr(client, "wants_callback_url", False) else None
 
     def outbound(row) -> Outbound:
+        variables = json.loads(row.variables or "{}") if "variables" in row._fields else {}
         return Outbound(message_id=row.id, to=row.phone, text=row.body, kind=info.kind, options=info.options,
-                        callback_url=hook)
+                        callback_url=hook, variables=variables)
 
     batch = max(1, getattr(client, "max_batch", 1))
     if batch == 1:
@@ -345,15 +349,15 @@ def _answered(rows, answers, answered_at, account: AccountConfig, limiter, resul
     answer slows the account down for every process at once."""
     for row, answer in zip(rows, answers, strict=True):
         results.append((row, answer, answered_at))
-    if any(answer.outcome == Outcome.THROTTLED for answer in answers):
+    if any(answer.outcome == Outcome.THROTTLED and not answer.recipient_only for answer in answers):
         limiter.throttled(account.name, rate=account.rate)
 
 
 CLAIMED_COLUMNS = (Message.id, Message.phone, Message.body, Message.attempts)
 
 
-def claim(engine, message_ids: list[int]) -> list:
-    """queued → sending for this task; returns the claimed rows.
+def claim(engine, message_ids: list[int], columns=CLAIMED_COLUMNS) -> list:
+    """queued → sending for this task; returns the claimed rows (`columns` of them).
 
     The database can take the claim and lose the connection before saying so (a restart between COMMIT and
     its answer). The claim is then made again with the same timestamp, and rows already `sending` with
@@ -367,10 +371,10 @@ def claim(engine, message_ids: list[int]) -> list:
         attempts += 1
         with engine.begin() as connection:
             own = [] if attempts == 1 else connection.execute(
-                select(*CLAIMED_COLUMNS).where(Message.id.in_(message_ids), Message.state == M.SENDING.value,
+                select(*columns).where(Message.id.in_(message_ids), Message.state == M.SENDING.value,
                                                Message.updated_at == stamp)).all()
             return own + transition(connection, message_ids, expected=M.QUEUED, to=M.SENDING, now=stamp,
-                                    returning=list(CLAIMED_COLUMNS))
+                                    returning=list(columns))
 
     return while_database_returns(claim_once, what=f"claiming {len(message_ids)} messages")
 

@@ -12,7 +12,19 @@ import sys
 
 import typer
 
-from campaigns.cli import apikeys, audit, campaigns, imports, optouts, processes, sandbox, schedules, users, webhooks
+from campaigns.cli import (
+    apikeys,
+    audit,
+    campaigns,
+    imports,
+    optouts,
+    processes,
+    sandbox,
+    schedules,
+    templates,
+    users,
+    webhooks,
+)
 from campaigns.cli.output import err_console
 from campaigns.errors import BlastError
 
@@ -25,6 +37,7 @@ app.add_typer(schedules.commands, name="schedule")
 app.add_typer(apikeys.commands, name="apikey")
 app.add_typer(webhooks.commands, name="webhooks")
 app.add_typer(users.commands, name="user")
+app.add_typer(templates.commands, name="templates")
 
 # These run for long and act for others (the web app's users and keys, beat's schedules, workers): they set
 # no actor of their own, so what they change without one is the system's.

@@ -37,7 +37,7 @@ def embedded() -> bool:
 def launch(
     file: Annotated[Path, typer.Argument(help="CSV or Excel contact list")],
     account: Annotated[str, typer.Option(help="gateway account from blast.toml")],
-    template: Annotated[str, typer.Option(help="message template (Jinja2), or @FILE")],
+    template: Annotated[str | None, typer.Option(help="message template (Jinja2), or @FILE")] = None,
     name: Annotated[str | None, typer.Option(help="campaign name")] = None,
     media_url: Annotated[str | None, typer.Option("--media-url", help="image/document URL to send")] = None,
     at: Annotated[str | None, typer.Option(help="start time, ISO 8601 (default: now)")] = None,
@@ -55,6 +55,13 @@ def launch(
     canary_auto: Annotated[bool, typer.Option(
         "--canary-auto", help="with --canary: resume by itself when the slice's failures and opt-outs stay under "
                               "the account's thresholds")] = False,
+    wa_template: Annotated[str | None, typer.Option(
+        "--wa-template", help="an approved template of the account's gateway (blast templates list)")] = None,
+    language: Annotated[str | None, typer.Option(
+        "--language", help="with --wa-template: its language, e.g. en_US (needed when it has several)")] = None,
+    wa_param: Annotated[list[str] | None, typer.Option(
+        "--wa-param", help="with --wa-template: the column of each parameter, in order: the body's {{1}}, {{2}}, "
+                           "..., then the header's, then each button's")] = None,
 ) -> None:
     """Create a campaign from a contact list and start it; prints the campaign id."""
     from campaigns.db import migrate
@@ -63,10 +70,10 @@ def launch(
         raise BlastError("--json goes with --dry-run (a launch prints the campaign id)")
     if canary_auto and canary is None:
         raise BlastError("--canary-auto goes with --canary N or --canary P%")
-    text = read_template(template)
+    text, options = launch_content(account, template, wa_template, language, wa_param or [])
     if dry_run:
         figures = forecast_launch(file, account, text, media_url=media_url, at=lifecycle.parse_when(at),
-                                  region=region, phone_column=phone_column, quiet_hours=quiet_hours)
+                                  region=region, phone_column=phone_column, quiet_hours=quiet_hours, options=options)
         if as_json:
             typer.echo(json.dumps(figures.as_json()))
         else:
@@ -74,13 +81,13 @@ def launch(
         return
     if not yes:
         confirm_cost(file, account, text, media_url=media_url, at=lifecycle.parse_when(at), region=region,
-                     phone_column=phone_column, quiet_hours=quiet_hours)
+                     phone_column=phone_column, quiet_hours=quiet_hours, options=options)
     migrate()
     with reading_progress(file.name) as progress:
         campaign_id, report = lifecycle.launch(
             file, account_name=account, template=text, name=name, media_url=media_url,
             at=lifecycle.parse_when(at), region=region, phone_column=phone_column, quiet_hours=quiet_hours,
-            on_progress=progress, canary=canary, canary_auto=canary_auto)
+            on_progress=progress, canary=canary, canary_auto=canary_auto, options=options)
     typer.echo(campaign_id)
     err_console.print(f"{report.get('valid', 0)} recipients, {report.get('rows', 0) - report.get('valid', 0)} "
                       f"skipped", highlight=False)
@@ -89,8 +96,33 @@ def launch(
         raise typer.Exit(code)
 
 
+def launch_content(account_name: str, template: str | None, wa_template: str | None, language: str | None,
+                   columns: list[str]) -> tuple[str, dict | None]:
+    """(the text to render, the campaign's options): `--template`, or an approved gateway template with its
+    parameters from `columns` (campaigns.approved_templates), checked against the gateway's list now."""
+    if wa_template is None:
+        if template is None:
+            raise BlastError("give --template TEXT|@FILE, or --wa-template NAME for an approved template")
+        if language is not None or columns:
+            raise BlastError("--language and --wa-param go with --wa-template")
+        return read_template(template), None
+    if template is not None:
+        raise BlastError("give --template or --wa-template, not both")
+    from campaigns import approved_templates
+    from campaigns.db import get_engine, migrate
+    from campaigns.settings import get_account
+
+    migrate()
+    account = get_account(account_name)
+    engine = get_engine()
+    approved_templates.sync(engine, account)  # metacloud.md s6: refreshed before each launch
+    found = approved_templates.find(engine, account, wa_template, language)
+    return approved_templates.campaign_parts(found, columns)
+
+
 def forecast_launch(file: Path, account_name: str, template: str, *, media_url: str | None, at, region: str,
-                    phone_column: str | None, quiet_hours: str | None, facts: tuple | None = None):
+                    phone_column: str | None, quiet_hours: str | None, facts: tuple | None = None,
+                    options: dict | None = None):
     """The forecast of this launch (campaigns.forecast), with the gateway's balance answer and daily cap
     (`facts`, campaigns.web.balances.gateway_facts; asked now when not given); it creates nothing, not even
     the database."""
@@ -104,7 +136,8 @@ def forecast_launch(file: Path, account_name: str, template: str, *, media_url: 
     with reading_progress(file.name):
         return forecast.forecast(file, account=account, template=template, region=region,
                                  phone_column=phone_column, media_url=media_url, quiet_hours_window=quiet_hours,
-                                 at=at, engine=existing_database(), balance_answer=balance_answer, daily_cap=cap)
+                                 at=at, engine=existing_database(), balance_answer=balance_answer, daily_cap=cap,
+                                 options=options)
 
 
 def print_forecast(figures) -> None:
@@ -237,11 +270,14 @@ def demo(
     contacts: Annotated[int, typer.Option(help="how many contacts to generate")] = 2000,
     web_port: Annotated[int, typer.Option(help="the web app's port (another one when taken)")] = 8000,
     keep_web: Annotated[bool, typer.Option(help="keep the web app up after the campaign, until Ctrl-C")] = False,
+    gateway: Annotated[str, typer.Option(
+        help="the sandbox gateway: socnet, or metacloud (an approved template, statuses by signed webhooks)")
+    ] = "socnet",
 ) -> None:
     """A whole campaign on the embedded default, against the sandbox, with a progress bar and the web app."""
     from campaigns import demo as demo_run
 
-    final = demo_run.run(contacts=contacts, console=console, web_port=web_port, keep_web=keep_web)
+    final = demo_run.run(contacts=contacts, console=console, web_port=web_port, keep_web=keep_web, gateway=gateway)
     raise typer.Exit(0 if final["status"] == "finished" else 1)
 
 

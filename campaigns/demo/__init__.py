@@ -36,17 +36,62 @@ def generate_contacts(path: Path, count: int, *, seed: int = 7) -> None:
         writer.writerow(["Again", phone, "2026-12-01 10:00"])  # duplicate of the last one
 
 
+# The demo's account on each gateway it can run on (`blast demo --gateway G`), and what its campaign sends.
+DEMO_TEXT = "Hello {{ name }}, your appointment is on {{ appointment }}. Reply STOP to opt out."
+DEMO_TEMPLATE = ("appointment_reminder", "en_US", ["Name", "Appointment"])  # metacloud: an approved template
+DEMO_GATEWAYS = ("socnet", "metacloud")
+
+
+def demo_account(gateway: str, sandbox) -> str:
+    """The [accounts.demo] table of blast.toml for `gateway` on the running sandbox."""
+    from workers.sandbox.harness import DEFAULT_CREDENTIALS
+
+    credentials = DEFAULT_CREDENTIALS[gateway]
+    lines = ["[accounts.demo]", f'provider = "{gateway}"', f'base_url = "{sandbox.base_url(gateway)}"',
+             f"rate = {DEMO_RATE}"]
+    if gateway == "metacloud":
+        from workers.sandbox.gateways.metacloud import WABA_ID
+
+        lines += [f'access_token = "{credentials["key"]}"', f'app_secret = "{credentials["secret"]}"',
+                  f'phone_number_id = "{credentials["sender"]}"', f'waba_id = "{WABA_ID}"',
+                  'verify_token = "demo-verify-token"']
+    else:
+        lines.append(f'api_key = "{credentials["key"]}"')
+    return "\n".join(lines) + "\n"
+
+
+def demo_content(gateway: str) -> tuple[str, dict | None, str]:
+    """(the text to render, the campaign's options, what the banner says it sends) on `gateway`: Meta's Cloud
+    API sends an approved template (a first message outside the 24-hour window may be nothing else)."""
+    if gateway != "metacloud":
+        return DEMO_TEXT, None, "text"
+    from campaigns import approved_templates
+    from campaigns.db import get_engine
+    from campaigns.settings import get_account
+
+    name, language, columns = DEMO_TEMPLATE
+    account = get_account("demo")
+    approved_templates.sync(get_engine(), account)
+    template = approved_templates.find(get_engine(), account, name, language)
+    text, options = approved_templates.campaign_parts(template, columns)
+    return text, options, f"approved template {name} ({language})"
+
+
 def run(*, contacts: int = 2000, console: Console | None = None, web_port: int = 8000,
-        keep_web: bool = False) -> dict:
-    """The demo; `web_port` is where the web app listens when free (else any free port)."""
+        keep_web: bool = False, gateway: str = "socnet") -> dict:
+    """The demo on the sandbox's `gateway` (socnet, or metacloud: a template campaign whose statuses come back as
+    signed webhooks to the web app); `web_port` is where the web app listens when free (else any free port)."""
     from campaigns import lifecycle
     from campaigns.db import migrate
     from campaigns.demo.web import WebAppThread, throwaway_login
+    from campaigns.errors import BlastError
     from campaigns.progress import follow
     from campaigns.settings import reset_settings
     from workers.embedded import EmbeddedWorker
     from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess
 
+    if gateway not in DEMO_GATEWAYS:
+        raise BlastError(f"--gateway {gateway!r}: the demo runs on {' or '.join(DEMO_GATEWAYS)}")
     console = console or Console()
     home = Path(".blast") / "demo"
     shutil.rmtree(home, ignore_errors=True)
@@ -59,36 +104,49 @@ def run(*, contacts: int = 2000, console: Console | None = None, web_port: int =
     contacts_file = home / "contacts.csv"
     generate_contacts(contacts_file, contacts)
     with SandboxProcess() as sandbox:
-        credentials = DEFAULT_CREDENTIALS["socnet"]
-        (home / "blast.toml").write_text(
-            "[accounts.demo]\n"
-            'provider = "socnet"\n'
-            f'base_url = "{sandbox.base_url("socnet")}"\n'
-            f'api_key = "{credentials["key"]}"\n'
-            f"rate = {DEMO_RATE}\n",
-            encoding="utf-8",
-        )
+        credentials = DEFAULT_CREDENTIALS[gateway]
+        (home / "blast.toml").write_text(demo_account(gateway, sandbox), encoding="utf-8")
         reset_settings()
         migrate()
-        console.print(f"[bold]Blast demo[/]: {contacts} contacts -> sandbox Socnet account at {DEMO_RATE} msg/s "
-                      f"(SQLite, filesystem broker, in-process worker)")
+        text, options, sends = demo_content(gateway)
+        console.print(f"[bold]Blast demo[/]: {contacts} contacts -> sandbox {gateway} account at {DEMO_RATE} msg/s, "
+                      f"{sends} (SQLite, filesystem broker, in-process worker)")
         with WebAppThread(port=web_port) as web:
             console.print(f"web app: {web.url} (login {user} / {password}, made for this run)", soft_wrap=True,
                           highlight=False)
+            if gateway == "metacloud":  # Meta posts statuses to the app's webhook, signed with the app secret
+                sandbox.knobs(gateway, webhook_url=f"{web.url}/hooks/metacloud/demo")
             with EmbeddedWorker():
                 campaign_id, report = lifecycle.launch(
-                    contacts_file, account_name="demo", name="Appointment reminders",
-                    template="Hello {{ name }}, your appointment is on {{ appointment }}. Reply STOP to opt out.",
-                )
+                    contacts_file, account_name="demo", name="Appointment reminders", template=text, options=options)
                 console.print(f"ingest: {report}")
                 console.print(f"campaign page: {web.url}/campaigns/{campaign_id}", soft_wrap=True, highlight=False)
                 final = follow(campaign_id, console=console)
-            stats = sandbox.stats(provider="socnet", key=credentials["key"])
+                if gateway == "metacloud":
+                    final = wait_for_webhooks(campaign_id, final)
+            stats = sandbox.stats(provider=gateway, key=credentials["key"])
             print_results(console, final, stats)
             if keep_web:
                 console.print(f"web app still at {web.url}: Ctrl-C to stop", soft_wrap=True, highlight=False)
                 with contextlib.suppress(KeyboardInterrupt):
                     web.wait()
+    return final
+
+
+def wait_for_webhooks(campaign_id: int, final: dict, *, timeout: float = 30.0) -> dict:
+    """A campaign whose statuses come by webhook finishes once every message is taken; its read receipts come a
+    moment later: the tallies once none is on its way any more (or after `timeout` seconds)."""
+    import time
+
+    from campaigns import tallies
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = final.get("counts", {})
+        if not any(counts.get(state) for state in ("submitted", "sent", "delivered")):
+            break
+        time.sleep(0.2)
+        final = tallies.campaign_report(campaign_id)
     return final
 
 

@@ -158,7 +158,7 @@ class ContactStream:
 
     def __init__(self, source: ContactSource, phone_position: int, *, region: str, opted_out: frozenset[str],
                  chunk_rows: int, timing: RowTiming | None = None, max_rows: int | None = None,
-                 resume: Resume | None = None):
+                 resume: Resume | None = None, window: tuple[frozenset[str], str] | None = None):
         self.source = source
         self.max_rows = max_rows or get_settings().max_rows_per_file
         self.cell_cap = get_settings().max_cell_chars
@@ -168,6 +168,9 @@ class ContactStream:
             timing.bind(source.header, source.path.name)
         self.region = region
         self.opted_out = opted_out
+        # (the numbers inside the gateway's customer-service window, the reason to skip the others) for a
+        # free-form campaign on a gateway that has one (campaigns.service_window); None: no such rule
+        self.window = window
         self.chunk_rows = chunk_rows
         resume = resume or Resume()
         self.start_after = resume.after_row
@@ -280,20 +283,27 @@ class ContactStream:
             return
         # seen_key inline: a call per number costs a third of a second per million rows
         keys = np.fromiter((int(number[1:]) for number in e164[candidates]), dtype=np.int64, count=len(candidates))
-        reasons[candidates[~self._seen.first_time(keys)]] = DUPLICATE
+        first = self._seen.first_time(keys)
+        reasons[candidates[~first]] = DUPLICATE
+        if self.window is not None:
+            inside, reason = self.window
+            candidates = candidates[first]
+            outside = np.array([e164[i] not in inside for i in candidates], dtype=bool)
+            reasons[candidates[outside]] = reason
 
 
 def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phone_column: str | None = None,
                   sheet: str | None = None, chunk_rows: int | None = None,
                   opted_out: Iterable[str] = (), max_bytes: int | None = None,
                   timing: RowTiming | None = None, max_rows: int | None = None,
-                  resume: Resume | None = None) -> ContactStream:
+                  resume: Resume | None = None, window: tuple[frozenset[str], str] | None = None) -> ContactStream:
     """Open a contact file and stream its chunks (see ContactStream); whole-file problems raise now.
 
     `region` is the default region for numbers written without a country code; `opted_out` holds E.164
     numbers; `chunk_rows`, `max_bytes` and `max_rows` default to the settings (BLAST_INGEST_CHUNK_ROWS,
     BLAST_MAX_UPLOAD_BYTES, BLAST_MAX_ROWS_PER_FILE). `timing` adds per-row send times and zones (see ContactStream).
-    `resume` goes on after an interrupted ingest's last written row.
+    `resume` goes on after an interrupted ingest's last written row. `window`: (numbers inside the gateway's
+    customer-service window, the reason to skip every other number) (campaigns.service_window).
     """
     settings = get_settings()
     region = phones.check_region(region)
@@ -303,7 +313,7 @@ def read_contacts(path: str | Path, *, region: str = phones.DEFAULT_REGION, phon
         position = find_phone_column(source.header.names, source.header.identifiers, phone_column, path.name)
         return ContactStream(source, position, region=region, opted_out=frozenset(opted_out),
                              chunk_rows=max(1, chunk_rows or settings.ingest_chunk_rows), timing=timing,
-                             max_rows=max_rows, resume=resume)
+                             max_rows=max_rows, resume=resume, window=window)
     except IngestError:
         if hasattr(source, "workbook"):
             source.workbook.close()
@@ -372,7 +382,8 @@ def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region:
                   template: str, provider: str, kind: str = "text", phone_column: str | None = None,
                   sheet: str | None = None, chunk_rows: int | None = None,
                   max_bytes: int | None = None, timing: RowTiming | None = None, resume: Resume | None = None,
-                  on_chunk: OnChunk | None = None) -> IngestReport:
+                  on_chunk: OnChunk | None = None,
+                  window: tuple[frozenset[str], str] | None = None) -> IngestReport:
     """Read a contact file into message rows of a campaign: `pending` to send, `skipped` with a reason.
 
     Each valid recipient's text is rendered from `template` (and skipped when a variable is missing or
@@ -388,7 +399,8 @@ def load_messages(engine: Engine, campaign_id: int, path: str | Path, *, region:
 
     compiled = templates.compile_template(template)
     stream = read_contacts(path, region=region, phone_column=phone_column, sheet=sheet, chunk_rows=chunk_rows,
-                           opted_out=load_optouts(engine), max_bytes=max_bytes, timing=timing, resume=resume)
+                           opted_out=load_optouts(engine), max_bytes=max_bytes, timing=timing, resume=resume,
+                           window=window)
     with writer_for(engine, campaign_id, timed=timing is not None) as writer:
         for chunk in stream:
             bodies = np.full(len(chunk), None, dtype=object)

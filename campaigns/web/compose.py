@@ -8,6 +8,9 @@ The form's fields:
                 `Label | https://...` (link)
   footer        small text under buttons or a list
   list_header, list_button, list_rows (one row a line: `section:title:description`)
+  wa_template   an approved template of the account's gateway, `name|language` (template; gateways that keep
+                templates: campaigns.approved_templates); a template that is not APPROVED is refused
+  wa_params     the column of each of its parameters, comma-separated, in the template's order
 
 A finished message is checked by the gateway's own client (`validate`), so the page refuses exactly what
 the gateway's document refuses.
@@ -21,8 +24,9 @@ from dataclasses import dataclass, field
 from campaigns.errors import BlastError
 from campaigns.settings import AccountConfig
 
-TEXT, MEDIA, BUTTONS, LIST = "text", "media", "buttons", "list"
-FORM_FIELDS = ("kind", "media_url", "buttons", "footer", "list_header", "list_button", "list_rows")
+TEXT, MEDIA, BUTTONS, LIST, TEMPLATE = "text", "media", "buttons", "list", "template"
+FORM_FIELDS = ("kind", "media_url", "buttons", "footer", "list_header", "list_button", "list_rows", "wa_template",
+               "wa_params")
 
 
 class ComposeProblem(BlastError):
@@ -33,9 +37,12 @@ class ComposeProblem(BlastError):
 class Extras:
     """What launch and a test send need beyond the template."""
 
-    kind: str  # text | media | buttons | list
+    kind: str  # text | media | buttons | list | template
     media_url: str | None = None
     options: dict = field(default_factory=dict)  # launch's `options`, with "kind" for buttons and lists
+    # an approved template's text with each parameter written as its column: what each recipient renders
+    text: str | None = None
+    template: object = None  # the approved template (campaigns.approved_templates.Template)
 
     def outbound_options(self) -> dict:
         """The options a gateway client reads (as the send path builds them from the campaign row)."""
@@ -82,7 +89,44 @@ def parse_buttons(text: str) -> list:
     return buttons
 
 
-def extras_from_form(form: Mapping[str, str], provider: str) -> Extras:
+def approved_for(account: AccountConfig | None) -> list:
+    """The account's approved templates for the page (campaigns.approved_templates), read from its gateway the
+    first time; empty for gateways that keep none, or when the gateway cannot be asked now."""
+    from campaigns import approved_templates
+    from campaigns.db import get_engine
+
+    if account is None or not approved_templates.supports(account):
+        return []
+    engine = get_engine()
+    stored = approved_templates.stored(engine, account.name)
+    if not stored:
+        try:
+            stored = approved_templates.sync(engine, account)
+        except BlastError:
+            return []
+    return [template for template in stored if template.approved]
+
+
+def template_extras(form: Mapping[str, str], account: AccountConfig | None) -> Extras:
+    """An approved template with a column for each parameter; ComposeProblem for one that is not approved, or a
+    column count that differs."""
+    from campaigns import approved_templates
+    from campaigns.db import get_engine
+
+    chosen = (form.get("wa_template") or "").strip()
+    if account is None or not chosen:
+        raise ComposeProblem("pick an approved template")
+    name, _, language = chosen.partition("|")
+    columns = [column.strip() for column in (form.get("wa_params") or "").split(",") if column.strip()]
+    try:
+        template = approved_templates.find(get_engine(), account, name.strip(), language.strip() or None)
+        text, options = approved_templates.campaign_parts(template, columns)
+    except BlastError as problem:
+        raise ComposeProblem(str(problem)) from None
+    return Extras(TEMPLATE, None, options, text=text, template=template)
+
+
+def extras_from_form(form: Mapping[str, str], provider: str, account: AccountConfig | None = None) -> Extras:
     """The form's extras for a gateway; ComposeProblem when a field is missing or not offered."""
     kind = (form.get("kind") or "").strip() or TEXT
     media_url = (form.get("media_url") or "").strip() or None
@@ -92,6 +136,8 @@ def extras_from_form(form: Mapping[str, str], provider: str) -> Extras:
     if kind not in offered:
         raise ComposeProblem(f"{provider} accounts take {', '.join(offered)} messages here, not {kind}")
     footer = (form.get("footer") or "").strip()
+    if kind == TEMPLATE:
+        return template_extras(form, account)
     if kind == MEDIA:
         if not media_url:
             raise ComposeProblem("a media message needs its media URL")
@@ -121,6 +167,8 @@ def check_with_gateway(account: AccountConfig, extras: Extras, text: str | None)
     from workers.providers.base import InvalidMessage, Outbound
     from workers.providers.registry import client_class
 
+    if extras.kind == TEMPLATE:  # approved at the gateway; its parameters are checked per recipient at ingest
+        return
     client = client_class(account.provider)(account)
     message = Outbound(message_id=0, to="+256701234567", text=text or "text", kind=extras.kind,
                        options=extras.outbound_options())

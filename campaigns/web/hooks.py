@@ -1,6 +1,9 @@
-"""Gateway webhooks: POST /hooks/<provider>/<account>, for every gateway whose spec says it posts them.
+"""Gateway webhooks: POST /hooks/<provider>/<account>, for every gateway whose spec says it posts them, and the
+GET handshake of gateways that verify the address first (Meta's Cloud API).
 
-Authenticated by the account's webhook_secret, in the query (`token`, for gateways that take a URL per
+A gateway that signs its webhooks (Meta: `X-Hub-Signature-256`) is authenticated by its signature over the raw
+body, checked in constant time (401 when it does not match); the others are authenticated by the account's
+webhook_secret, in the query (`token`, for gateways that take a URL per
 message and cannot send our header: Devino's callbackUrl) or the `X-Blast-Token` header. Each gateway's
 module reads its own body (`parse_webhook`). Bad input is a 4xx, never a 500:
 
@@ -59,14 +62,20 @@ TOKEN_HEADER = "X-Blast-Token"
 logger = logging.getLogger(__name__)
 
 
-def authenticated_account(request: Request, gateway: str, account_name: str) -> AccountConfig:
-    """The account named in the path, if its gateway is the path's, and the token is its webhook_secret."""
+def account_of(gateway: str, account_name: str) -> AccountConfig:
+    """The account named in the path, if its gateway is the path's (404 otherwise)."""
     try:
         account = load_accounts().get(account_name)
     except ConfigError:
         raise HTTPException(503, "the account configuration cannot be read") from None
     if account is None or gateway != account.provider:
         raise HTTPException(404, "no such account")
+    return account
+
+
+def authenticated_account(request: Request, gateway: str, account_name: str) -> AccountConfig:
+    """The account named in the path, if its gateway is the path's, and the token is its webhook_secret."""
+    account = account_of(gateway, account_name)
     given = request.query_params.get(SECRET_PARAMETER) or request.headers.get(TOKEN_HEADER)
     if not given:
         raise HTTPException(401, "missing token")
@@ -113,8 +122,15 @@ async def gateway_hook(provider: str, account_name: str, request: Request):
     if provider not in providers() or not client_class(provider).spec.webhooks:
         raise HTTPException(404, "no such webhook")
     gateway = client_class(provider)
-    authenticated_account(request, provider, account_name)
+    account = account_of(provider, account_name)
     body = await read_body(request)
+    # Gateways that sign their webhooks (Meta: X-Hub-Signature-256 over the raw body, keyed with the app
+    # secret) are checked on the bytes as received, before anything is parsed; the others carry our token.
+    signed = gateway.webhook_signed(account, request.headers, body)
+    if signed is False:
+        raise HTTPException(401, "bad signature")
+    if signed is None:
+        authenticated_account(request, provider, account_name)
     try:
         # off the event loop: a body of several megabytes takes a while to read
         events = await run_in_threadpool(gateway.parse_webhook, body, request.headers.get("content-type", ""))
@@ -130,3 +146,22 @@ async def gateway_hook(provider: str, account_name: str, request: Request):
     if gateway.webhook_reply is None:
         return Response(status_code=200)
     return counts
+
+
+@router.get("/hooks/{provider}/{account_name}")
+async def gateway_hook_verification(provider: str, account_name: str, request: Request):
+    """A gateway's check of the webhook address before it posts there (Meta's `hub.mode=subscribe` handshake
+    with the account's verify token): the challenge echoed as the bare body, or 403."""
+    from workers.providers.base import NotOffered
+    from workers.providers.registry import client_class, providers
+
+    if provider not in providers() or not client_class(provider).spec.webhooks:
+        raise HTTPException(404, "no such webhook")
+    account = account_of(provider, account_name)
+    try:
+        challenge = client_class(provider).webhook_challenge(account, request.query_params)
+    except NotOffered:
+        raise HTTPException(405, "this gateway verifies no webhook address") from None
+    if challenge is None:
+        raise HTTPException(403, "wrong verify token")
+    return Response(challenge, media_type="text/plain")

@@ -33,12 +33,12 @@ def compose_preview(upload: uploads.Upload, account: AccountConfig | None, value
     if account is None:
         return ComposePreview(None, problem="no account configured (blast.toml)")
     try:
-        extras = compose.extras_from_form(values, account.provider)
+        extras = compose.extras_from_form(values, account.provider, account)
     except compose.ComposeProblem as problem:
         return ComposePreview(None, problem=str(problem))
     result = ComposePreview(extras)
     result.limit, result.unit = gateway_limits.text_limit(account.provider, extras.kind)
-    template = values.get("template") or ""
+    template = extras.text or values.get("template") or ""
     if not template:
         return result
     try:

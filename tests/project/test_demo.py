@@ -115,3 +115,21 @@ def test_each_demo_run_makes_its_own_login(tmp_path):
             demo.stop()
     # then each printed a different throwaway password, none of them empty
     assert all(len(password) >= 12 for password in logins) and logins[0] != logins[1]
+
+
+@pytest.mark.slow
+def test_the_metacloud_demo_sends_an_approved_template_read_through_signed_webhooks(tmp_path):
+    # given the demo on Meta's Cloud API (the sandbox's), with a small list
+    demo = DemoProcess(tmp_path, "--gateway", "metacloud", "--contacts", "200", "--web-port", str(free_port()))
+    try:
+        # when it runs to its end
+        demo.wait_for(WEB_LINE)
+        output = demo.finish()
+        # then it sent the approved template to every valid contact, and their read receipts came back to the
+        # web app as signed webhooks
+        assert demo.process.returncode == 0, output
+        assert "approved template appointment_reminder (en_US)" in output
+        assert re.search(r"read\s+│ 200\s", output), output
+        assert "sandbox: 200 accepted, 0 recipients twice" in output
+    finally:
+        demo.stop()

@@ -95,7 +95,10 @@ def test_the_example_config_is_valid(monkeypatch):
             if isinstance(value, str) and value.startswith("${"):
                 monkeypatch.setenv(value[2:-1], "x")
     accounts = parse_accounts(document)
-    assert sorted(account.provider for account in accounts.values()) == ["devino", "httpapi", "smsglobal", "socnet"]
+    assert sorted(account.provider for account in accounts.values()) == [
+        "devino", "httpapi", "metacloud", "smsglobal", "socnet"]
+    # metacloud's base_url and rate are Meta's when the table gives none
+    assert (accounts["meta"].base_url, accounts["meta"].rate) == ("https://graph.facebook.com", 80)
 
 
 @pytest.mark.parametrize(("table", "message"), [

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from tests.support.gateway_requests import devino_message, devino_post, httpapi_call, smsglobal_call, socnet_post
-from tests.support.sandbox import DEVINO_KEY, HTTPAPI_TOKEN, SMSGLOBAL_KEY, SOCNET_KEY
+from tests.support.sandbox import DEVINO_KEY, HTTPAPI_TOKEN, METACLOUD_TOKEN, SMSGLOBAL_KEY, SOCNET_KEY
 from tests.support.waiting import wait_until
 from workers.providers import registry
 from workers.sandbox import gateways as sandbox_gateways
@@ -37,7 +37,7 @@ def test_stats_show_every_recipient_and_the_duplicates(sandbox):
 def test_stats_list_every_account_unless_filtered(sandbox):
     everyone = sandbox.stats()["accounts"]
     assert set(everyone) == {f"socnet:{SOCNET_KEY}", f"smsglobal:{SMSGLOBAL_KEY}", f"devino:{DEVINO_KEY}",
-                             f"httpapi:{HTTPAPI_TOKEN}"}
+                             f"httpapi:{HTTPAPI_TOKEN}", f"metacloud:{METACLOUD_TOKEN}"}
     assert set(sandbox.stats(provider="devino")["accounts"]) == {f"devino:{DEVINO_KEY}"}
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from campaigns.settings import AccountConfig
 from workers.providers.registry import spec_of
+from workers.sandbox.gateways.metacloud import WABA_ID as METACLOUD_WABA_ID
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess
 
 SOCNET_KEY = DEFAULT_CREDENTIALS["socnet"]["key"]
@@ -15,6 +16,9 @@ SMSGLOBAL_KEY = DEFAULT_CREDENTIALS["smsglobal"]["key"]
 SMSGLOBAL_SECRET = DEFAULT_CREDENTIALS["smsglobal"]["secret"]
 DEVINO_KEY = DEFAULT_CREDENTIALS["devino"]["key"]
 HTTPAPI_TOKEN = DEFAULT_CREDENTIALS["httpapi"]["key"]
+METACLOUD_TOKEN = DEFAULT_CREDENTIALS["metacloud"]["key"]
+METACLOUD_APP_SECRET = DEFAULT_CREDENTIALS["metacloud"]["secret"]
+METACLOUD_VERIFY_TOKEN = "sandbox-verify-token"  # ours: Meta echoes whatever the account chose
 
 
 def credentials(provider: str) -> dict[str, str]:
@@ -22,7 +26,9 @@ def credentials(provider: str) -> dict[str, str]:
     (blast.toml's keys: `api_key`, `api_secret`, `token`, `sender`)."""
     builtin = DEFAULT_CREDENTIALS[provider]
     values = {"api_key": builtin["key"], "token": builtin["key"], "api_secret": builtin.get("secret"),
-              "sender": builtin.get("sender", "Blast")}
+              "sender": builtin.get("sender", "Blast"), "access_token": builtin["key"],
+              "app_secret": builtin.get("secret"), "phone_number_id": builtin.get("sender"),
+              "waba_id": METACLOUD_WABA_ID, "verify_token": METACLOUD_VERIFY_TOKEN}
     return {name: values[name] for name in spec_of(provider).credentials}
 
 

@@ -83,7 +83,8 @@ class GatewaySpec:
     secrets: tuple[str, ...] = ()  # keys never shown anywhere (held as SecretStr, masked in answers)
     optional: tuple[str, ...] = ()  # other keys its table may give
     kinds: tuple[str, ...] = ("text",)  # message kinds its client sends
-    composer_kinds: tuple[str, ...] = ("text",)  # the kinds the web page composes (no approved names)
+    composer_kinds: tuple[str, ...] = ("text",)  # the kinds the web page composes ("template": an approved one
+    # picked from the account's list, for gateways whose spec says `templates`)
     media_with_buttons: bool = False  # buttons may carry a file
     # Text limits per kind, from its document: kind -> (limit, "characters" | "bytes"); other kinds get
     # campaigns.gateway_limits.DEFAULT_LIMIT. Caption kinds (image, video, ...) read the "media" row.
@@ -97,6 +98,14 @@ class GatewaySpec:
     # How long a sent message may take to show in its reports (or its callback to come), in seconds, before
     # "not there" means "never arrived"; an account's `unknown_wait_seconds` overrides it.
     report_delay_seconds: float = 120.0
+    # Values its accounts take when blast.toml gives none (e.g. Meta's own base_url and default rate).
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    # Keeps approved templates (names, languages, statuses, parameters): `list_templates` reads them, and a
+    # template campaign names one (campaigns.approved_templates; `blast templates sync|list`).
+    templates: bool = False
+    # Free-form (non-template) messages reach only numbers that wrote to the account within this many hours
+    # (WhatsApp's customer-service window, campaigns.service_window); None: the gateway has no such rule.
+    service_window_hours: float | None = None
 
 
 class NotOffered(NotImplementedError):
@@ -124,6 +133,9 @@ class Outbound:
     # contact | buttons | list | file_upload  (each client supports its document's kinds)
     options: Mapping[str, Any] = field(default_factory=dict)  # kind-specific extras, see each client
     callback_url: str | None = None  # where the gateway posts status (Devino callbackUrl)
+    # The recipient's columns (identifiers as templates see them), for gateways whose templates take their
+    # parameters separately from the text (Meta's Cloud API).
+    variables: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -140,6 +152,9 @@ class SendResult:
     retry_after: float | None = None  # seconds, when the gateway hints
     raw: Any = None  # parsed body or text, kept (secrets masked)
     undocumented: bool = False  # an answer the gateway's document does not list (AMBIGUOUS)
+    # THROTTLED for this recipient only (WhatsApp's pair rate, Meta 131056): the message waits `retry_after`,
+    # and the account's rate stays as it is.
+    recipient_only: bool = False
 
 
 class SlotMissed(Exception):
@@ -443,10 +458,28 @@ class ProviderClient:
         caps nothing for this account."""
         raise NotOffered(f"{self.provider} tells no daily cap")
 
+    def list_templates(self) -> list[dict]:
+        """The account's message templates as the gateway keeps them: dicts with `name`, `language`, `status`,
+        `category`, `components` (the gateway's words) and `parameters` (how many each component takes);
+        GatewayError when the gateway refuses. Gateways whose spec says `templates`."""
+        raise NotOffered(f"{self.provider} keeps no templates")
+
     @classmethod
     def parse_webhook(cls, body: bytes, content_type: str) -> list[StatusUpdate | Inbound]:
         """The events of one webhook request; BadPayload (a 400) when the body is not the gateway's."""
         raise NotOffered(f"{cls.provider} posts no webhooks")
+
+    @classmethod
+    def webhook_signed(cls, account: AccountConfig, headers: Mapping[str, str], body: bytes) -> bool | None:
+        """Whether the gateway's own signature on a webhook request is good (checked in constant time on the
+        raw body); None for gateways that sign nothing, whose webhooks carry the account's webhook_secret."""
+        return None
+
+    @classmethod
+    def webhook_challenge(cls, account: AccountConfig, query: Mapping[str, str]) -> str | None:
+        """The answer to a gateway's GET verification of the webhook address (the challenge to echo), or None
+        when the request is not the gateway's or its token is wrong (a 403)."""
+        raise NotOffered(f"{cls.provider} verifies no webhook address")
 
     @classmethod
     def reason_of(cls, error_code: str) -> str | None:

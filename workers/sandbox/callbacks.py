@@ -36,6 +36,9 @@ class RetryPolicy:
 
 # Devino retries a callback for 24 hours until the receiver answers 200 (providers/README.md).
 DEVINO_RETRY = RetryPolicy(delays=(0.1, 0.25, 0.5, 1.0, 2.0, 5.0), keep_trying_for=24 * 3600.0, only_200=True)
+# metacloud.md s5: Meta retries a webhook not answered 200 with growing delays for up to 7 days.
+META_RETRY = RetryPolicy(delays=(0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0), keep_trying_for=7 * 24 * 3600.0,
+                         only_200=True)
 # Assumption: the HTTP API's document says nothing about retries; the sandbox tries 3 more times.
 WEBHOOK_RETRY = RetryPolicy(delays=(0.2, 1.0, 3.0))
 
@@ -43,12 +46,13 @@ MAX_BATCH = 100  # statuses per Devino callback POST (assumption: the document s
 
 
 class _Delivery:
-    __slots__ = ("body", "first_try", "generation", "on_result", "policy", "retries", "url")
+    __slots__ = ("body", "first_try", "generation", "headers", "on_result", "policy", "retries", "url")
 
     def __init__(self, url: str, body: bytes, policy: RetryPolicy, generation: int,
-                 on_result: Callable[[int], None] | None):
+                 on_result: Callable[[int], None] | None, headers: dict[str, str] | None = None):
         self.url = url
         self.body = body
+        self.headers = {"Content-Type": "application/json", **(headers or {})}
         self.policy = policy
         self.generation = generation
         self.on_result = on_result
@@ -91,6 +95,10 @@ class CallbackSender:
         """POST `payload` as JSON to `url` soon; `on_result(http_status or 0)` after each try."""
         self._queue.put_nowait(_Delivery(url, orjson.dumps(payload), policy, self._generation(), on_result))
 
+    def post_bytes(self, url: str, body: bytes, headers: dict[str, str], policy: RetryPolicy) -> None:
+        """POST these exact bytes with these headers (a body the gateway signs) to `url` soon."""
+        self._queue.put_nowait(_Delivery(url, body, policy, self._generation(), None, headers))
+
     def post_in_batch(self, url: str, item: object, policy: RetryPolicy) -> None:
         """Add `item` to the JSON array POSTed to `url` at the end of this loop turn (Devino's callbacks)."""
         key = (url, policy)
@@ -130,8 +138,7 @@ class CallbackSender:
             if delivery.generation != self._generation():
                 continue
             try:
-                answer = await self._client.post(delivery.url, content=delivery.body,
-                                                 headers={"Content-Type": "application/json"})
+                answer = await self._client.post(delivery.url, content=delivery.body, headers=delivery.headers)
                 status = answer.status_code
             except Exception:
                 # Refused, timed out, or a URL httpx cannot use: not received. The worker lives on.

@@ -103,6 +103,15 @@ class Knobs:
     # Money and caps the gateways tell (the forecast before a launch reads them):
     charge: float | None = None  # Socnet: the `cost` its channel-1 answers report; None: 90, the sample's
     daily_limit: int | None = None  # HTTP API: messages taken per day (its `quotaLimit`); None = no cap
+    # Errors from the gateway's own table (Meta's Graph error codes), answered the way its document says (at
+    # once, or accepted then failed by webhook): `error_code` for every send; `error_codes` per recipient
+    # (E.164 -> a code, for every send to it, or a list of codes answered once each, in order, then sends go
+    # through).
+    error_code: int | None = None
+    error_codes: dict = field(default_factory=dict)
+    # Gateways that keep approved templates (Meta's Cloud API): template name -> status (APPROVED, PENDING,
+    # REJECTED, PAUSED, DISABLED, ...), over each template's built-in status.
+    template_status: dict = field(default_factory=dict)
 
     def update(self, changes: dict[str, Any]) -> None:
         """Apply `changes` (knob name -> JSON value) all or nothing; `KnobError` names a bad one."""
@@ -118,6 +127,9 @@ class Knobs:
         values = {f.name: getattr(self, f.name) for f in fields(self)}
         values["not_on_whatsapp"] = sorted(self.not_on_whatsapp)
         values["status_words"] = dict(self.status_words)
+        values["error_codes"] = {number: list(code) if isinstance(code, list) else code
+                                 for number, code in self.error_codes.items()}
+        values["template_status"] = dict(self.template_status)
         return values
 
     def copy(self) -> Knobs:
@@ -170,6 +182,25 @@ def _check_knob(name: str, value: Any) -> Any:
                 raise KnobError("timezone must be an offset like +10:00, or null")
             offset_zone(value)
         return value
+    if name == "error_code":
+        code = _number(name, value, nullable=True)
+        if code is not None and code != int(code):
+            raise KnobError("error_code must be a whole number or null")
+        return None if code is None else int(code)
+    if name == "error_codes":
+        def codes(code):
+            if isinstance(code, list):
+                return [int(_number(name, item)) for item in code]
+            return int(_number(name, code))
+
+        if not isinstance(value, dict):
+            raise KnobError("error_codes must map phone numbers to a code or a list of codes")
+        return {e164(number): codes(code) for number, code in value.items()}
+    if name == "template_status":
+        if not isinstance(value, dict) or not all(
+                isinstance(key, str) and isinstance(status, str) and status for key, status in value.items()):
+            raise KnobError("template_status must map template names to a status word")
+        return {key: status.upper() for key, status in value.items()}
     if name == "progress_seconds":
         seconds = _number(name, value, nullable=True)
         return None if seconds is None else float(seconds)

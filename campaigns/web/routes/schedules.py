@@ -62,7 +62,7 @@ def _add_schedule(token: str, values: dict[str, str], form: dict[str, str]) -> i
     account = get_account(values["account"])
     if not values["template"]:
         raise BlastError("write the template first")
-    extras = compose.extras_from_form(values, account.provider)
+    extras = compose.extras_from_form(values, account.provider, account)
     if extras.kind != compose.TEXT:
         compose.check_with_gateway(account, extras, None)
     timezone = (form.get("schedule_timezone") or "UTC").strip()

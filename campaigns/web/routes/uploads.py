@@ -61,13 +61,18 @@ def upload_preview(request: Request, token: str, user: Operator, phone_column: s
                        chosen.provider if chosen else ""), trial=request.session.pop(TRIAL_FLASH, None),
                    schedule_error=request.session.pop(SCHEDULE_FLASH, None),
                    request_test_phone=request.query_params.get("test_phone", ""),
-                   request_test_row=request.query_params.get("test_row", ""))
+                   request_test_row=request.query_params.get("test_row", ""),
+                   wa_templates=compose.approved_for(chosen))
     try:
         report = uploads.dry_run(upload, region=region, phone_column=phone_column or None)
     except BlastError as error:  # e.g. no phone column detected: the operator picks one in the mapping
         return page(request, "upload_preview.html", report=None, phone_column=phone_column, previews=[],
                     problem=str(error), **context)
     preview = previews.compose_preview(upload, chosen, values, region=region, phone_column=phone_column or None)
+    if preview.extras is not None and preview.extras.text:  # an approved template: its text, its columns
+        values = {**values, "template": preview.extras.text}
+        context.update(template=preview.extras.text, values=values, wa_chosen=preview.extras.template,
+                       wa_slots=preview.extras.options.get("slots", []))
     forecast, forecast_problem = _forecast(upload, chosen, values, preview, region=region, at=at,
                                            phone_column=report["phone_column"], media_url=media_url)
     return page(request, "upload_preview.html", report=report, phone_column=report["phone_column"],
@@ -117,14 +122,15 @@ def upload_discard(request: Request, token: str, user: Operator, csrf_token: Ann
 
 @router.post("/uploads/{token}/launch")
 def upload_launch(request: Request, token: str, user: Operator, account: Annotated[str, Form()],
-                  template: Annotated[str, Form()], csrf_token: Annotated[str, Form()] = "",
+                  template: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
                   phone_column: Annotated[str, Form()] = "", region: Annotated[str, Form()] = "UG",
                   media_url: Annotated[str, Form()] = "", name: Annotated[str, Form()] = "",
                   at: Annotated[str, Form()] = "", kind: Annotated[str, Form()] = "",
                   buttons: Annotated[str, Form()] = "", footer: Annotated[str, Form()] = "",
                   list_header: Annotated[str, Form()] = "", list_button: Annotated[str, Form()] = "",
                   list_rows: Annotated[str, Form()] = "", quiet_hours: Annotated[str, Form()] = "",
-                  confirm_cost: Annotated[str, Form()] = ""):
+                  confirm_cost: Annotated[str, Form()] = "", wa_template: Annotated[str, Form()] = "",
+                  wa_params: Annotated[str, Form()] = ""):
     """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`, with the media,
     buttons or list the account's gateway offers, and quiet hours ("21:00-08:00" in each recipient's local
     time; empty: none). When the gateway's balance does not cover the cost, only with `confirm_cost`."""
@@ -132,13 +138,17 @@ def upload_launch(request: Request, token: str, user: Operator, account: Annotat
 
     auth.check_csrf(request, csrf_token)
     form = {"kind": kind, "media_url": media_url, "buttons": buttons, "footer": footer,
-            "list_header": list_header, "list_button": list_button, "list_rows": list_rows}
+            "list_header": list_header, "list_button": list_button, "list_rows": list_rows,
+            "wa_template": wa_template, "wa_params": wa_params}
     try:
         upload = uploads.find_upload(token)
         chosen = get_account(account)
-        extras = compose.extras_from_form(form, chosen.provider)
+        extras = compose.extras_from_form(form, chosen.provider, chosen)
         if extras.kind != compose.TEXT:
             compose.check_with_gateway(chosen, extras, None)
+        template = extras.text or template  # an approved template renders its own text
+        if not template.strip():
+            raise BlastError("write the message's template, or pick an approved template")
         when = lifecycle.parse_when(at or None)
         window = quiet.normalise(quiet_hours)
         forecasts.check_covered(upload, chosen, confirmed=bool(confirm_cost), template=template, region=region,
