@@ -293,7 +293,8 @@ def reopen_finished(connection, campaign_ids) -> None:
 
 def kick(campaign_id: int) -> None:
     with session_scope() as session:
-        account_name = _get(session, campaign_id).account_name
+        campaign = _get(session, campaign_id)
+        account_name = campaign.failover_account or campaign.account_name
     try:
         dispatch.kick_pacer(account_name)
     except Exception as error:  # the broker may be down; beat's next round paces it anyway
