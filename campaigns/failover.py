@@ -26,9 +26,11 @@ import json
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, func, insert, or_, select, true, update
+from sqlalchemy import and_, bindparam, func, or_, select, true, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from campaigns import audit, gateway_limits, templates
+from campaigns.db import is_postgres
 from campaigns.models import Account, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, load_accounts
 from campaigns.states import CampaignStatus, MessageState, PauseReason
@@ -219,11 +221,16 @@ def recheck(connection, campaign, fallback: AccountConfig) -> dict[str, int]:
 
 
 def _ensure_account_row(connection, account_name: str) -> None:
-    """An account's row (campaigns.models.Account) exists before its stop or streak is written."""
-    if connection.execute(select(Account.name).where(Account.name == account_name)).first() is None:
-        account = load_accounts().get(account_name)
-        connection.execute(insert(Account).values(name=account_name, provider=account.provider if account else "?",
-                                                  rate=account.rate if account else 0.0))
+    """An account's row (campaigns.models.Account) exists before its stop or streak is written (a fallback may
+    have no campaign of its own). Two workers may add it at once: the second adds nothing."""
+    if connection.execute(select(Account.name).where(Account.name == account_name)).first() is not None:
+        return
+    account = load_accounts().get(account_name)
+    now = utcnow()
+    values = {"name": account_name, "provider": account.provider if account else "?",
+              "rate": account.rate if account else 0.0, "created_at": now, "updated_at": now}
+    adding = (postgresql.insert if is_postgres(connection.engine) else sqlite.insert)(Account).values(**values)
+    connection.execute(adding.on_conflict_do_nothing(index_elements=["name"]))
 
 
 def mark_stopped(connection, account_name: str, reason: str) -> None:
@@ -237,6 +244,17 @@ def clear_stop(connection, account_name: str, *, answered_at) -> None:
     connection.execute(update(Account).where(Account.name == account_name, Account.stopped_at.is_not(None),
                                              Account.stopped_at < answered_at)
                        .values(stopped_at=None, stop_reason=None))
+
+
+def forget_stops(connection, campaign_id: int) -> int:
+    """The stops of every account on a campaign's chain are forgotten (its resume: the operator says they may carry
+    messages again). Returns how many were."""
+    own = connection.execute(select(Campaign.account_name).where(Campaign.id == campaign_id)).scalar()
+    if own is None:
+        return 0
+    return connection.execute(update(Account).where(Account.name.in_(chain(own, load_accounts())),
+                                                    Account.stopped_at.is_not(None))
+                              .values(stopped_at=None, stop_reason=None)).rowcount
 
 
 def count_transients(connection, account: AccountConfig, outcomes: list[str]) -> bool:

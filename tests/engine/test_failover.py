@@ -12,7 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from campaigns import delivery, failover
+from campaigns import delivery, failover, lifecycle
 from campaigns.events import StatusUpdate
 from campaigns.models import Account, AuditEntry, Campaign, Message, utcnow
 from campaigns.settings import ConfigError, load_accounts, parse_accounts, reset_settings
@@ -186,7 +186,8 @@ def test_a_refused_send_fails_over_and_goes_with_the_rest(engine, accounts, monk
     assert kicked == ["india"]
 
 
-def test_a_fallback_that_is_stopped_itself_or_missing_pauses_the_campaign(engine, accounts, tmp_path):
+def test_a_fallback_that_is_stopped_itself_pauses_the_campaign_until_resumed(engine, accounts, monkeypatch):
+    monkeypatch.setattr(lifecycle, "kick", lambda campaign_id: None)
     # given india stopped an hour ago for lack of credit
     campaign_id, _ids = campaign_with(engine, {"pending": 2})
     with engine.begin() as connection:
@@ -196,6 +197,10 @@ def test_a_fallback_that_is_stopped_itself_or_missing_pauses_the_campaign(engine
     campaign = campaign_row(engine, campaign_id)
     assert (campaign.status, campaign.pause_reason, campaign.failover_account) == ("paused", "quota", None)
     assert campaign.pause_detail == "05-Quota expiry; fallback 'india' is stopped too (quota)"
+    # when the operator resumes it, then its accounts' stops are forgotten: india may be its fallback again
+    lifecycle.resume(campaign_id)
+    with engine.connect() as connection:
+        assert connection.execute(select(Account.name).where(Account.stopped_at.is_not(None))).all() == []
     # and an account without a fallback pauses as it always did
     other, _ = campaign_with(engine, {"pending": 1}, account="india")
     assert stop(engine, "india", PauseReason.AUTH) == {"failed_over": 0, "paused": 1}
@@ -277,6 +282,27 @@ def test_reports_are_matched_on_the_account_a_message_went_through(engine, accou
     # when uganda's do, then it is delivered
     assert delivery.apply_updates(engine, "uganda", delivered)["moved"] == 1
     assert rows(engine, ids["submitted"])[0].state == "delivered"
+
+
+def test_the_campaign_page_and_the_status_show_the_split_per_account(engine, blast_home, tmp_path, monkeypatch):
+    import re
+
+    from tests.support.web import log_in, web_app
+
+    with web_app(tmp_path, monkeypatch) as client:
+        log_in(client)
+        # given a campaign of uganda, 2 messages accepted there, that failed over to india with 3 to send
+        campaign_id, _ids = campaign_with(engine, {"submitted": 2, "pending": 3})
+        with engine.begin() as connection:
+            connection.execute(update(Campaign).where(Campaign.id == campaign_id).values(failover_account="india"))
+        # when its page is read, then a row per account counts its messages by state
+        page = client.get(f"/campaigns/{campaign_id}").text
+        cells = {(account, state): int(n) for account, row in re.findall(
+            r'<tr data-account="(\w+)">(.*?)</tr>', page, re.S)
+            for state, n in re.findall(r'data-state="(\w+)">(\d+)<', row)}
+        assert (cells[("uganda", "submitted")], cells[("india", "pending")], cells[("india", "submitted")]) == (2, 3, 0)
+    # and `blast status ID --json` (and the API's campaign, the same report) says the same
+    assert campaign_report(campaign_id)["accounts"] == {"uganda": {"submitted": 2}, "india": {"pending": 3}}
 
 
 # ------------------------------------------------------------------ end to end
