@@ -35,6 +35,7 @@ from campaigns.models import Account, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, load_accounts
 from campaigns.states import CampaignStatus, MessageState, PauseReason
 from campaigns.transitions import move_campaigns, transition, transition_each
+from campaigns.webhooks import outbox, subscriptions
 
 log = logging.getLogger("blast.failover")
 M = MessageState
@@ -132,7 +133,8 @@ def stop_account(connection, account: AccountConfig, reason: str, detail: str, *
     transaction; the caller kicks the fallbacks' pacers after the commit (`kick`)."""
     mark_stopped(connection, account.name, reason)
     campaigns = connection.execute(
-        select(Campaign.id, Campaign.account_name, Campaign.template, Campaign.options, Campaign.media_url)
+        select(Campaign.id, Campaign.name, Campaign.account_name, Campaign.template, Campaign.options,
+               Campaign.media_url)
         .where(current_account() == account.name, Campaign.status == CampaignStatus.RUNNING,
                answered_since_resume(answered_at))
         .order_by(Campaign.id)).all()
@@ -156,8 +158,8 @@ def stop_account(connection, account: AccountConfig, reason: str, detail: str, *
 def fail_over(connection, campaign, stopped: AccountConfig, fallback: AccountConfig, *, reason: str) -> int:
     """The campaign's messages go through `fallback` from now on: its queued ones back to pending (the stopped
     account's tasks then find nothing to claim), its pending ones re-rendered and re-checked against the
-    fallback's limits, those it cannot carry skipped with the reason; an audit entry (actor system) says so.
-    Returns 1 when it moved (0: it changed meanwhile)."""
+    fallback's limits, those it cannot carry skipped with the reason; an audit entry (actor system) and a
+    `campaign.failover` event (outbound webhooks) say so. Returns 1 when it moved (0: it changed meanwhile)."""
     moved = connection.execute(
         update(Campaign)
         .where(Campaign.id == campaign.id, Campaign.status == CampaignStatus.RUNNING,
@@ -179,6 +181,9 @@ def fail_over(connection, campaign, stopped: AccountConfig, fallback: AccountCon
         audit.record(connection, "campaign.failover", "campaign", campaign.id,
                      {"from": stopped.name, "to": fallback.name, "reason": str(reason),
                       "skipped": sum(skipped.values()), **({"skip_reasons": skipped} if skipped else {})})
+    outbox.write(connection, subscriptions.CAMPAIGN_FAILOVER, [
+        {"campaign_id": campaign.id, "name": campaign.name, "from": stopped.name, "to": fallback.name,
+         "reason": str(reason)}])
     log.warning("campaign %s fails over from %s (%s) to %s; %d message(s) the fallback cannot carry skipped",
                 campaign.id, stopped.name, reason, fallback.name, sum(skipped.values()))
     return 1

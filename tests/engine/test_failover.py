@@ -14,10 +14,11 @@ from sqlalchemy import select, update
 
 from campaigns import delivery, failover, lifecycle
 from campaigns.events import StatusUpdate
-from campaigns.models import Account, AuditEntry, Campaign, Message, utcnow
+from campaigns.models import Account, AuditEntry, Campaign, Message, WebhookDelivery, utcnow
 from campaigns.settings import ConfigError, load_accounts, parse_accounts, reset_settings
 from campaigns.states import CampaignStatus, EventKind, Outcome, PauseReason
 from campaigns.tallies import campaign_report
+from campaigns.webhooks import subscriptions
 from tests.support.factories import make_campaign, make_messages
 from tests.support.sandbox import credentials
 
@@ -119,6 +120,8 @@ def test_quota_moves_what_was_never_handed_over_and_nothing_the_gateway_may_have
     with engine.begin() as connection:
         connection.execute(update(Message).where(Message.id == ids["pending"][2])
                            .values(variables=json.dumps({"name": LONG_NAME})))
+    # and a customer's system subscribed to failovers
+    subscriptions.add(engine, "http://127.0.0.1:9/hook", "campaign.failover")
     # when Socnet answers quota
     assert stop(engine, "uganda") == {"failed_over": 1, "paused": 0}
     # then the campaign keeps running, through india from now on
@@ -142,6 +145,11 @@ def test_quota_moves_what_was_never_handed_over_and_nothing_the_gateway_may_have
     assert (entry.actor, entry.object_id) == ("system", str(campaign_id))
     assert json.loads(entry.detail) == {"from": "uganda", "to": "india", "reason": "quota", "skipped": 1,
                                         "skip_reasons": {long.skip_reason: 1}}
+    # and the subscriber hears of it
+    with engine.connect() as connection:
+        [event] = connection.execute(select(WebhookDelivery.event_type, WebhookDelivery.body)).all()
+    assert (event.event_type, json.loads(event.body)["data"]) == ("campaign.failover", {
+        "campaign_id": campaign_id, "name": "test", "from": "uganda", "to": "india", "reason": "quota"})
     # and Socnet is marked stopped, for any other account that would fall back on it
     with engine.connect() as connection:
         assert connection.execute(select(Account.stop_reason).where(Account.name == "uganda")).scalar() == "quota"
