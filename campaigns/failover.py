@@ -26,7 +26,7 @@ import json
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import and_, bindparam, func, or_, select, true, update
+from sqlalchemy import and_, bindparam, case, func, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from campaigns import audit, gateway_limits, templates
@@ -302,9 +302,10 @@ def kick(account_names) -> None:
 
 
 def split(connection, campaign_id: int) -> dict[str, dict[str, int]]:
-    """Messages per account and state: each by the account it was handed to; those never handed to one by the
-    account the campaign sends through now."""
-    account = func.coalesce(Message.account_name, current_account())
+    """Messages per account and state: each by the account it was handed to; those waiting to be sent (pending,
+    queued) or never handed to one by the account the campaign sends through now."""
+    waiting = Message.state.in_([M.PENDING.value, M.QUEUED.value])
+    account = case((waiting, current_account()), else_=func.coalesce(Message.account_name, current_account()))
     rows = connection.execute(
         select(account, Message.state, func.count()).join(Campaign, Campaign.id == Message.campaign_id)
         .where(Message.campaign_id == campaign_id).group_by(account, Message.state)).all()

@@ -267,6 +267,32 @@ def test_an_outage_is_transient_answers_in_a_row(engine, blast_home, tmp_path):
         assert not failover.count_transients(connection, uganda, [T, A, T])
 
 
+def test_transient_answers_past_the_threshold_fail_the_campaign_over(engine, blast_home, tmp_path, monkeypatch):
+    from workers import sending
+    from workers.providers.base import SendResult
+
+    monkeypatch.setattr(failover, "kick", lambda names: None)
+    config(tmp_path / "blast.toml", {"uganda": {"provider": "socnet", "fallback": "india",
+                                                "failover_after_transient": 3}, "india": {"provider": "httpapi"}})
+    campaign_id, ids = campaign_with(engine, {"sending": 3, "pending": 2})
+    claimed = [type("Claimed", (), {"id": row.id, "attempts": 0, "phone": "+256700000000"})
+               for row in rows(engine, ids["sending"])]
+    refused = SendResult(Outcome.TRANSIENT, code="HTTP 503", detail="unavailable")
+    # given two transient answers: no outage yet
+    sending.record(engine, campaign_id, load_accounts()["uganda"], [(claimed[0], refused, utcnow())], [])
+    sending.record(engine, campaign_id, load_accounts()["uganda"], [(claimed[1], refused, utcnow())], [])
+    assert campaign_row(engine, campaign_id).failover_account is None
+    # when the third comes, then the campaign goes on through india, its backoffs forgotten
+    sending.record(engine, campaign_id, load_accounts()["uganda"], [(claimed[2], refused, utcnow())], [])
+    assert campaign_row(engine, campaign_id)[:2] == ("running", "india")
+    with engine.connect() as connection:
+        waiting = connection.execute(select(Message.state, Message.next_attempt_at)
+                                     .where(Message.campaign_id == campaign_id)).all()
+    assert waiting == [("pending", None)] * 5
+    # and the split counts them all as india's to send
+    assert campaign_report(campaign_id)["accounts"] == {"india": {"pending": 5}}
+
+
 def test_an_outage_fails_over_and_pauses_nothing_without_a_fallback(engine, blast_home, tmp_path):
     config(tmp_path / "blast.toml", {"uganda": {"provider": "socnet", "fallback": "india"},
                                      "india": {"provider": "httpapi"}})
