@@ -244,6 +244,11 @@ def mark_stopped(connection, account_name: str, reason: str) -> None:
                        .values(stopped_at=utcnow(), stop_reason=str(reason)[:16]))
 
 
+def is_a_fallback(account_name: str) -> bool:
+    """Whether another account names this one its fallback (only then does its stop matter)."""
+    return any(account.fallback == account_name for account in load_accounts().values())
+
+
 def clear_stop(connection, account_name: str, *, answered_at) -> None:
     """An answer the account accepted at `answered_at`: it carries messages again (a stop marked later stays)."""
     connection.execute(update(Account).where(Account.name == account_name, Account.stopped_at.is_not(None),

@@ -428,7 +428,7 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
             _record_state(connection, rows, state, now)
         if attempts:
             connection.execute(insert(Attempt), attempts)
-        if accepted_at is not None:
+        if accepted_at is not None and failover.is_a_fallback(account.name):  # no statement for the others
             failover.clear_stop(connection, account.name, answered_at=accepted_at)
         if pause_reason:
             pause_account_campaigns(connection, account, pause_reason, _pause_detail(results),
