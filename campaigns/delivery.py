@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Engine
 
+from campaigns import failover
 from campaigns.events import CODE_MAX, ID_MAX, REASON_MAX, Inbound, StatusUpdate, clean_text, printable_problem
 from campaigns.models import Campaign, Message, StatusEvent, utcnow
 from campaigns.states import CampaignStatus, EventKind, MessageState, Outcome
@@ -174,7 +175,7 @@ def _messages_by_provider_id(connection, account_name: str, provider_ids: set[st
         rows = connection.execute(
             select(Message.provider_message_id, Message.id)
             .join(Campaign, Campaign.id == Message.campaign_id)
-            .where(Message.provider_message_id.in_(ids[start:start + 5000]), Campaign.account_name == account_name)
+            .where(Message.provider_message_id.in_(ids[start:start + 5000]), failover.sent_through(account_name))
         )
         found.update({provider_id: message_id for provider_id, message_id in rows})
     return found
@@ -187,7 +188,7 @@ def _messages_by_reference(connection, account_name: str, updates: Iterable[Stat
         return {}
     rows = connection.execute(
         select(Message.id).join(Campaign, Campaign.id == Message.campaign_id)
-        .where(Message.id.in_([int(ref) for ref in references]), Campaign.account_name == account_name)
+        .where(Message.id.in_([int(ref) for ref in references]), failover.sent_through(account_name))
     ).scalars()
     return {str(message_id): message_id for message_id in rows}
 
@@ -279,7 +280,8 @@ def apply_waiting(engine: Engine, *, limit: int = 5000) -> int:
             select(event.c.id, event.c.kind, event.c.error_code, event.c.raw, event.c.account_name,
                    Message.id.label("message_id"))
             .join(Message, Message.provider_message_id == event.c.provider_message_id)
-            .join(Campaign, (Campaign.id == Message.campaign_id) & (Campaign.account_name == event.c.account_name))
+            .join(Campaign, (Campaign.id == Message.campaign_id)
+                  & (failover.message_account() == event.c.account_name))
             .where(event.c.applied.is_(False))
             .order_by(event.c.id)
             .limit(limit)

@@ -218,12 +218,13 @@ def recent_charges(engine, account_name: str, limit: int = RECENT_CHARGES) -> li
     from sqlalchemy import select
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
+    from campaigns.failover import sent_through
     from campaigns.models import Campaign, Message
 
     if engine is None:
         return []
     query = (select(Message.cost).join(Campaign, Campaign.id == Message.campaign_id)
-             .where(Campaign.account_name == account_name, Message.cost.is_not(None))
+             .where(sent_through(account_name), Message.cost.is_not(None))
              .order_by(Message.id.desc()).limit(limit))
     try:
         with engine.connect() as connection:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from campaigns import audit, dispatch
+from campaigns import audit, dispatch, failover
 from campaigns.db import get_engine, session_scope
 from campaigns.errors import BlastError, Conflict, NotFound
 from campaigns.models import Account, Campaign, IngestJob, Message, utcnow
@@ -238,6 +238,8 @@ def resume(campaign_id: int) -> None:
     # during the slice keeps the slice)
     _set_status(campaign_id, allowed=RESUMABLE, to=C.RUNNING, action="campaign.resume", resumed_at=utcnow(),
                 **(canary.RELEASED if held_for_its_canary else {}))
+    with get_engine().begin() as connection:  # the operator says try again: its accounts may be fallbacks again
+        failover.forget_stops(connection, campaign_id)
     kick(campaign_id)
 
 
@@ -294,7 +296,8 @@ def reopen_finished(connection, campaign_ids) -> None:
 
 def kick(campaign_id: int) -> None:
     with session_scope() as session:
-        account_name = _get(session, campaign_id).account_name
+        campaign = _get(session, campaign_id)
+        account_name = campaign.failover_account or campaign.account_name
     try:
         dispatch.kick_pacer(account_name)
     except Exception as error:  # the broker may be down; beat's next round paces it anyway

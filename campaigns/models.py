@@ -38,6 +38,13 @@ class Account(SQLModel, table=True):
     rate: float
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
+    # Its last stop (campaigns.failover): when and why (quota, auth, gateway_changed, outage) it stopped carrying
+    # messages; cleared by the next answer it accepts. A stopped account is no fallback for another.
+    stopped_at: datetime | None = None
+    stop_reason: str | None = Field(default=None, max_length=16)
+    # Transient answers in a row (every worker together), for an account with a fallback: past its
+    # `failover_after_transient`, an outage.
+    transient_streak: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
 
 class Campaign(SQLModel, table=True):
@@ -72,6 +79,9 @@ class Campaign(SQLModel, table=True):
     canary_until_id: int | None = Field(default=None, sa_column=Column(BIG_ID, nullable=True))
     canary_auto: bool = Field(default=False, sa_column_kwargs={"server_default": false()})
     canary_done_at: datetime | None = None
+    # The account its messages go through now, when its own stopped and it failed over (campaigns.failover);
+    # None: its own account.
+    failover_account: str | None = Field(default=None, max_length=64)
 
 
 class Message(SQLModel, table=True):
@@ -101,6 +111,9 @@ class Message(SQLModel, table=True):
     variables: str = Field(default="{}", sa_column=Column(Text, nullable=False, server_default="{}"))
     body: str | None = Field(default=None, sa_column=Column(Text))
     state: str = Field(default=MessageState.PENDING, max_length=16)
+    # The account it was last handed to, stamped when a worker claims it (campaigns.failover); None: never
+    # handed to one, or sent before failover existed (then through its campaign's own account).
+    account_name: str | None = Field(default=None, max_length=64)
     skip_reason: str | None = Field(default=None, max_length=200)
     # Server defaults too: an ingest's COPY leaves these three out (campaigns.ingest.writers).
     attempts: int = Field(default=0, sa_column_kwargs={"server_default": "0"})

@@ -170,6 +170,11 @@ class AccountConfig(BaseModel):
     # (campaigns.prices): set it where the gateway tells no price; it overrides the gateway's own table.
     price_per_message: float | None = Field(default=None, ge=0)
     currency: str | None = Field(default=None, min_length=1, max_length=16)
+    # Failover (campaigns.failover): another account (any gateway) that carries this one's pending messages when
+    # it stops for quota, auth, gateway_changed or an outage: `failover_after_transient` transient answers in a
+    # row (a count, across every worker). Unset: its campaigns pause as they always did.
+    fallback: str | None = Field(default=None, min_length=1, max_length=64)
+    failover_after_transient: int = Field(default=10, ge=1, le=100_000)
 
     @field_validator("timezone")
     @classmethod
@@ -267,7 +272,20 @@ def parse_accounts(document: dict, source: str = "blast.toml") -> dict[str, Acco
             first = error.errors()[0]
             key = ".".join(str(part) for part in first["loc"]) or "?"
             raise ConfigError(f"account {name!r}: {key}: {first['msg']}") from None
+    _check_fallbacks(accounts)
     return accounts
+
+
+def _check_fallbacks(accounts: dict[str, AccountConfig]) -> None:
+    """Every `fallback` names another account of the file (a chain that comes back round is followed once:
+    campaigns.failover)."""
+    for name, account in accounts.items():
+        if account.fallback == name:
+            raise ConfigError(f"account {name!r}: fallback names the account itself")
+        if account.fallback is not None and account.fallback not in accounts:
+            known = ", ".join(sorted(other for other in accounts if other != name)) or "none"
+            raise ConfigError(f"account {name!r}: fallback {account.fallback!r} is not an account of this file "
+                              f"(others: {known})")
 
 
 @lru_cache(maxsize=1)

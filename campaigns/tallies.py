@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
+from campaigns import failover
 from campaigns.db import session_scope
 from campaigns.errors import NotFound
 from campaigns.models import Campaign, Message
@@ -36,7 +37,8 @@ def _report(campaign: Campaign, counts: dict[str, int] | None) -> dict:
 
 
 def campaign_report(campaign_id: int) -> dict:
-    """DESIGN.md's `blast status ID --json` shape: id, name, status, total, counts per state."""
+    """DESIGN.md's `blast status ID --json` shape: id, name, status, total, counts per state; and `failures`,
+    and `accounts`: the counts per state of each account its messages went through (campaigns.failover.split)."""
     with session_scope() as session:
         campaign = session.get(Campaign, campaign_id)
         if campaign is None:
@@ -45,6 +47,7 @@ def campaign_report(campaign_id: int) -> dict:
         if campaign.pause_reason and campaign.status == "paused":
             report["pause_reason"] = campaign.pause_reason
         report["failures"] = failures(session, campaign_id)
+        report["accounts"] = failover.split(session, campaign_id)
         return report
 
 
@@ -78,6 +81,12 @@ def print_report(console, report: dict) -> None:
             table.add_row(state, str(report["counts"][state]))
     table.add_row("[bold]total", f"[bold]{report['total']}")
     console.print(table)
+    if len(report.get("accounts") or {}) > 1:  # it failed over: the split per account
+        split = Table("account", *[state for state in SHOWN_STATES if any(
+            counts.get(state) for counts in report["accounts"].values())], title="messages per account")
+        for account, counts in sorted(report["accounts"].items()):
+            split.add_row(account, *[str(counts.get(column.header, 0)) for column in split.columns[1:]])
+        console.print(split)
     if report.get("failures"):
         reasons = Table("failure reason", "code", "messages")
         for failure in report["failures"]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from campaigns import delivery
+from campaigns import delivery, failover
 from campaigns.models import Campaign, Message
 from campaigns.settings import AccountConfig
 from campaigns.states import MessageState
@@ -43,7 +43,7 @@ def _stragglers(engine: Engine, account_name: str) -> list[str]:
         return list(connection.execute(
             select(Message.provider_message_id)
             .join(Campaign, Campaign.id == Message.campaign_id)
-            .where(Campaign.account_name == account_name, Message.provider_message_id.is_not(None),
+            .where(failover.sent_through(account_name), Message.provider_message_id.is_not(None),
                    Message.state == MessageState.SUBMITTED.value)
             .order_by(Message.submitted_at)
             .limit(STRAGGLERS_MAX * 4)

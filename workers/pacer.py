@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import and_, exists, func, or_, select, text, true, update
 
-from campaigns import canary, quiet_hours
+from campaigns import canary, failover, quiet_hours
 from campaigns.db import get_engine, is_postgres
 from campaigns.models import Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, ConfigError, get_account, get_settings
@@ -125,7 +125,7 @@ def pace_account(account_name: str, *, publish, engine=None, limiter=None) -> in
             return 0
         campaigns = connection.execute(
             select(Campaign.id, Campaign.quiet_hours, Campaign.canary_until_id)
-            .where(Campaign.account_name == account.name, Campaign.status == CampaignStatus.RUNNING)
+            .where(failover.current_account() == account.name, Campaign.status == CampaignStatus.RUNNING)
             .order_by(Campaign.id)
         ).all()
         if not campaigns:
@@ -208,7 +208,7 @@ def accounts_with_running_campaigns(engine=None) -> list[str]:
     engine = engine or get_engine()
     with engine.connect() as connection:
         return list(connection.execute(
-            select(Campaign.account_name).where(Campaign.status == CampaignStatus.RUNNING).distinct()
+            select(failover.current_account()).where(Campaign.status == CampaignStatus.RUNNING).distinct()
         ).scalars())
 
 

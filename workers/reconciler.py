@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 
+from campaigns import failover
 from campaigns.db import get_engine
 from campaigns.models import Campaign, Message, aware, utcnow
 from campaigns.settings import AccountConfig, ConfigError, get_account, get_settings
@@ -58,7 +59,8 @@ def resolve_unknown(engine, now: datetime) -> dict[str, int]:
     with engine.connect() as connection:
         rows = connection.execute(
             select(Message.id, Message.phone, Message.body, Message.attempts, Message.queued_at,
-                   Message.updated_at, Message.campaign_id, Campaign.account_name, Campaign.status)
+                   Message.updated_at, Message.campaign_id, failover.message_account().label("account_name"),
+                   Campaign.status)
             .join(Campaign, Campaign.id == Message.campaign_id)
             .where(Message.state == M.UNKNOWN, or_(Message.error_code.is_(None), Message.error_code != HELD_CODE))
             .order_by(Message.id)
@@ -123,7 +125,7 @@ def _record_found(engine, account: AccountConfig, messages: list, candidates: di
     with engine.connect() as connection:
         taken = set(connection.execute(
             select(Message.provider_message_id).join(Campaign, Campaign.id == Message.campaign_id)
-            .where(Campaign.account_name == account.name, Message.provider_message_id.in_(sorted(provider_ids)))
+            .where(failover.sent_through(account.name), Message.provider_message_id.in_(sorted(provider_ids)))
         ).scalars())
     resolved: set[int] = set()
     updates = []

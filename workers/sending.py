@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from cachetools import TTLCache
-from sqlalchemy import func, insert, or_, select, true
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from campaigns import spikes
+from campaigns import failover, spikes
 from campaigns.db import get_engine
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account, get_settings
@@ -76,7 +76,8 @@ def campaign_info(campaign_id: int, *, engine, fresh: bool = False) -> CampaignI
             return cached
     with engine.connect() as connection:
         row = connection.execute(
-            select(Campaign.status, Campaign.account_name, Campaign.options, Campaign.media_url)
+            select(Campaign.status, failover.current_account().label("account_name"), Campaign.options,
+                   Campaign.media_url)
             .where(Campaign.id == campaign_id)
         ).first()
     if row is None:
@@ -129,7 +130,7 @@ def send_messages(campaign_id: int, message_ids: list[int], *, engine=None, limi
     columns = [*CLAIMED_COLUMNS]
     if info.options.get("slots"):  # a template whose parameters come from each recipient's columns
         columns.append(Message.variables)
-    claimed = claim(engine, message_ids, columns)
+    claimed = claim(engine, message_ids, columns, account_name=account.name)
     if not claimed:
         return {}
     client = client_for(account)
@@ -356,8 +357,9 @@ def _answered(rows, answers, answered_at, account: AccountConfig, limiter, resul
 CLAIMED_COLUMNS = (Message.id, Message.phone, Message.body, Message.attempts)
 
 
-def claim(engine, message_ids: list[int], columns=CLAIMED_COLUMNS) -> list:
-    """queued → sending for this task; returns the claimed rows (`columns` of them).
+def claim(engine, message_ids: list[int], columns=CLAIMED_COLUMNS, *, account_name: str) -> list:
+    """queued → sending for this task, stamped with the account they are handed to (campaigns.failover); returns
+    the claimed rows (`columns` of them).
 
     The database can take the claim and lose the connection before saying so (a restart between COMMIT and
     its answer). The claim is then made again with the same timestamp, and rows already `sending` with
@@ -374,7 +376,7 @@ def claim(engine, message_ids: list[int], columns=CLAIMED_COLUMNS) -> list:
                 select(*columns).where(Message.id.in_(message_ids), Message.state == M.SENDING.value,
                                                Message.updated_at == stamp)).all()
             return own + transition(connection, message_ids, expected=M.QUEUED, to=M.SENDING, now=stamp,
-                                    returning=list(columns))
+                                    account_name=account_name, returning=list(columns))
 
     return while_database_returns(claim_once, what=f"claiming {len(message_ids)} messages")
 
@@ -416,6 +418,7 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
     paused_by_answer_at = None  # the latest answer that pauses: only one after the last resume does
     content_codes: dict[str, object] = {}
     undocumented = False
+    accepted_at = None  # the latest accepted answer: the account carries messages (a stop of it is over)
     for row, answer, answered_at in results:
         outcome = Outcome(answer.outcome)
         undocumented = undocumented or answer.undocumented
@@ -437,6 +440,8 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
         if outcome in retry_policy.PAUSES_ACCOUNT:
             pause_reason = pause_reason or retry_policy.PAUSES_ACCOUNT[outcome]
             paused_by_answer_at = max(paused_by_answer_at or answered_at, answered_at)
+        if outcome == Outcome.ACCEPTED:
+            accepted_at = max(accepted_at or answered_at, answered_at)
         if outcome == Outcome.CONTENT and answer.code:
             content_codes[answer.code] = max(content_codes.get(answer.code) or answered_at, answered_at)
     later = now + timedelta(seconds=HAND_BACK_DELAY_SECONDS)
@@ -459,15 +464,20 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
             _record_state(connection, rows, state, now)
         if attempts:
             connection.execute(insert(Attempt), attempts)
+        if accepted_at is not None and failover.is_a_fallback(account.name):  # no statement for the others
+            failover.clear_stop(connection, account.name, answered_at=accepted_at)
         if pause_reason:
-            pause_account_campaigns(connection, account.name, pause_reason, _pause_detail(results),
+            pause_account_campaigns(connection, account, pause_reason, _pause_detail(results),
                                     answered_at=paused_by_answer_at)
         for code, answered_at in content_codes.items():
             _pause_if_content_repeats(connection, campaign_id, code, answered_at)
-        changed = undocumented and _pause_if_gateway_changed(connection, account.name, results)
+        changed = undocumented and _pause_if_gateway_changed(connection, account, results)
+        outage = _stop_on_an_outage(connection, account, results)
         spiked = (counts.keys() & SPIKE_OUTCOMES) and _pause_on_a_spike(connection, campaign_id, account)
-    if pause_reason or content_codes or changed or spiked:
+    if pause_reason or content_codes or changed or spiked or outage:
         forget_campaign(campaign_id)
+    if (pause_reason or changed or outage) and account.fallback:
+        failover.kick([account.fallback])
     return dict(counts)
 
 
@@ -498,22 +508,27 @@ def _pause_detail(results) -> str:
     return ""
 
 
-def pause_account_campaigns(connection, account_name: str, reason, detail: str, *, answered_at=None) -> int:
-    """Every running campaign on the account pauses with the reason (quota, auth, gateway_changed), unless
-    it was resumed after the answer that pauses it was given (`answered_at`)."""
-    return move_campaigns(connection, where=[Campaign.account_name == account_name,
-                                             _answered_since_resume(answered_at)],
-                          expected=CampaignStatus.RUNNING, to=CampaignStatus.PAUSED, reason=reason, detail=detail)
+def pause_account_campaigns(connection, account: AccountConfig, reason, detail: str, *, answered_at=None) -> int:
+    """The account stopped (quota, auth, gateway_changed): every running campaign sending through it fails over
+    to its fallback (campaigns.failover), or pauses with the reason, unless it was resumed after the answer that
+    stops it was given (`answered_at`). Returns how many failed over or paused."""
+    return sum(failover.stop_account(connection, account, reason, detail, answered_at=answered_at).values())
 
 
-def _answered_since_resume(answered_at):
-    """Campaigns never resumed, or resumed before `answered_at` (an answer from before a resume is old news)."""
-    if answered_at is None:
-        return true()
-    return or_(Campaign.resumed_at.is_(None), Campaign.resumed_at < answered_at)
+def _stop_on_an_outage(connection, account: AccountConfig, results) -> bool:
+    """An account with a fallback whose last `failover_after_transient` answers were transient is out: its
+    campaigns fail over (without a usable fallback, they go on retrying as before). Returns whether any did."""
+    if not account.fallback or not results:
+        return False
+    if not failover.count_transients(connection, account, [Outcome(answer.outcome) for _r, answer, _a in results]):
+        return False
+    detail = f"{account.failover_after_transient} transient answers in a row"
+    answered_at = max(at for _row, _answer, at in results)
+    return failover.stop_account(connection, account, failover.OUTAGE, detail,
+                                 answered_at=answered_at)["failed_over"] > 0
 
 
-def _pause_if_gateway_changed(connection, account_name: str, results) -> bool:
+def _pause_if_gateway_changed(connection, account: AccountConfig, results) -> bool:
     """The account's last GATEWAY_CHANGED_AFTER answers (a batch call's counts once), across its campaigns
     and workers, were all undocumented: its running campaigns pause with reason gateway_changed and the
     last raw answer. Returns whether any paused."""
@@ -522,7 +537,7 @@ def _pause_if_gateway_changed(connection, account_name: str, results) -> bool:
         select(Attempt.at, func.min(Attempt.code).label("low"), func.max(Attempt.code).label("high"))
         .join(Message, Message.id == Attempt.message_id)
         .join(Campaign, Campaign.id == Message.campaign_id)
-        .where(Campaign.account_name == account_name, Attempt.at >= utcnow() - STREAK_HORIZON)
+        .where(failover.sent_through(account.name), Attempt.at >= utcnow() - STREAK_HORIZON)
         .group_by(Attempt.at).order_by(Attempt.at.desc()).limit(window)
     ).all()
     in_a_row = [a for a in answers if _undocumented(a.low) and _undocumented(a.high)]
@@ -532,7 +547,7 @@ def _pause_if_gateway_changed(connection, account_name: str, results) -> bool:
     detail = (f"{window} answers in a row that the gateway's document does not list; the last: "
               f"{last.code}: {json.dumps(last.raw, default=str)[:RAW_KEPT]}")
     answered_at = max(at for _row, answer, at in results if answer.undocumented)
-    return pause_account_campaigns(connection, account_name, PauseReason.GATEWAY_CHANGED, detail,
+    return pause_account_campaigns(connection, account, PauseReason.GATEWAY_CHANGED, detail,
                                    answered_at=answered_at) > 0
 
 
@@ -555,7 +570,7 @@ def _pause_if_content_repeats(connection, campaign_id: int, code: str, answered_
             Message.campaign_id == campaign_id, Message.state == M.FAILED, Message.error_code == code)
     ).scalar_one()
     if repeated >= retry_policy.CONTENT_PAUSE_THRESHOLD:
-        move_campaigns(connection, where=[Campaign.id == campaign_id, _answered_since_resume(answered_at)],
+        move_campaigns(connection, where=[Campaign.id == campaign_id, failover.answered_since_resume(answered_at)],
                        expected=CampaignStatus.RUNNING, to=CampaignStatus.PAUSED, reason=PauseReason.CONTENT,
                        detail=f"gateway code {code} for {repeated} recipients")
 

@@ -25,7 +25,7 @@ def add(
     url: Annotated[str, typer.Argument(metavar="URL", help="where to POST the events (http or https)")],
     events: Annotated[str, typer.Option("--events", help="event types, comma-separated: message.status, "
                                                          "campaign.started, campaign.paused, campaign.finished, "
-                                                         "optout.added")],
+                                                         "optout.added, campaign.failover")],
 ) -> None:
     """A new subscription: its secret (whsec_...) is printed once, alone on the last line."""
     from campaigns.webhooks import subscriptions

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
-from campaigns import dispatch
+from campaigns import dispatch, failover
 from campaigns.db import get_engine, is_postgres
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig
@@ -67,10 +67,10 @@ def accepted_per_minute(*, minutes: int = HEALTH_MINUTES, now: datetime | None =
     engine = get_engine()
     since, slots = _minutes(minutes, now)
     bucket = _minute_of(engine, Attempt.at)
-    query = (select(Campaign.account_name, bucket, func.count()).select_from(Attempt)
+    query = (select(failover.message_account(), bucket, func.count()).select_from(Attempt)
              .join(Message, Message.id == Attempt.message_id).join(Campaign, Campaign.id == Message.campaign_id)
              .where(Attempt.at >= since, Attempt.outcome == Outcome.ACCEPTED.value)
-             .group_by(Campaign.account_name, bucket))
+             .group_by(failover.message_account(), bucket))
     counts: dict[str, dict[str, int]] = {}
     with engine.connect() as connection:
         for account, minute, n in connection.execute(query):
@@ -85,7 +85,7 @@ def limit_per_minute(*, minutes: int = HEALTH_MINUTES, now: datetime | None = No
     end = (now or utcnow()).astimezone(UTC)
     since, _slots = _minutes(minutes, end)
     # A halving is fully won back within (1 / recovery_step) recovery periods: 10 s by default; a minute is plenty.
-    query = (select(Campaign.account_name, Attempt.at).select_from(Attempt)
+    query = (select(failover.message_account(), Attempt.at).select_from(Attempt)
              .join(Message, Message.id == Attempt.message_id).join(Campaign, Campaign.id == Message.campaign_id)
              .where(Attempt.at >= since - timedelta(minutes=1), Attempt.outcome == Outcome.THROTTLED.value)
              .order_by(Attempt.at))
@@ -170,12 +170,12 @@ def skip_reasons(campaign_id: int, *, limit: int = 20) -> list[dict]:
 def recent_outcomes(*, minutes: int = HEALTH_MINUTES) -> dict[str, dict[str, int]]:
     """Attempts per account and outcome over the last `minutes`: {account: {outcome: n}}."""
     since = utcnow() - timedelta(minutes=minutes)
-    query = (select(Campaign.account_name, Attempt.outcome, func.count())
+    query = (select(failover.message_account(), Attempt.outcome, func.count())
              .select_from(Attempt)
              .join(Message, Message.id == Attempt.message_id)
              .join(Campaign, Campaign.id == Message.campaign_id)
              .where(Attempt.at >= since)
-             .group_by(Campaign.account_name, Attempt.outcome))
+             .group_by(failover.message_account(), Attempt.outcome))
     found: dict[str, dict[str, int]] = {}
     with get_engine().connect() as connection:
         for account, outcome, n in connection.execute(query):
@@ -226,15 +226,15 @@ def eta_seconds(*, status: str, left: int, rate: float | None, sharing: int) -> 
 def account_of(campaign_id: int) -> str | None:
     """The name of the account a campaign sends through."""
     with get_engine().connect() as connection:
-        return connection.execute(select(Campaign.account_name).where(Campaign.id == campaign_id)).scalar()
+        return connection.execute(select(failover.current_account()).where(Campaign.id == campaign_id)).scalar()
 
 
 def running_per_account() -> dict[str, int]:
     """How many campaigns each account is running now."""
     with get_engine().connect() as connection:
-        return dict(connection.execute(select(Campaign.account_name, func.count())
+        return dict(connection.execute(select(failover.current_account(), func.count())
                                        .where(Campaign.status == CampaignStatus.RUNNING.value)
-                                       .group_by(Campaign.account_name)).all())
+                                       .group_by(failover.current_account())).all())
 
 
 def campaign_progress(report: dict, account: AccountConfig | None) -> dict:

@@ -22,12 +22,16 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from sqlalchemy import func, select
 
+from campaigns import failover
 from campaigns.db import session_scope
 from campaigns.models import Attempt, Campaign, Message, StatusEvent, utcnow
 from campaigns.settings import ConfigError, get_settings, load_accounts
 from campaigns.states import CampaignStatus, MessageState
 from campaigns.tallies import ALL_STATES
 from campaigns.web import insights
+
+# the account each message went through (campaigns.failover)
+SENT_THROUGH = failover.message_account()
 
 # Every series /metrics may expose (a counter's samples are named with _total).
 SERIES = ("blast_messages", "blast_campaign_messages", "blast_campaign_eta_seconds", "blast_send_outcomes_total",
@@ -73,24 +77,25 @@ class _Collector:
             accounts = {}
         with session_scope() as session:
             by_account = session.execute(
-                select(Campaign.account_name, Message.state, func.count())
+                select(SENT_THROUGH, Message.state, func.count())
                 .join(Campaign, Campaign.id == Message.campaign_id)
-                .group_by(Campaign.account_name, Message.state)).all()
+                .group_by(SENT_THROUGH, Message.state)).all()
             watched = session.execute(
-                select(Campaign.id, Campaign.account_name, Campaign.status).where(Campaign.status.in_(WATCHED))).all()
+                select(Campaign.id, failover.current_account().label("account_name"), Campaign.status)
+                .where(Campaign.status.in_(WATCHED))).all()
             by_campaign = session.execute(
                 select(Message.campaign_id, Message.state, func.count())
                 .where(Message.campaign_id.in_([row.id for row in watched]))
                 .group_by(Message.campaign_id, Message.state)).all() if watched else []
             outcomes = session.execute(
-                select(Campaign.account_name, Attempt.outcome, func.count())
+                select(SENT_THROUGH, Attempt.outcome, func.count())
                 .join(Message, Message.id == Attempt.message_id).join(Campaign, Campaign.id == Message.campaign_id)
-                .group_by(Campaign.account_name, Attempt.outcome)).all()
+                .group_by(SENT_THROUGH, Attempt.outcome)).all()
             oldest = dict(session.execute(
-                select(Campaign.account_name, func.min(Message.updated_at))
+                select(failover.current_account(), func.min(Message.updated_at))
                 .join(Campaign, Campaign.id == Message.campaign_id)
                 .where(Message.state == MessageState.QUEUED.value)
-                .group_by(Campaign.account_name)).all())
+                .group_by(failover.current_account())).all())
             statuses = session.execute(
                 select(Campaign.account_name, Campaign.status, func.count())
                 .group_by(Campaign.account_name, Campaign.status)).all()

@@ -28,7 +28,8 @@ CAMPAIGN_STARTED = "campaign.started"
 CAMPAIGN_PAUSED = "campaign.paused"
 CAMPAIGN_FINISHED = "campaign.finished"
 OPTOUT_ADDED = "optout.added"
-EVENT_TYPES = (MESSAGE_STATUS, CAMPAIGN_STARTED, CAMPAIGN_PAUSED, CAMPAIGN_FINISHED, OPTOUT_ADDED)
+CAMPAIGN_FAILOVER = "campaign.failover"  # its account stopped and it goes on through a fallback (campaigns.failover)
+EVENT_TYPES = (MESSAGE_STATUS, CAMPAIGN_STARTED, CAMPAIGN_PAUSED, CAMPAIGN_FINISHED, OPTOUT_ADDED, CAMPAIGN_FAILOVER)
 TEST_EVENT = "webhook.test"  # what `blast webhooks test` and the page's test button send; never subscribed to
 
 # How long a process trusts its list of who wants what (seconds): the send path asks on every transition, so

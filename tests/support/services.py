@@ -21,7 +21,7 @@ RABBITMQ_URL = os.environ.get("BLAST_TEST_RABBITMQ_URL", "amqp://guest:guest@127
 # by side; the compose-stack test takes an empty one of 14 or 15. The benchmarks start a Redis of their own.
 REDIS_DATABASES = {"metrics": 1, "cancel_resume": 2, "outages": 3, "ambiguous": 4, "engine": 5, "beat": 6,
                    "delivery": 7, "flower": 8, "ingest_jobs": 0, "api": 11, "forecast": 12,
-                   "spacing": 13, "metacloud": 10}
+                   "spacing": 13, "failover": 9, "metacloud": 10}
 
 START_COMMANDS = {
     "redis": (

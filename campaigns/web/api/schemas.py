@@ -69,6 +69,8 @@ class Campaign(BaseModel):
     counts: dict[str, int]
     pause_reason: str | None = None
     failures: list[Failure] = Field(default_factory=list)
+    # Messages per account and state (more than one account after a failover).
+    accounts: dict[str, dict[str, int]] = Field(default_factory=dict)
 
 
 class CampaignPage(BaseModel):
