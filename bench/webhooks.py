@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
-from bench.dispatch import Environment, cpu_seconds, run_campaign, submitted_span  # noqa: E402
+from bench.dispatch import CLOCK_TICKS, Environment, cpu_seconds, run_campaign, submitted_span  # noqa: E402
 from campaigns.db import get_engine  # noqa: E402
 from campaigns.webhooks import outbox, subscriptions  # noqa: E402
 from workers.sandbox.harness import SandboxProcess  # noqa: E402
@@ -106,6 +107,27 @@ class Receiver:
         self.process.wait(timeout=10)
 
 
+# ---------------------------------------------------------------- where the machine's CPU goes
+
+GROUPS = (("webhooks worker", "-Q webhooks"), ("send workers", "-Q send"), ("beat", " beat "),
+          ("sandbox gateway", " sandbox "), ("receiver", "--receive"), ("postgres", "postgres"),
+          ("redis", "redis-server"))
+
+
+def cpu_by_group() -> dict[str, float]:
+    """CPU seconds used so far by every process of the machine, summed by what it is (GROUPS, else "other")."""
+    used: dict[str, float] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:  # ended meanwhile
+            continue
+        group = next((name for name, mark in GROUPS if mark in f" {command} "), "other")
+        used[group] = used.get(group, 0.0) + sum(int(value) for value in fields[11:13]) / CLOCK_TICKS
+    return used
+
+
 # ---------------------------------------------------------------- the runs
 
 
@@ -136,12 +158,14 @@ def run(sandbox, *, count: int, rate: int, subscriber: str, backlog: int) -> dic
         time.sleep(5)  # imports and connections before the clock starts
         sending = [process.pid for process in (*senders, beat)]
         before = sum(map(cpu_seconds, sending))
-        at_launch, launched_at = receiver.stats()["ids"], time.time()
+        at_launch, launched_at, cpu_at_launch = receiver.stats()["ids"], time.time(), cpu_by_group()
         campaign_id, _seconds = run_campaign(env, "bench", count)
-        at_finish, finished_at = receiver.stats()["ids"], time.time()
+        at_finish, finished_at, cpu_at_finish = receiver.stats()["ids"], time.time(), cpu_by_group()
         send_cpu = sum(map(cpu_seconds, sending)) - before
         sent, span = submitted_span(env, campaign_id)
-        result = {"send_rate": (sent - 1) / span, "send_cpu_ms": send_cpu * 1000 / count}
+        result = {"send_rate": (sent - 1) / span, "send_cpu_ms": send_cpu * 1000 / count,
+                  "cores": {group: (cpu_at_finish.get(group, 0.0) - cpu_at_launch.get(group, 0.0))
+                            / (finished_at - launched_at) for group in cpu_at_finish}}
         if subscriber == "none":
             return result
         if hooks is None:
@@ -169,6 +193,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000, help="recipients of the campaign")
     parser.add_argument("--rate", type=int, default=500, help="the account's cap, messages/s")
     parser.add_argument("--backlog", type=int, default=100000, help="events waiting before the launch")
+    parser.add_argument("--runs", default="none,after,during", help="which of the three runs, comma-separated")
     parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
     parser.add_argument("--receive", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -181,7 +206,7 @@ def main() -> None:
           f"worker, beat; with a subscriber, {args.backlog:,} events wait before the launch")
     runs = {}
     with SandboxProcess() as sandbox:
-        for subscriber in ("none", "after", "during"):
+        for subscriber in args.runs.split(","):
             runs[subscriber] = run(sandbox, count=args.count, rate=args.rate, subscriber=subscriber,
                                    backlog=args.backlog)
     titles = {"none": "no subscriber", "after": "delivered after", "during": "delivered during"}
@@ -195,7 +220,10 @@ def main() -> None:
         f"{r['events_per_second']:>17,.0f}{'' if r.get('saturated', True) else '*'}" for r in hooked))
     print(f"  {'webhooks worker CPU (ms/POST)':<34}{'':>18}" + "".join(f"{r['hooks_cpu_ms']:>18.2f}" for r in hooked))
     print(f"  {'last event after the finish (s)':<34}{'':>18}" + "".join(f"{r['lag']:>18.1f}" for r in hooked))
-    if not runs["during"].get("saturated", True):
+    print(f"  cores busy while the campaign sent (of the machine's {len(os.sched_getaffinity(0))}), by process:")
+    for group in [name for name, _mark in GROUPS] + ["other"]:
+        print(f"    {group:<32}" + "".join(f"{r['cores'].get(group, 0.0):>18.2f}" for r in runs.values()))
+    if not runs.get("during", {}).get("saturated", True):
         print("  * every event had arrived before the campaign finished: delivery kept up with the campaign, and this "
               "is the campaign's pace, a lower bound (raise --backlog)")
     print(f"  the send path's extra work per state change without a subscriber: {lookup_cost() * 1e6:.2f} µs "

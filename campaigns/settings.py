@@ -169,6 +169,10 @@ class AccountConfig(BaseModel):
     # What one message costs on this account, in `currency`, for the forecast before a launch
     # (campaigns.prices): set it where the gateway tells no price; it overrides the gateway's own table.
     price_per_message: float | None = Field(default=None, ge=0)
+    # Meta's messaging limit (metacloud): people a day the account may message outside a customer-service window,
+    # as the WhatsApp Manager shows it (250, 2000, 10000, 100000). A launch that would go past it is refused
+    # (campaigns.messaging_limit). Unset: not checked.
+    messaging_limit: int | None = Field(default=None, ge=1)
     currency: str | None = Field(default=None, min_length=1, max_length=16)
     # Failover (campaigns.failover): another account (any gateway) that carries this one's pending messages when
     # it stops for quota, auth, gateway_changed or an outage: `failover_after_transient` transient answers in a

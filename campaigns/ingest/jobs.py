@@ -190,7 +190,8 @@ def check_written(connection: Connection, campaign_id: int, rows: int) -> str | 
 def _finish(engine: Engine, job, campaign, options: dict, token: str, report: IngestReport) -> str | None:
     """One transaction: the checks, the campaign's start (with its canary slice, if any), the job done; then
     the pacer, now."""
-    from campaigns import canary, lifecycle
+    from campaigns import canary, lifecycle, messaging_limit
+    from campaigns.settings import get_account
 
     now = utcnow()
     launch_at = datetime.fromisoformat(options["launch_at"]) if options.get("launch_at") else None
@@ -203,6 +204,7 @@ def _finish(engine: Engine, job, campaign, options: dict, token: str, report: In
             raise BlastError(f"the campaign's messages do not match its file ({problem}); nothing was sent")
         status = None
         if options.get("start", True):
+            messaging_limit.check(connection, campaign.id, get_account(campaign.account_name))
             if options.get("canary"):
                 canary.set_slice(connection, campaign.id, options["canary"], auto=bool(options.get("canary_auto")))
             status = lifecycle.start_draft(connection, campaign.id, launch_at)

@@ -133,3 +133,39 @@ def test_a_template_campaign_goes_to_every_number(meta, engine, tmp_path):
     file = contacts(tmp_path, ["+256701000001,Asha,A-1"])
     campaign_id = int(run("launch", file, "--account", "meta", "--wa-template", "welcome", "--at", LATER).split()[0])
     assert [r.state for r in messages(engine, campaign_id)] == ["pending"]
+
+
+def test_a_launch_past_the_accounts_messaging_limit_is_refused(meta, engine, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from campaigns.models import utcnow
+    from tests.support.factories import make_campaign, make_messages
+
+    # given an account allowed 4 people a day outside a customer-service window, which messaged two numbers an
+    # hour ago and one 25 hours ago, and one number that wrote to it (inside its window, free of the limit)
+    config = tmp_path / "blast.toml"
+    config.write_text(config.read_text() + "messaging_limit = 4\n")
+    reset_settings()
+    earlier = make_campaign(engine, account="meta", provider="metacloud", status="finished")
+    sent = make_messages(engine, earlier.id, 3, state="submitted", start=1000001)  # +256701000001 .. 3
+    with engine.begin() as connection:
+        connection.execute(update(Message).where(Message.id.in_(sent[:2])).values(
+            submitted_at=utcnow() - timedelta(hours=1)))
+        connection.execute(update(Message).where(Message.id == sent[2]).values(
+            submitted_at=utcnow() - timedelta(hours=25)))
+        service_window.record(connection, "meta", [("+256701000005", None)])
+    numbers = [f"+25670100000{i},P{i},O-{i}" for i in range(1, 7)]  # 1, 2 messaged; 3 a day ago; 5 wrote
+    # when a template campaign to six numbers is launched: 2 already counted + 3 new (3, 4, 6) = 5 > 4
+    output = run("launch", contacts(tmp_path, numbers), "--account", "meta", "--wa-template", "welcome",
+                 code=1)
+    # then it is refused with the numbers, and no campaign is left
+    assert "3 new recipients outside a customer-service window, and 2 already messaged" in output
+    assert "messaging limit of 4" in output
+    with engine.connect() as connection:
+        assert connection.execute(select(Campaign.id).where(Campaign.id != earlier.id)).first() is None
+    # when the list leaves one of the new ones out (2 + 2 = 4), then it is launched
+    output = run("launch", contacts(tmp_path, numbers[:-1]), "--account", "meta", "--wa-template", "welcome",
+                 "--at", LATER)
+    assert [r.state for r in messages(engine, int(output.split()[0]))] == ["pending"] * 5
