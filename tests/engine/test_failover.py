@@ -333,7 +333,7 @@ def test_the_campaign_page_and_the_status_show_the_split_per_account(engine, bla
         page = client.get(f"/campaigns/{campaign_id}").text
         cells = {(account, state): int(n) for account, row in re.findall(
             r'<tr data-account="(\w+)">(.*?)</tr>', page, re.S)
-            for state, n in re.findall(r'data-state="(\w+)">(\d+)<', row)}
+            for state, n in re.findall(r'data-account-state="(\w+)">(\d+)<', row)}
         assert (cells[("uganda", "submitted")], cells[("india", "pending")], cells[("india", "submitted")]) == (2, 3, 0)
     # and `blast status ID --json` (and the API's campaign, the same report) says the same
     assert campaign_report(campaign_id)["accounts"] == {"uganda": {"submitted": 2}, "india": {"pending": 3}}

@@ -102,7 +102,7 @@ def upload_contacts(page, path: Path) -> None:
 def preview(page, *, phone_column: str, template: str) -> None:
     """On the preview page: map the phone column, write the template, and ask for the preview again."""
     page.get_by_label("Phone column").select_option(phone_column)
-    page.get_by_label("Template").fill(template)
+    page.get_by_role("textbox", name="Template").fill(template)
     page.get_by_role("button", name="Preview").click()
 
 

@@ -110,6 +110,9 @@ def test_upload_map_launch_watch_export(page, sandbox, tmp_path):
                  for state in ("pending", "queued", "sending", "submitted", "failed", "skipped", "unknown")}
         assert shown == {"pending": 0, "queued": 0, "sending": 0, "submitted": PEOPLE - 1, "failed": 1,
                          "skipped": 1, "unknown": 0}
+        # and the split per account (one account here) follows the same counts as they change
+        expect(page.locator('#accounts td[data-account-state="submitted"]')).to_have_text(
+            str(PEOPLE - 1))
         failures = page.get_by_role("table").filter(has=page.get_by_role("columnheader", name="code", exact=True))
         expect(failures.get_by_role("row")).to_have_count(2)  # the header and one failure group
         ui.screenshot(page, "campaign-finished")

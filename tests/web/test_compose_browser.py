@@ -44,14 +44,14 @@ def test_preview_follows_typing_and_launch_takes_it(page, engine, tmp_path):
     ui.upload_contacts(page, contacts)
     area = page.locator("#preview-area")
     # when the operator types a template, without pressing Preview
-    page.get_by_label("Template").press_sequentially("Hi {{ name }}", delay=20)
+    page.get_by_role("textbox", name="Template").press_sequentially("Hi {{ name }}", delay=20)
     # then the first recipients' texts appear, the markup as text that never ran
     expect(area.get_by_text(f"Hi {MARKUP}", exact=True)).to_be_visible()
     expect(area.get_by_text("Hi Cid", exact=True)).to_be_visible()
     expect(area).to_contain_text("/ 4096 characters")
     assert page.evaluate("window.pwned") is None
     # when a variable is misspelt, then each recipient says which one is missing
-    page.get_by_label("Template").fill("Hi {{ nam }}")
+    page.get_by_role("textbox", name="Template").fill("Hi {{ nam }}")
     expect(area.get_by_text("missing variable: nam").first).to_be_visible()
     # when the HTTP API account is chosen, then its kinds and the media field appear; buttons on demand
     buttons = page.get_by_role("group", name="Buttons")
@@ -62,7 +62,7 @@ def test_preview_follows_typing_and_launch_takes_it(page, engine, tmp_path):
     page.get_by_label("Message kind").select_option("buttons")
     expect(buttons).to_be_visible()
     page.get_by_label("Buttons, one a line").fill("Yes\nNo")
-    page.get_by_label("Template").fill("Hello {{ name }}")
+    page.get_by_role("textbox", name="Template").fill("Hello {{ name }}")
     expect(area.get_by_text("Hello Cid", exact=True)).to_be_visible()
     expect(area).to_contain_text("/ 1024 characters")
     # when they launch straight away

@@ -161,6 +161,27 @@
     });
   }
 
+  function showAccounts(accounts) {
+    var table = document.getElementById("accounts");
+    if (!table) { return; }
+    var states = Array.prototype.map.call(table.rows[0].cells, function (cell) { return cell.textContent; }).slice(1);
+    Object.keys(accounts).sort().forEach(function (account) {
+      var row = table.querySelector('tr[data-account="' + CSS.escape(account) + '"]');
+      if (!row) {  // a fallback the campaign went on through since the page was drawn
+        row = table.insertRow(-1);
+        row.setAttribute("data-account", account);
+        var name = document.createElement("th");
+        name.textContent = account;
+        row.appendChild(name);
+        states.forEach(function (state) { row.insertCell(-1).setAttribute("data-account-state", state); });
+      }
+      states.forEach(function (state) {
+        var cell = row.querySelector('td[data-account-state="' + state + '"]');
+        if (cell) { cell.textContent = String(accounts[account][state] || 0); }
+      });
+    });
+  }
+
   function showActions(actions) {
     document.querySelectorAll("form[data-action]").forEach(function (form) {
       form.hidden = actions.indexOf(form.getAttribute("data-action")) < 0;
@@ -175,6 +196,7 @@
       var cell = document.querySelector('td[data-state="' + state + '"]');
       if (cell) { cell.textContent = String(report.counts[state]); }
     });
+    if (report.accounts) { showAccounts(report.accounts); }
     if (report.actions) { showActions(report.actions); }
     if (report.progress) { showProgress(report.progress, report.status); }
     drawChart(report.chart || { minutes: report.per_minute, clipped: false });
