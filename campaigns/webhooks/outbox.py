@@ -203,7 +203,11 @@ def _on_commit(connection) -> None:
 
 
 def _on_rollback(connection) -> None:
-    connection.info.pop(_WRITTEN, None)
+    # A connection the database dropped mid-transaction is invalidated, and what it noted went with it: asking for
+    # its `info` would try to reconnect and raise PendingRollbackError in place of the database's own error, which
+    # the send path knows to wait out (workers.sending.while_database_returns).
+    if not connection.invalidated:
+        connection.info.pop(_WRITTEN, None)
 
 
 def _on_checkin(_dbapi_connection, record) -> None:

@@ -103,10 +103,23 @@ def test_a_cut_mid_campaign_loses_nothing_and_sends_nothing_twice(outage_stack):
                    message="the campaign finished")
     except AssertionError:
         print(stack.logs())
-        raise
+        taken = stack.sandbox.account_stats("socnet")["accepted_per_recipient"]
+        raise AssertionError(f"not finished: {_campaign_status(stack, campaign_id)}, messages "
+                             f"{_counts(stack, campaign_id)}, attempts {_attempts(stack, campaign_id)}, the gateway "
+                             f"took {sum(taken.get(number, 0) for number in numbers)}") from None
     assert _counts(stack, campaign_id) == {"submitted": 80}
     taken = stack.sandbox.account_stats("socnet")["accepted_per_recipient"]
     assert Counter(taken.get(number, 0) for number in numbers) == Counter({1: 80})
+
+
+def _attempts(stack, campaign_id: int) -> dict[str, int]:
+    """Attempts by outcome, for a failure's message."""
+    from campaigns.models import Attempt
+
+    with stack.engine.connect() as connection:
+        return dict(connection.execute(
+            select(Attempt.outcome, func.count()).join(Message, Message.id == Attempt.message_id)
+            .where(Message.campaign_id == campaign_id).group_by(Attempt.outcome)).all())
 
 
 def _campaign_status(stack, campaign_id: int) -> str:

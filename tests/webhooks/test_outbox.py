@@ -151,3 +151,25 @@ def test_a_large_move_is_written_whole(engine):
         written = connection.execute(select(WebhookDelivery.subscription_id, WebhookDelivery.body)).all()
     assert len(written) == 9000
     assert {json.loads(body)["data"]["phone"] for _s, body in written} == {f"+2567{i:08d}" for i in range(4500)}
+
+
+def test_a_transaction_lost_with_its_connection_fails_with_the_databases_own_error(engine, monkeypatch):
+    from sqlalchemy import text
+    from sqlalchemy.exc import OperationalError
+
+    # given a database that drops the connection in the middle of a transaction (a restart), as the driver
+    # reports it: a disconnect, so the connection is invalidated and its transaction rolled back
+    lost = engine.dialect.loaded_dbapi.OperationalError("server closed the connection unexpectedly")
+    monkeypatch.setattr(engine.dialect, "is_disconnect", lambda error, *args: error is lost)
+
+    def drop(*args, **kwargs):
+        raise lost
+
+    # when a statement of the transaction meets the drop, then the error is the database's (what the send path
+    # waits out, recording the gateway's answers once the database is back), not one the outbox's rollback hook
+    # made by asking the dead connection for its state
+    with pytest.raises(OperationalError) as raised, engine.begin() as connection:
+        connection.execute(text("SELECT 1"))
+        monkeypatch.setattr(engine.dialect, "do_execute", drop)
+        connection.execute(text("SELECT 2"))
+    assert raised.value.connection_invalidated
