@@ -90,7 +90,8 @@ UNCERTAIN: dict[str, Any] = {
     # are read; content, failing that recipient.
     "reengagement_sync_or_async": "both",
     # s3/s4 (tier) [F]: no code is documented for the 24-h messaging limit; reports show failed statuses or
-    # 131048. 131048 pauses the account (quota); no other code is guessed.
+    # 131048. 131048 pauses the account (quota); no other code is guessed. The limit itself is budgeted before a
+    # launch from the account's `messaging_limit` (campaigns.messaging_limit), not during the send.
     "messaging_limit_code": 131048,
     # s3 130497 [M*]: "fails only that country's recipients": the recipient fails, the account goes on.
     "country_barred": Outcome.RECIPIENT,
