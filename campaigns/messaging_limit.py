@@ -49,10 +49,8 @@ def counts(connection, campaign_id: int, account: AccountConfig) -> tuple[int, i
         ServiceWindow.last_inbound_at >= now - timedelta(hours=SERVICE_WINDOW_HOURS))
     recent = (select(Message.phone).join(Campaign, Campaign.id == Message.campaign_id)
               .where(sent_through(account.name), Message.submitted_at >= now - timedelta(hours=HOURS)))
-    used = connection.execute(select(func.count(func.distinct(Message.phone)))
-                              .join(Campaign, Campaign.id == Message.campaign_id)
-                              .where(sent_through(account.name), Message.submitted_at >= now - timedelta(hours=HOURS),
-                                     Message.phone.not_in(inside))).scalar_one()
+    counted = recent.where(Message.phone.not_in(inside)).subquery()
+    used = connection.execute(select(func.count(func.distinct(counted.c.phone)))).scalar_one()
     new = connection.execute(select(func.count(func.distinct(Message.phone)))
                              .where(Message.campaign_id == campaign_id, Message.state == MessageState.PENDING.value,
                                     Message.phone.not_in(inside), Message.phone.not_in(recent))).scalar_one()

@@ -4,7 +4,8 @@ with an event due gets a delivery task, so nothing waits on a Celery message tha
 
 Arguments are subscription ids only: the worker reads the URL and the secret from the database.
 A task leases a batch of due deliveries (campaigns.webhooks.deliveries), POSTs them `webhook_concurrency` at a
-time from a thread pool (on kept-alive connections), records every answer, and goes on
+time from a thread pool (`webhook_pipeline` of them written together on each kept-alive connection), records every
+answer, and goes on
 until none is due or its time is up (then it hands over to a fresh task, so a backlog never holds a worker).
 """
 
@@ -288,7 +289,3 @@ def post_group(url: str, signer: Signer, group: list[Claimed], timeout: float) -
         answers.append(Answer(claimed.id, claimed.attempts, utcnow(), status_code, text))
     return answers
 
-
-def post(url: str, signer: Signer, claimed: Claimed, timeout: float) -> Answer:
-    """One POST of one delivery (see post_group)."""
-    return post_group(url, signer, [claimed], timeout)[0]
