@@ -336,8 +336,9 @@ class WebhookDelivery(SQLModel, table=True):
     and its delivery log. `body` is the exact JSON POSTed; `event_id` its stable `webhook-id`."""
 
     __table_args__ = (
-        # The deliveries still to make, by subscription and time due: what a delivery task and beat's sweep read.
-        Index("ix_webhookdelivery_due", "subscription_id", "next_attempt_at",
+        # The deliveries still to make, by subscription and time due: what a delivery task and beat's sweep read,
+        # in the order a claim takes them.
+        Index("ix_webhookdelivery_due", "subscription_id", "next_attempt_at", "id",
               sqlite_where=text("state = 'pending'"), postgresql_where=text("state = 'pending'")),
         Index("ix_webhookdelivery_subscription", "subscription_id", "id"),
     )

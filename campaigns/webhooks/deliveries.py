@@ -67,12 +67,14 @@ def _due(now: datetime, table=D):
 
 def claim(engine: Engine, subscription_id: int, *, limit: int, only: list[int] | None = None,
           lease_seconds: float = LEASE_SECONDS) -> tuple[str, list[Claimed]]:
-    """Lease up to `limit` due deliveries of the subscription (the oldest first; of `only`, when given)."""
+    """Lease up to `limit` due deliveries of the subscription (the longest due first, then the oldest; of `only`,
+    when given). The order is the due index's, so the claim reads little more than the rows it takes."""
     now = utcnow()
     token = secrets.token_hex(16)
     # an alias: the same table in the subquery would be correlated to the UPDATE's row, and LIMIT lost
     due = aliased(D)
-    picked = select(due.id).where(due.subscription_id == subscription_id, *_due(now, due)).order_by(due.id)
+    picked = select(due.id).where(due.subscription_id == subscription_id, *_due(now, due))
+    picked = picked.order_by(due.next_attempt_at, due.id)
     picked = picked.limit(limit)
     if only is not None:
         picked = picked.where(due.id.in_(only))
@@ -152,8 +154,10 @@ def prune(engine: Engine, *, keep_days: float | None = None, chunk: int = 20_000
 def due_subscriptions(engine: Engine) -> list[int]:
     """The subscriptions with a delivery due and not held: what beat's sweep hands to the workers."""
     now = utcnow()
+    due = select(D.id).where(D.subscription_id == WebhookSubscription.id, *_due(now)).exists()
     with engine.connect() as connection:
-        return list(connection.execute(select(D.subscription_id).where(*_due(now)).distinct()).scalars())
+        return list(connection.execute(select(WebhookSubscription.id).where(due)
+                                       .order_by(WebhookSubscription.id)).scalars())
 
 
 def add_test_event(engine: Engine, subscription_id: int, *, kick: bool = True) -> int:
