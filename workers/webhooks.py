@@ -3,7 +3,7 @@
 with an event due gets a delivery task, so nothing waits on a Celery message that was lost).
 
 Arguments are subscription ids only: the worker reads the URL and the secret from the database.
-A task leases a batch of due deliveries (campaigns.webhooks.deliveries), POSTs them `webhook_concurrency` at a
+A task claims a batch of due deliveries (campaigns.webhooks.deliveries), POSTs them `webhook_concurrency` at a
 time from a thread pool (`webhook_pipeline` of them written together on each kept-alive connection), records every
 answer, and goes on
 until none is due or its time is up (then it hands over to a fresh task, so a backlog never holds a worker).
@@ -31,7 +31,7 @@ from workers.app import app, ensure_configured
 
 log = logging.getLogger("blast.webhooks")
 
-BATCH = 200  # deliveries leased at once: POSTed together, recorded in one transaction
+BATCH = 200  # deliveries claimed at once: POSTed together, recorded in one transaction
 BUDGET_SECONDS = 20.0  # a task that has delivered this long hands over to a fresh one
 USER_AGENT = "Blast-Webhooks/1"
 
@@ -48,7 +48,7 @@ def publish_delivery(subscription_id: int) -> None:
 
 @app.task(name="blast.deliver_webhooks", acks_late=True, ignore_result=True)
 def deliver_webhooks(subscription_id: int) -> dict:
-    """POST the subscription's due events (a lost or repeated task is harmless: deliveries are leased)."""
+    """POST the subscription's due events (a lost or repeated task is harmless: deliveries are claimed)."""
     result = deliver(subscription_id)
     if result.pop("more"):
         publish_delivery(subscription_id)
@@ -90,16 +90,19 @@ def deliver(subscription_id: int, *, engine=None, only: list[int] | None = None,
     delays = deliveries.retry_delays()
     started = time.monotonic()
     while True:
-        token, claimed = deliveries.claim(engine, subscription_id, limit=BATCH, only=only)
-        if not claimed:
+        claim = deliveries.claim(engine, subscription_id, limit=BATCH, only=only)
+        if not claim.deliveries:
             return result
-        depth = settings.webhook_pipeline
-        groups = [claimed[start:start + depth] for start in range(0, len(claimed), depth)]
-        answers = [answer for group in pool().map(
-            lambda group: post_group(url, signer, group, settings.webhook_timeout_seconds), groups)
-            for answer in group]
-        for state, count in deliveries.record(engine, subscription_id, token, answers, delays).items():
-            result[state] += count
+        try:
+            depth = settings.webhook_pipeline
+            groups = [claim.deliveries[start:start + depth] for start in range(0, len(claim.deliveries), depth)]
+            answers = [answer for group in pool().map(
+                lambda group: post_group(url, signer, group, settings.webhook_timeout_seconds), groups)
+                for answer in group]
+            for state, count in deliveries.record(engine, claim, answers, delays).items():
+                result[state] += count
+        finally:
+            deliveries.release(claim)
         if only is not None:
             result["answers"].extend(answers)
             return result

@@ -3,7 +3,7 @@ specification says, at least once.
 
 subscriptions.py  who wants which events, and their signing secrets
 outbox.py         event rows written in the transaction of the change they report
-deliveries.py     the outbox read back: claimed under a lease, answers recorded, failures rescheduled
+deliveries.py     the outbox read back: claimed (row locks or a lease), answers recorded, failures rescheduled
 signing.py        the `webhook-*` headers of one POST
 
 The POSTs themselves are made by Celery tasks on the `webhooks` queue (workers/webhooks.py), never on the

@@ -1,21 +1,26 @@
-"""The outbox read back by the delivering workers: due deliveries claimed under a lease, each answer recorded
-on its delivery and, the last one, on its subscription; failures rescheduled by the retry schedule.
+"""The outbox read back by the delivering workers: due deliveries claimed, each answer recorded on its delivery
+and, the last one, on its subscription; failures rescheduled by the retry schedule.
 
-At least once: a delivery is marked delivered only after its 2xx. A worker that dies mid-POST leaves its claim
-to expire (LEASE_SECONDS) and the delivery is made again; the receiver drops the repeat by its `webhook-id`.
-Two workers never hold one delivery at once: the claim is one conditional UPDATE (Postgres: the due rows are
-picked FOR UPDATE SKIP LOCKED, so concurrent claimers take different ones; SQLite writes one at a time).
+At least once: a delivery is marked delivered only after its 2xx. A worker that dies mid-POST loses its claim
+(at once on Postgres, after LEASE_SECONDS on SQLite) and the delivery is made again; the receiver drops the
+repeat by its `webhook-id`. Two workers never hold one delivery at once. Postgres: the due rows are locked
+FOR UPDATE SKIP LOCKED by a transaction that stays open through the POSTs and records the answers, so concurrent
+claimers take different rows and each delivery is written once, with its answer (a written lease cost a second
+update of every row, which was most of Postgres's work per event). SQLite: a lease written by one conditional
+UPDATE (SQLite writes one transaction at a time).
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, literal_column, or_, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import aliased
 
 from campaigns.db import is_postgres
@@ -23,6 +28,8 @@ from campaigns.models import WebhookDelivery, WebhookSubscription, utcnow
 from campaigns.settings import get_settings
 from campaigns.webhooks import outbox
 from campaigns.webhooks.subscriptions import TEST_EVENT
+
+logger = logging.getLogger("blast.webhooks")
 
 D = WebhookDelivery
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
@@ -65,42 +72,92 @@ def _due(now: datetime, table=D):
             or_(table.lease_until.is_(None), table.lease_until < now))
 
 
+@dataclass(slots=True)
+class Claim:
+    """Due deliveries one worker holds until it records their answers.
+
+    Postgres: the row locks of a transaction kept open through the POSTs (`connection`). Nothing is written to
+    claim; the locks go at its commit, or at once when the worker dies and its connection closes, or when a frozen
+    worker's transaction has been idle `lease_seconds` (idle_in_transaction_session_timeout).
+    SQLite (one writer at a time: a transaction kept open would stop every other write) writes a lease on the rows
+    (`token`), which another worker may take over once it has expired."""
+
+    subscription_id: int
+    deliveries: list[Claimed]
+    token: str | None = None
+    connection: Connection | None = None
+
+
 def claim(engine: Engine, subscription_id: int, *, limit: int, only: list[int] | None = None,
-          lease_seconds: float = LEASE_SECONDS) -> tuple[str, list[Claimed]]:
-    """Lease up to `limit` due deliveries of the subscription (the longest due first, then the oldest; of `only`,
-    when given). The order is the due index's, so the claim reads little more than the rows it takes."""
+          lease_seconds: float = LEASE_SECONDS) -> Claim:
+    """Hold up to `limit` due deliveries of the subscription (the longest due first, then the oldest; of `only`,
+    when given). The order is the due index's, so the claim reads little more than the rows it takes.
+    Whatever happens next, the caller ends the claim: `record`, or `release` when it has no answers."""
     now = utcnow()
+    if is_postgres(engine):
+        return _lock(engine, subscription_id, now, limit=limit, only=only, lease_seconds=lease_seconds)
     token = secrets.token_hex(16)
     # an alias: the same table in the subquery would be correlated to the UPDATE's row, and LIMIT lost
     due = aliased(D)
-    picked = select(due.id).where(due.subscription_id == subscription_id, *_due(now, due))
-    picked = picked.order_by(due.next_attempt_at, due.id)
-    picked = picked.limit(limit)
-    if only is not None:
-        picked = picked.where(due.id.in_(only))
-    if is_postgres(engine):
-        # picked once, in a materialized CTE: as `id IN (subquery)` the subquery may be run again for the
-        # UPDATE's rows, and each run skips the rows the last one leased and takes the next `limit`
-        picked = picked.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
-        matches = D.id == picked.c.id
-    else:  # SQLite runs an uncorrelated IN (subquery) once, and writes one transaction at a time
-        matches = D.id.in_(picked.scalar_subquery())
-    statement = (update(D).where(matches, *_due(now))
+    picked = _picked((due.id,), due, subscription_id, now, limit=limit, only=only)
+    # SQLite runs an uncorrelated IN (subquery) once, and writes one transaction at a time
+    statement = (update(D).where(D.id.in_(picked.scalar_subquery()), *_due(now))
                  .values(lease_token=token, lease_until=now + timedelta(seconds=lease_seconds))
-                 .returning(D.id, D.event_id, D.body, D.attempts))
+                 .returning(*CLAIMED))
     with engine.begin() as connection:
         rows = connection.execute(statement).all()
-    return token, sorted((Claimed(*row) for row in rows), key=lambda claimed: claimed.id)
+    return Claim(subscription_id, sorted((Claimed(*row) for row in rows), key=lambda held: held.id), token=token)
 
 
-def record(engine: Engine, subscription_id: int, token: str, answers: list[Answer],
+CLAIMED = (D.id, D.event_id, D.body, D.attempts)
+
+
+def _picked(columns, table, subscription_id: int, now: datetime, *, limit: int, only: list[int] | None):
+    picked = select(*columns).where(table.subscription_id == subscription_id, *_due(now, table))
+    if only is not None:
+        picked = picked.where(table.id.in_(only))
+    return picked.order_by(table.next_attempt_at, table.id).limit(limit)
+
+
+def _lock(engine: Engine, subscription_id: int, now: datetime, *, limit: int, only: list[int] | None,
+          lease_seconds: float) -> Claim:
+    connection = engine.connect()
+    try:
+        connection.begin()
+        rows = connection.execute(_picked(CLAIMED, D, subscription_id, now, limit=limit, only=only)
+                                  .with_for_update(skip_locked=True)).all()
+        if rows:  # idle from here on, while the worker POSTs
+            connection.exec_driver_sql(
+                f"SET LOCAL idle_in_transaction_session_timeout = {max(1, round(lease_seconds * 1000))}")
+    except BaseException:
+        connection.close()
+        raise
+    if not rows:
+        connection.close()
+        return Claim(subscription_id, [])
+    return Claim(subscription_id, [Claimed(*row) for row in rows], connection=connection)
+
+
+def release(claim: Claim) -> None:
+    """End a claim without recording anything: its deliveries are due again at once (Postgres) or when the
+    lease expires (SQLite). Harmless after `record`."""
+    if claim.connection is not None:
+        claim.connection.close()
+        claim.connection = None
+
+
+def record(engine: Engine, claim: Claim, answers: list[Answer],
            delays: tuple[float, ...] | None = None) -> dict[str, int]:
-    """Each answer on its delivery (still held under `token`): a 2xx delivers it; anything else schedules the
-    next attempt by `delays`, or gives it up after the last. The latest answer goes on the subscription.
+    """Each answer on its delivery (still held by `claim`), and the claim ended: a 2xx delivers it; anything
+    else schedules the next attempt by `delays`, or gives it up after the last. The latest answer goes on the
+    subscription. Returns how many were recorded, by state. A claim lost meanwhile (its lease expired, its
+    transaction ended by the database) records nothing: the deliveries are made again, and the receiver drops a
+    repeat by its `webhook-id`.
 
     Answers that record alike (same outcome, attempt, status and text: in a healthy batch, all of them) are
     written by one UPDATE, stamped with the latest of their times."""
     if not answers:
+        release(claim)
         return {}
     delays = retry_delays() if delays is None else delays
     groups: dict[tuple, list[Answer]] = defaultdict(list)
@@ -113,23 +170,40 @@ def record(engine: Engine, subscription_id: int, token: str, answers: list[Answe
         else:
             state, delay = FAILED, None
         groups[(state, attempts, delay, answer.status_code, answer.text[:ANSWER_KEPT])].append(answer)
+    held = (D.state == PENDING,) if claim.connection is not None else (D.lease_token == claim.token,
+                                                                         D.state == PENDING)
     counts = {DELIVERED: 0, PENDING: 0, FAILED: 0}
     last = max(answers, key=lambda answer: answer.at)
-    with engine.begin() as connection:
+
+    def write(connection) -> None:
         for (state, attempts, delay, status_code, text), group in groups.items():
             at = max(answer.at for answer in group)
             ids = [answer.delivery_id for answer in group]
             for start in range(0, len(ids), CHUNK):
-                connection.execute(
-                    update(D).where(D.id.in_(ids[start:start + CHUNK]), D.lease_token == token, D.state == PENDING)
+                counts[state] += connection.execute(
+                    update(D).where(D.id.in_(ids[start:start + CHUNK]), *held)
                     .values(state=state, attempts=attempts, last_attempt_at=at, last_status_code=status_code,
                             last_answer=text, lease_token=None, lease_until=None,
                             next_attempt_at=at + timedelta(seconds=delay or 0),
                             delivered_at=at if state == DELIVERED else None)
-                    .execution_options(synchronize_session=False))
-            counts[state] += len(group)
-        connection.execute(update(WebhookSubscription).where(WebhookSubscription.id == subscription_id).values(
-            last_attempt_at=last.at, last_status_code=last.status_code, last_answer=last.text[:ANSWER_KEPT]))
+                    .execution_options(synchronize_session=False)).rowcount
+        connection.execute(update(WebhookSubscription).where(WebhookSubscription.id == claim.subscription_id)
+                           .values(last_attempt_at=last.at, last_status_code=last.status_code,
+                                   last_answer=last.text[:ANSWER_KEPT]))
+
+    if claim.connection is None:
+        with engine.begin() as connection:
+            write(connection)
+        return counts
+    try:
+        write(claim.connection)
+        claim.connection.commit()
+    except DBAPIError as error:  # the transaction is gone (ended by the database as idle too long, or cut)
+        logger.warning("webhook deliveries of subscription %s lost their claim before their answers were recorded "
+                    "(%s); they will be made again", claim.subscription_id, type(error.orig).__name__)
+        return {}
+    finally:
+        release(claim)
     return counts
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -103,12 +104,14 @@ def test_concurrent_claims_never_share_a_delivery(engine):
     def claimer():
         start.wait()
         while True:
-            _token, batch = deliveries.claim(engine, subscription_id, limit=25)
-            if not batch:
+            claim = deliveries.claim(engine, subscription_id, limit=25)
+            if not claim.deliveries:
                 return
-            claimed.append([row.id for row in batch])
+            claimed.append([held.id for held in claim.deliveries])
+            deliveries.record(engine, claim, [deliveries.Answer(held.id, 0, utcnow(), 204, "")
+                                              for held in claim.deliveries])
 
-    # when four threads claim batches at once until none is left
+    # when four threads claim batches at once, each recording its batch, until none is left
     threads = [threading.Thread(target=claimer) for _ in range(4)]
     for thread in threads:
         thread.start()
@@ -120,29 +123,56 @@ def test_concurrent_claims_never_share_a_delivery(engine):
     assert sorted(every) == [row.id for row in rows(engine)]
 
 
-def test_a_claim_whose_worker_died_is_delivered_after_its_lease(engine, receiver):
-    # given deliveries claimed by a worker that died before recording anything (its lease already over)
+def claim_when_free(engine, subscription_id: int, *, limit: int, seconds: float = 30.0) -> deliveries.Claim:
+    """Claim as another worker would, again and again until something is free (a lost claim frees its
+    deliveries: at once, or when its lease or idle transaction times out)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        claim = deliveries.claim(engine, subscription_id, limit=limit)
+        if claim.deliveries or time.monotonic() > deadline:
+            return claim
+        time.sleep(0.05)
+
+
+def test_a_claim_held_by_a_live_worker_is_not_taken(engine):
+    # given three deliveries claimed by a worker that is still POSTing them
+    subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/x", "optout.added")
+    write_events(engine, subscription_id, 3)
+    held = deliveries.claim(engine, subscription_id, limit=10)
+    assert len(held.deliveries) == 3
+    # when another worker claims, then it gets none of them
+    assert deliveries.claim(engine, subscription_id, limit=10).deliveries == []
+    deliveries.release(held)
+
+
+def test_a_claim_whose_worker_died_is_delivered_again(engine, receiver):
+    # given deliveries claimed by a worker that died before recording anything: its connection cut (Postgres),
+    # its lease already over (SQLite)
     subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
     ids = write_events(engine, subscription_id, 3)
-    _token, lost = deliveries.claim(engine, subscription_id, limit=10, lease_seconds=-1)
-    assert len(lost) == 3
+    lost = deliveries.claim(engine, subscription_id, limit=10, lease_seconds=-1)
+    assert len(lost.deliveries) == 3
+    if lost.connection is not None:
+        lost.connection.invalidate()
     # when another worker delivers, then it takes them and they are delivered
     assert deliver(subscription_id, engine=engine)["delivered"] == 3
     assert sorted(event_id(post) for post in receiver.posts) == sorted(ids)
 
 
-def test_an_answer_recorded_under_a_lost_lease_changes_nothing(engine, fast_retries):
-    # given a delivery claimed by a slow worker and, its lease over, delivered by another
+def test_a_frozen_workers_claim_is_taken_over_and_its_late_answer_changes_nothing(engine, fast_retries):
+    # given a delivery claimed by a worker that then froze past its lease (0.3 s), and taken over by another
     subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/x", "optout.added")
     write_events(engine, subscription_id, 1)
-    slow_token, [slow] = deliveries.claim(engine, subscription_id, limit=1, lease_seconds=-1)
-    token, [taken] = deliveries.claim(engine, subscription_id, limit=1)
+    slow = deliveries.claim(engine, subscription_id, limit=1, lease_seconds=0.3)
+    taken = claim_when_free(engine, subscription_id, limit=1)
+    assert [held.id for held in taken.deliveries] == [held.id for held in slow.deliveries]
     now = utcnow()
-    deliveries.record(engine, subscription_id, token, [deliveries.Answer(taken.id, 0, now, 204, "")])
-    # when the slow worker records its failure, then the delivery stays delivered
-    deliveries.record(engine, subscription_id, slow_token, [deliveries.Answer(slow.id, 0, now, None, "ReadTimeout")])
+    deliveries.record(engine, taken, [deliveries.Answer(taken.deliveries[0].id, 0, now, 204, "")])
+    # when the frozen worker wakes and records its failure, then nothing of it is recorded
+    assert deliveries.record(engine, slow, [deliveries.Answer(slow.deliveries[0].id, 0, now, None, "ReadTimeout")]
+                             ).get("pending", 0) == 0
     [row] = rows(engine)
-    assert (row.state, row.last_status_code) == ("delivered", 204)
+    assert (row.state, row.attempts, row.last_status_code) == ("delivered", 1, 204)
 
 
 def _make_due(engine) -> None:
