@@ -1,16 +1,18 @@
 """Outbound webhooks benchmark: prints figures, asserts nothing.
 
-Three runs of the same campaign through the sandbox's Socnet (capped at --rate messages/s), side by side:
+Four runs of the same campaign through the sandbox's Socnet (capped at --rate messages/s), side by side:
   no subscriber      no webhook subscription at all
   delivered after    a subscriber (a fast local receiver) to message.status, campaign.started and
                      campaign.finished, plus --backlog events written before the launch; the webhooks worker starts
-                     once the campaign has finished: the send path's own cost of writing the events, then delivery
-                     alone (events/s with nothing else running)
-  delivered during   the same, with the webhooks worker delivering while the campaign sends: events/s is what
-                     arrived between the launch and the finish, with events still waiting at the finish (else
-                     it is the campaign's own pace, marked *)
-Deployed shape: 2 send workers (send, pace, reports), 1 webhooks worker (niced, as the Procfile runs it), beat;
-Postgres and Redis. The receiver is niced too: it stands for another host.
+                     once the campaign has finished, with no cap on the subscription's rate: the send path's own
+                     cost of writing the events, then delivery alone (events/s with nothing else running)
+  during, cap        the same, with the webhooks worker delivering while the campaign sends, at the subscription's
+                     rate cap (--webhook-rate, by default BLAST_WEBHOOK_RATE_PER_SUBSCRIPTION's default): events/s
+                     is what arrived between the launch and the finish, with events still waiting at the finish
+                     (else it is the campaign's own pace, marked *)
+  during, no cap     the same with no cap (BLAST_WEBHOOK_RATE_PER_SUBSCRIPTION=0): delivery takes what CPU it can
+Deployed shape: 2 send workers (send, pace, reports), 1 webhooks worker (at idle priority, as the Procfile runs
+it), beat; Postgres and Redis. The receiver runs at idle priority too: it stands for another host.
 
 For each run: the send rate (submitted messages per second), the send workers' CPU per message (workers + beat,
 from /proc); with the subscriber, the webhook events delivered per second at the receiver (distinct webhook-ids
@@ -39,10 +41,13 @@ import requests  # noqa: E402
 
 from bench.dispatch import CLOCK_TICKS, Environment, cpu_seconds, run_campaign, submitted_span  # noqa: E402
 from campaigns.db import get_engine  # noqa: E402
+from campaigns.settings import Settings  # noqa: E402
 from campaigns.webhooks import outbox, subscriptions  # noqa: E402
 from workers.sandbox.harness import SandboxProcess  # noqa: E402
 
-NICE = 10  # the webhooks worker's niceness, as the Procfile and compose give it: sending comes first
+# The receiver stands for a system on another host, whose CPU is not Blast's: it takes only what is left over,
+# as the webhooks worker does (blast worker --idle-priority)
+RECEIVER_PRIORITY = ("chrt", "--idle", "0")
 BACKLOG_TYPE = "optout.added"  # the events written before the launch (the campaign makes none of these)
 
 # ---------------------------------------------------------------- the receiver (its own process)
@@ -87,8 +92,7 @@ class Receiver:
             probe.bind(("127.0.0.1", 0))
             self.port = probe.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
-        # niced as the webhooks worker is: it stands for a system on another host, whose CPU is not Blast's
-        self.process = subprocess.Popen(["nice", "-n", str(NICE), sys.executable, __file__, "--receive",
+        self.process = subprocess.Popen([*RECEIVER_PRIORITY, sys.executable, __file__, "--receive",
                                          str(self.port)], cwd=ROOT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -131,12 +135,14 @@ def cpu_by_group() -> dict[str, float]:
 # ---------------------------------------------------------------- the runs
 
 
-def run(sandbox, *, count: int, rate: int, subscriber: str, backlog: int) -> dict:
+def run(sandbox, *, count: int, rate: int, subscriber: str, backlog: int, webhook_rate: float) -> dict:
     """One campaign; `subscriber`: "none", "after" (events delivered once the campaign has finished: the send
-    path's own cost of writing them, then delivery alone) or "during" (delivered while the campaign sends)."""
+    path's own cost of writing them, then delivery alone, uncapped), "during" (delivered while the campaign
+    sends, at most `webhook_rate` events a second) or "uncapped" (during, with no cap)."""
     sandbox.reset(all=True)
     with Environment(sandbox) as env, Receiver() as receiver:
         env.accounts({"bench": {"provider": "socnet", "rate": rate}})
+        env.env["BLAST_WEBHOOK_RATE_PER_SUBSCRIPTION"] = str(webhook_rate if subscriber == "during" else 0)
         engine = get_engine()
         if subscriber != "none":
             subscription_id, _ = subscriptions.add(engine, receiver.url,
@@ -151,10 +157,11 @@ def run(sandbox, *, count: int, rate: int, subscriber: str, backlog: int) -> dic
         beat = env.start("beat", "-l", "ERROR")
 
         def webhooks_worker():
-            return env.start("nice", "-n", str(NICE), sys.executable, "-m", "campaigns.cli", "worker", "-c", "4",
+            return env.start("worker", "--idle-priority", "-c", "4",
                              "-Q", "webhooks", "-l", "ERROR", "-n", "webhooks@%h", raw=True)
 
-        hooks = webhooks_worker() if subscriber == "during" else None
+        during = subscriber in ("during", "uncapped")
+        hooks = webhooks_worker() if during else None
         time.sleep(5)  # imports and connections before the clock starts
         sending = [process.pid for process in (*senders, beat)]
         before = sum(map(cpu_seconds, sending))
@@ -174,7 +181,7 @@ def run(sandbox, *, count: int, rate: int, subscriber: str, backlog: int) -> dic
         deadline = time.monotonic() + 600
         while (stats := receiver.stats())["ids"] < expected and time.monotonic() < deadline:
             time.sleep(0.2)
-        if subscriber == "during":
+        if during:
             # what arrived while the campaign sent; a true rate only if events were still waiting at the finish
             # (else delivery kept up and the campaign's own pace is what was measured)
             events_per_second = (at_finish - at_launch) / (finished_at - launched_at)
@@ -193,7 +200,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=20000, help="recipients of the campaign")
     parser.add_argument("--rate", type=int, default=500, help="the account's cap, messages/s")
     parser.add_argument("--backlog", type=int, default=100000, help="events waiting before the launch")
-    parser.add_argument("--runs", default="none,after,during", help="which of the three runs, comma-separated")
+    parser.add_argument("--runs", default="none,after,during,uncapped", help="which of the runs, comma-separated")
+    parser.add_argument("--webhook-rate", type=float, default=Settings().webhook_rate_per_subscription,
+                        help="the during run's cap, events a second per subscription (default: Blast's)")
     parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
     parser.add_argument("--receive", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -208,8 +217,9 @@ def main() -> None:
     with SandboxProcess() as sandbox:
         for subscriber in args.runs.split(","):
             runs[subscriber] = run(sandbox, count=args.count, rate=args.rate, subscriber=subscriber,
-                                   backlog=args.backlog)
-    titles = {"none": "no subscriber", "after": "delivered after", "during": "delivered during"}
+                                   backlog=args.backlog, webhook_rate=args.webhook_rate)
+    titles = {"none": "no subscriber", "after": "delivered after", "during": f"during, cap {args.webhook_rate:g}",
+              "uncapped": "during, no cap"}
     print(f"  {'':<34}" + "".join(f"{titles[name]:>18}" for name in runs))
     print(f"  {'send rate (msg/s)':<34}" + "".join(f"{r['send_rate']:>18.0f}" for r in runs.values()))
     print(f"  {'send CPU (ms/message, workers+beat)':<34}"
@@ -223,7 +233,7 @@ def main() -> None:
     print(f"  cores busy while the campaign sent (of the machine's {len(os.sched_getaffinity(0))}), by process:")
     for group in [name for name, _mark in GROUPS] + ["other"]:
         print(f"    {group:<32}" + "".join(f"{r['cores'].get(group, 0.0):>18.2f}" for r in runs.values()))
-    if not runs.get("during", {}).get("saturated", True):
+    if not all(r.get("saturated", True) for r in runs.values()):
         print("  * every event had arrived before the campaign finished: delivery kept up with the campaign, and this "
               "is the campaign's pace, a lower bound (raise --backlog)")
     print(f"  the send path's extra work per state change without a subscriber: {lookup_cost() * 1e6:.2f} µs "

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # time. Fewer threads then hold the same POSTs in flight, for a third less CPU per POST.
     webhook_pipeline: int = Field(default=8, ge=1, le=64)
     webhook_keep_days: float = Field(default=14.0, gt=0)  # delivered and given-up events kept this long (the log)
+    # The most events a second POSTed to one subscription, across every worker (the gateways' rate limiter, a
+    # key per subscription); 0: as fast as the subscriber answers. Far above what a campaign makes (a few events
+    # per message), it paces only a backlog (a subscriber back from an outage): it is not flooded, and the
+    # delivery does not take the CPU that sending needs on a small host (bench/webhooks.py).
+    webhook_rate_per_subscription: float = Field(default=2500.0, ge=0)
     # How often beat looks for due reminder blasts (schedules/beat.py): a "0 9 * * *" blast starts within
     # this many seconds of 09:00 (plus the time to ingest its contact file).
     schedule_tick_seconds: float = Field(default=5.0, gt=0)

@@ -12,6 +12,7 @@ until none is due or its time is up (then it hands over to a fresh task, so a ba
 from __future__ import annotations
 
 import logging
+import math
 import socket
 import ssl
 import threading
@@ -88,9 +89,13 @@ def deliver(subscription_id: int, *, engine=None, only: list[int] | None = None,
         return result
     url, signer = target[0], Signer(target[1])
     delays = deliveries.retry_delays()
+    rate = settings.webhook_rate_per_subscription
+    limit = BATCH if not rate or only is not None else max(1, min(BATCH, math.floor(rate)))
     started = time.monotonic()
     while True:
-        claim = deliveries.claim(engine, subscription_id, limit=BATCH, only=only)
+        if rate and only is None:
+            take_turn(subscription_id, rate, limit)
+        claim = deliveries.claim(engine, subscription_id, limit=limit, only=only)
         if not claim.deliveries:
             return result
         try:
@@ -109,6 +114,15 @@ def deliver(subscription_id: int, *, engine=None, only: list[int] | None = None,
         if time.monotonic() - started > budget_seconds:
             result["more"] = True
             return result
+
+
+def take_turn(subscription_id: int, rate: float, count: int) -> None:
+    """Wait for `count` slots of the subscription's `rate` (events a second) from the limiter the gateways'
+    sends use: one schedule per subscription for every worker, through Redis when it is configured."""
+    from workers.rate_limits import get_limiter
+
+    while not get_limiter().acquire(f"webhooks:{subscription_id}", rate=rate, max_wait=1.0, count=count):
+        pass
 
 
 def pool() -> ThreadPoolExecutor:

@@ -29,6 +29,18 @@ def check_configuration() -> None:
         connection.execute(text("SELECT 1"))
 
 
+def lowest_priority() -> None:
+    """This process, and the threads it starts from now on, at the lowest CPU priority: Linux's SCHED_IDLE, which
+    runs only when no ordinary process wants the CPU and gives way to one the moment it wakes (a niced process
+    still takes a share, and keeps a waking sender waiting for its turn); elsewhere, nice 19."""
+    import os
+
+    if hasattr(os, "SCHED_IDLE"):
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    else:
+        os.nice(19)
+
+
 @commands.command(context_settings=CONTEXT)
 def worker(
     ctx: typer.Context,
@@ -36,9 +48,14 @@ def worker(
     queues: Annotated[str, typer.Option("-Q", "--queues", help="queues to consume")] = (
         "send,pace,reports,ingest,webhooks"),
     loglevel: Annotated[str, typer.Option("-l", "--loglevel")] = "INFO",
+    idle_priority: Annotated[bool, typer.Option(
+        "--idle-priority", help="take only the CPU the host's other processes leave (the webhooks worker: "
+        "sending comes first)")] = False,
 ) -> None:
     """A Celery worker (thread pool: sending waits on the network, not the CPU). Extra flags go to celery."""
     check_configuration()
+    if idle_priority:
+        lowest_priority()
     from workers.app import app as celery_app
 
     celery_app.worker_main(["worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queues,

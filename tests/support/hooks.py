@@ -27,7 +27,8 @@ class Receiver:
                     status = receiver.statuses.pop(0) if receiver.statuses else 200
                     receiver.posts.append({"path": self.path, "headers": dict(self.headers),
                                            "content_type": self.headers.get("Content-Type", ""), "raw": raw,
-                                           "body": _json_or_none(raw), "answered": status})
+                                           "body": _json_or_none(raw), "answered": status,
+                                           "arrived": time.monotonic()})
                     receiver._changed.notify_all()
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

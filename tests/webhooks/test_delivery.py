@@ -358,3 +358,18 @@ def test_posts_written_together_are_each_answered_once_whatever_the_subscriber_d
         assert subscriber.connections == connections
     finally:
         subscriber.close()
+
+
+def test_a_subscriptions_rate_spreads_a_backlog_over_the_seconds_it_needs(engine, receiver, monkeypatch):
+    # given a cap of 30 events a second per subscription, and 90 events waiting
+    monkeypatch.setenv("BLAST_WEBHOOK_RATE_PER_SUBSCRIPTION", "30")
+    reset_settings()
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    write_events(engine, subscription_id, 90)
+    # when they are delivered
+    assert deliver(subscription_id, engine=engine)["delivered"] == 90
+    # then they took three one-second windows of the limiter, so the last arrived two seconds after the first
+    # (less what a slow first POST may have lost); with no cap they all arrive within a few milliseconds
+    arrivals = sorted(post["arrived"] for post in receiver.posts)
+    assert len(arrivals) == 90
+    assert arrivals[-1] - arrivals[0] >= 1.5
