@@ -93,12 +93,12 @@ def deliver(subscription_id: int, *, engine=None, only: list[int] | None = None,
     limit = BATCH if not rate or only is not None else max(1, min(BATCH, math.floor(rate)))
     started = time.monotonic()
     while True:
-        if rate and only is None:
-            take_turn(subscription_id, rate, limit)
         claim = deliveries.claim(engine, subscription_id, limit=limit, only=only)
         if not claim.deliveries:
             return result
         try:
+            if rate and only is None:  # for what was claimed: a task that finds nothing takes no turn
+                take_turn(subscription_id, rate, len(claim.deliveries))
             depth = settings.webhook_pipeline
             groups = [claim.deliveries[start:start + depth] for start in range(0, len(claim.deliveries), depth)]
             answers = [answer for group in pool().map(
