@@ -158,7 +158,7 @@ def run(sandbox, *, count: int, rate: int, subscriber: str, backlog: int, webhoo
 
         def webhooks_worker():
             return env.start("worker", "--idle-priority", "-c", "4",
-                             "-Q", "webhooks", "-l", "ERROR", "-n", "webhooks@%h", raw=True)
+                             "-Q", "webhooks", "-l", "ERROR", "-n", "webhooks@%h")
 
         during = subscriber in ("during", "uncapped")
         hooks = webhooks_worker() if during else None

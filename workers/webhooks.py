@@ -38,6 +38,8 @@ USER_AGENT = "Blast-Webhooks/1"
 
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
+_delivering: set[int] = set()  # the subscriptions this process's delivery tasks are delivering now
+_delivering_lock = threading.Lock()
 
 
 def publish_delivery(subscription_id: int) -> None:
@@ -49,8 +51,21 @@ def publish_delivery(subscription_id: int) -> None:
 
 @app.task(name="blast.deliver_webhooks", acks_late=True, ignore_result=True)
 def deliver_webhooks(subscription_id: int) -> dict:
-    """POST the subscription's due events (a lost or repeated task is harmless: deliveries are claimed)."""
-    result = deliver(subscription_id)
+    """POST the subscription's due events (a lost or repeated task is harmless: deliveries are claimed).
+
+    One task per subscription at a time in a process: another one returns at once, since the running one goes on
+    until nothing is due. (Its POSTs share the process's threads anyway; on Postgres each task also holds a
+    connection through its batch, and a worker that also sends would run short of them behind a slow
+    subscriber.)"""
+    with _delivering_lock:
+        if subscription_id in _delivering:
+            return {"delivered": 0, "pending": 0, "failed": 0}
+        _delivering.add(subscription_id)
+    try:
+        result = deliver(subscription_id)
+    finally:
+        with _delivering_lock:
+            _delivering.discard(subscription_id)
     if result.pop("more"):
         publish_delivery(subscription_id)
     result.pop("answers")

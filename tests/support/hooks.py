@@ -16,6 +16,7 @@ class Receiver:
     def __init__(self, statuses: list[int] | None = None):
         self.posts: list[dict] = []
         self.statuses = list(statuses or [])
+        self.hold: threading.Event | None = None  # when set to an Event: each answer waits for it
         self._changed = threading.Condition()
         receiver = self
 
@@ -30,6 +31,8 @@ class Receiver:
                                            "body": _json_or_none(raw), "answered": status,
                                            "arrived": time.monotonic()})
                     receiver._changed.notify_all()
+                if receiver.hold is not None:
+                    receiver.hold.wait(timeout=60)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

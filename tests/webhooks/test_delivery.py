@@ -15,7 +15,7 @@ from campaigns.models import WebhookDelivery, aware, utcnow
 from campaigns.settings import reset_settings
 from campaigns.webhooks import deliveries, outbox, subscriptions
 from tests.support.subscribers import event_id, signed_by
-from workers.webhooks import deliver
+from workers.webhooks import deliver, deliver_webhooks
 
 
 def write_events(engine, subscription_id: int, count: int) -> list[str]:
@@ -373,3 +373,26 @@ def test_a_subscriptions_rate_spreads_a_backlog_over_the_seconds_it_needs(engine
     arrivals = sorted(post["arrived"] for post in receiver.posts)
     assert len(arrivals) == 90
     assert arrivals[-1] - arrivals[0] >= 1.5
+
+
+def test_a_second_delivery_task_for_a_subscription_being_delivered_returns_at_once(engine, receiver):
+    # given a delivery task POSTing three events to a subscriber that has not answered yet
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    ids = write_events(engine, subscription_id, 3)
+    receiver.hold = threading.Event()
+    results: list[dict] = []
+    first = threading.Thread(target=lambda: results.append(deliver_webhooks.run(subscription_id)))
+    first.start()
+    receiver.wait_for(lambda posts: len(posts) >= 1, what="the first POST")
+    # when two more events are written and another task for the same subscription runs in the same process
+    with engine.begin() as connection:
+        outbox.write(connection, "optout.added", [{"phone": "+256700099998"}, {"phone": "+256700099999"}],
+                     subscription_ids=[subscription_id], kick=False)
+    second = deliver_webhooks.run(subscription_id)
+    # then it returns at once having POSTed nothing, and the first, once answered, delivers all five
+    assert second == {"delivered": 0, "pending": 0, "failed": 0}
+    receiver.hold.set()
+    first.join(timeout=60)
+    assert results == [{"delivered": 5, "pending": 0, "failed": 0}]
+    assert len({event_id(post) for post in receiver.posts}) == len(receiver.posts) == 5
+    assert set(ids) <= {event_id(post) for post in receiver.posts}
