@@ -231,6 +231,11 @@ def test_a_campaign_from_a_contact_file(api, engine, blast_home):
     unreadable = client.post("/api/v1/campaigns", data={**fields, "phone_column": "Nope"},
                              headers=bearer(keys["operator"]), files={"file": ("patients.csv", contacts, "text/csv")})
     assert unreadable.status_code == 400 and "patients.csv" in unreadable.json()["detail"]
+    # and a canary is checked as in JSON: on a draft it is refused, before the file is kept
+    canary_on_a_draft = client.post("/api/v1/campaigns", data={**fields, "canary": "5%"},
+                                    headers=bearer(keys["operator"]),
+                                    files={"file": ("patients.csv", contacts, "text/csv")})
+    assert canary_on_a_draft.status_code == 422 and "launch: true" in canary_on_a_draft.json()["detail"]
     assert campaigns_in(engine) == 1 and not any((blast_home / "uploads").glob("*/contacts.*"))
 
 
@@ -321,3 +326,27 @@ def test_each_key_has_its_request_rate(api, monkeypatch):
     assert "0.1 requests a second" in answers_[1].json()["detail"]
     # and another key is not slowed by it
     assert client.get("/api/v1/accounts", headers=bearer(keys["operator"])).status_code == 200
+
+
+def test_a_campaign_launched_with_a_canary(api, engine):
+    client, keys = api
+    headers = bearer(keys["operator"])
+    # given a canary that is no count or share, canary_auto alone, and a canary on a draft, then each is refused
+    # (422, as problem+json, saying why) and nothing is made
+    for fields, said in (({"canary": "0", "launch": True}, "percentage under 100"),
+                         ({"canary": "many", "launch": True}, "percentage under 100"),
+                         ({"canary_auto": True, "launch": True}, "canary_auto goes with canary"),
+                         ({"canary": "1"}, "launch: true")):
+        refused = client.post("/api/v1/campaigns", json=new_campaign(**fields), headers=headers)
+        assert refused.status_code == 422 and refused.headers["content-type"] == PROBLEM
+        assert said in refused.json()["detail"]
+    assert campaigns_in(engine) == 0
+    # when a campaign is launched with a canary of one, judged by itself
+    made = client.post("/api/v1/campaigns", json=new_campaign(canary="1", canary_auto=True, launch=True),
+                       headers=headers)
+    assert made.status_code == 201
+    # then its slice ends at its first valid message, as `blast launch --canary 1 --canary-auto` sets it
+    with engine.connect() as connection:
+        held = connection.execute(select(Campaign.canary_until_id, Campaign.canary_auto)).one()
+        first = connection.execute(select(func.min(Message.id)).where(Message.state != "skipped")).scalar_one()
+    assert tuple(held) == (first, True)

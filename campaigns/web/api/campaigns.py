@@ -15,9 +15,10 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from campaigns import canary as canaries
 from campaigns import lifecycle, tallies
 from campaigns.db import get_engine
-from campaigns.errors import NotFound
+from campaigns.errors import BlastError, NotFound
 from campaigns.models import Campaign, Message
 from campaigns.states import MessageState
 from campaigns.web import launches, uploads
@@ -38,14 +39,29 @@ def _report(campaign_id: int) -> dict:
     return schemas.Campaign.model_validate(tallies.campaign_report(campaign_id)).model_dump()
 
 
-def _create(body: schemas.CampaignIn) -> tuple[int, dict]:
+def _canary(body: schemas.CampaignIn | schemas.CampaignFileIn) -> dict:
+    """The launch's canary, as `blast launch --canary N|P% [--canary-auto]` takes it (campaigns.canary)."""
+    if body.canary_auto and body.canary is None:
+        raise Problem(422, "Invalid request", "canary_auto goes with canary (a count like \"50\" or a share like "
+                      "\"5%\")")
+    if body.canary is not None and not body.launch:
+        raise Problem(422, "Invalid request", "canary goes with launch: true (a draft starts without one)")
+    try:
+        spec = canaries.check_spec(body.canary)
+    except BlastError:
+        raise Problem(422, "Invalid request", f"canary {body.canary!r}: give a count of recipients (\"50\") or a "
+                      "percentage under 100 (\"5%\")") from None
+    return {"canary": spec, "canary_auto": body.canary_auto}
+
+
+def _create(body: schemas.CampaignIn, canary: dict) -> tuple[int, dict]:
     path = recipients.written(body.recipients, under="api-lists")
     background = len(body.recipients) > INLINE_RECIPIENTS
     try:
         campaign_id, _report_of_rows = lifecycle.launch(
             path, account_name=body.account, template=body.template, name=body.name, media_url=body.media_url,
             at=lifecycle.parse_when(body.at), region=body.region, phone_column="phone",
-            quiet_hours=body.quiet_hours, start=body.launch, background=background, discard_file=True)
+            quiet_hours=body.quiet_hours, start=body.launch, background=background, discard_file=True, **canary)
     except BaseException:
         shutil.rmtree(path.parent, ignore_errors=True)
         raise
@@ -70,8 +86,9 @@ async def create_campaign(request: Request, key: Operator, idempotency_key: Idem
         body = schemas.CampaignIn.model_validate_json(await request.body())
     except ValidationError as error:
         raise RequestValidationError(error.errors()) from None
+    canary = _canary(body)
     return await run_in_threadpool(idempotent, key, idempotency_key,
-                                   fingerprint("POST", "/campaigns", body.model_dump()), lambda: _create(body))
+                                   fingerprint("POST", "/campaigns", body.model_dump()), lambda: _create(body, canary))
 
 
 async def _create_from_file(request: Request, key, idempotency_key: str | None):
@@ -84,6 +101,7 @@ async def _create_from_file(request: Request, key, idempotency_key: str | None):
                                                       if name != "file"})
     except ValidationError as error:
         raise RequestValidationError(error.errors()) from None
+    canary = _canary(body)
     try:
         token = await uploads.save_upload(file)
     except uploads.UploadRejected as error:
@@ -96,7 +114,7 @@ async def _create_from_file(request: Request, key, idempotency_key: str | None):
         campaign_id, background = launches.launch_upload(
             upload, account_name=body.account, template=body.template, name=body.name, media_url=body.media_url,
             at=lifecycle.parse_when(body.at), region=body.region, phone_column=body.phone_column,
-            quiet_hours=body.quiet_hours, start=body.launch)
+            quiet_hours=body.quiet_hours, start=body.launch, **canary)
         if background:
             read_by_a_worker.append(True)
         return (202 if background else 201), _report(campaign_id)

@@ -22,6 +22,12 @@ class Recipient(BaseModel):
                                          description="the template's variables for this recipient")
 
 
+CANARY = ('send this many first ("50") or this share of the valid recipients ("5%"), then pause (reason canary) '
+          "until resumed; only with launch: true")
+CANARY_AUTO = ("with canary: resume by itself once the slice has settled, when its failures and opt-outs stay "
+               "under the account's limits")
+
+
 class CampaignIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -35,6 +41,8 @@ class CampaignIn(BaseModel):
     at: str | None = Field(default=None, max_length=64, description="start time, ISO 8601 (default: now)")
     quiet_hours: str | None = Field(default=None, max_length=11, description='e.g. "21:00-08:00"')
     launch: bool = Field(default=True, description="start it (now or at `at`); false leaves a draft")
+    canary: str | None = Field(default=None, max_length=16, description=CANARY)
+    canary_auto: bool = Field(default=False, description=CANARY_AUTO)
 
 
 class CampaignFileIn(BaseModel):
@@ -51,6 +59,8 @@ class CampaignFileIn(BaseModel):
     at: str | None = Field(default=None, max_length=64)
     quiet_hours: str | None = Field(default=None, max_length=11)
     launch: bool = True
+    canary: str | None = Field(default=None, max_length=16, description=CANARY)
+    canary_auto: bool = Field(default=False, description=CANARY_AUTO)
 
 
 class Failure(BaseModel):
