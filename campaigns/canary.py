@@ -34,14 +34,18 @@ _SPEC = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(%?)\s*")
 NOT_ON_WHATSAPP = "%whatsapp%"
 
 
-def check_spec(spec: str | None) -> str | None:
-    """`--canary`: a count ("50") or a percentage of the valid recipients ("5%"); BlastError otherwise."""
+def check_spec(spec: str | None, *, auto: bool = False, names: tuple[str, str] = ("--canary", "--canary-auto")
+               ) -> str | None:
+    """`--canary`: a count ("50") or a percentage of the valid recipients ("5%"); `auto` (`--canary-auto`) only
+    with one. BlastError otherwise, naming the options as the caller's user knows them (`names`)."""
     if spec is None:
+        if auto:
+            raise BlastError(f"{names[1]} goes with {names[0]} N or {names[0]} P%")
         return None
     match = _SPEC.fullmatch(spec)
     if match is None or float(match.group(1)) <= 0 or (match.group(2) and float(match.group(1)) >= 100) or (
             not match.group(2) and not match.group(1).isdigit()):
-        raise BlastError(f"--canary {spec!r}: give a count of recipients (50) or a percentage under 100 (5%)")
+        raise BlastError(f"{names[0]} {spec!r}: give a count of recipients (50) or a percentage under 100 (5%)")
     return spec.strip()
 
 

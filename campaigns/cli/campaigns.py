@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from campaigns import canary as canaries
 from campaigns import lifecycle
 from campaigns.cli.output import console, err_console, reading_progress
 from campaigns.errors import BlastError
@@ -68,8 +69,7 @@ def launch(
 
     if as_json and not dry_run:
         raise BlastError("--json goes with --dry-run (a launch prints the campaign id)")
-    if canary_auto and canary is None:
-        raise BlastError("--canary-auto goes with --canary N or --canary P%")
+    canaries.check_spec(canary, auto=canary_auto)
     text, options = launch_content(account, template, wa_template, language, wa_param or [])
     if dry_run:
         figures = forecast_launch(file, account, text, media_url=media_url, at=lifecycle.parse_when(at),

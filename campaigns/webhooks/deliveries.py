@@ -200,7 +200,7 @@ def record(engine: Engine, claim: Claim, answers: list[Answer],
         claim.connection.commit()
     except DBAPIError as error:  # the transaction is gone (ended by the database as idle too long, or cut)
         logger.warning("webhook deliveries of subscription %s lost their claim before their answers were recorded "
-                    "(%s); they will be made again", claim.subscription_id, type(error.orig).__name__)
+                       "(%s); they will be made again", claim.subscription_id, type(error.orig).__name__)
         return {}
     finally:
         release(claim)

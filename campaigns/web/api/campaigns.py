@@ -41,16 +41,12 @@ def _report(campaign_id: int) -> dict:
 
 def _canary(body: schemas.CampaignIn | schemas.CampaignFileIn) -> dict:
     """The launch's canary, as `blast launch --canary N|P% [--canary-auto]` takes it (campaigns.canary)."""
-    if body.canary_auto and body.canary is None:
-        raise Problem(422, "Invalid request", "canary_auto goes with canary (a count like \"50\" or a share like "
-                      "\"5%\")")
     if body.canary is not None and not body.launch:
         raise Problem(422, "Invalid request", "canary goes with launch: true (a draft starts without one)")
     try:
-        spec = canaries.check_spec(body.canary)
-    except BlastError:
-        raise Problem(422, "Invalid request", f"canary {body.canary!r}: give a count of recipients (\"50\") or a "
-                      "percentage under 100 (\"5%\")") from None
+        spec = canaries.check_spec(body.canary, auto=body.canary_auto, names=("canary", "canary_auto"))
+    except BlastError as error:
+        raise Problem(422, "Invalid request", str(error)) from None
     return {"canary": spec, "canary_auto": body.canary_auto}
 
 
