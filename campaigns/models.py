@@ -329,6 +329,11 @@ class WebhookSubscription(SQLModel, table=True):
     last_attempt_at: datetime | None = None
     last_status_code: int | None = None  # None: no answer (timeout, refused)
     last_answer: str | None = Field(default=None, sa_column=Column(Text))  # the body's start, or the error
+    # While the subscriber is down (campaigns.webhooks.deliveries.subscriber_down): since when, how many tries in a
+    # row found it so, and when the next try (one event) may go; all cleared by the first answer that is not.
+    down_since: datetime | None = None
+    down_tries: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
+    next_try_at: datetime | None = None
 
 
 class WebhookDelivery(SQLModel, table=True):

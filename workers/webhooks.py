@@ -5,8 +5,8 @@ with an event due gets a delivery task, so nothing waits on a Celery message tha
 Arguments are subscription ids only: the worker reads the URL and the secret from the database.
 A task claims a batch of due deliveries (campaigns.webhooks.deliveries), POSTs them `webhook_concurrency` at a
 time from a thread pool (`webhook_pipeline` of them written together on each kept-alive connection), records every
-answer, and goes on
-until none is due or its time is up (then it hands over to a fresh task, so a backlog never holds a worker).
+answer, and goes on until none is due, its time is up (then it hands over to a fresh task, so a backlog never
+holds a worker) or the subscriber is down (then one event tries it again when the subscription says).
 """
 
 from __future__ import annotations
@@ -102,10 +102,13 @@ def deliver(subscription_id: int, *, engine=None, only: list[int] | None = None,
     result = {"delivered": 0, "pending": 0, "failed": 0, "answers": [], "more": False}
     if target is None:  # removed meanwhile
         return result
-    url, signer = target[0], Signer(target[1])
+    if only is None and target.next_try_at is not None and target.next_try_at > utcnow():
+        return result  # its subscriber is down: nothing before the next try (an operator's test goes anyway)
+    url, signer = target.url, Signer(target.secret)
     delays = deliveries.retry_delays()
     rate = settings.webhook_rate_per_subscription
-    limit = BATCH if not rate or only is not None else max(1, min(BATCH, math.floor(rate)))
+    batch = BATCH if not rate or only is not None else max(1, min(BATCH, math.floor(rate)))
+    limit = 1 if only is None and target.down_since is not None else batch  # one event tries a subscriber down
     started = time.monotonic()
     while True:
         claim = deliveries.claim(engine, subscription_id, limit=limit, only=only)
@@ -114,11 +117,7 @@ def deliver(subscription_id: int, *, engine=None, only: list[int] | None = None,
         try:
             if rate and only is None:  # for what was claimed: a task that finds nothing takes no turn
                 take_turn(subscription_id, rate, len(claim.deliveries))
-            depth = settings.webhook_pipeline
-            groups = [claim.deliveries[start:start + depth] for start in range(0, len(claim.deliveries), depth)]
-            answers = [answer for group in pool().map(
-                lambda group: post_group(url, signer, group, settings.webhook_timeout_seconds), groups)
-                for answer in group]
+            answers = post_batch(url, signer, claim.deliveries, settings)
             for state, count in deliveries.record(engine, claim, answers, delays).items():
                 result[state] += count
         finally:
@@ -126,9 +125,31 @@ def deliver(subscription_id: int, *, engine=None, only: list[int] | None = None,
         if only is not None:
             result["answers"].extend(answers)
             return result
+        if deliveries.subscriber_down(answers):
+            return result  # the next try is when the subscription says
+        limit = batch
         if time.monotonic() - started > budget_seconds:
             result["more"] = True
             return result
+
+
+def post_batch(url: str, signer: Signer, batch: list[Claimed], settings) -> list[Answer]:
+    """POST a claimed batch, `webhook_pipeline` at a time on each of the pool's connections; the answers of those
+    POSTed. Once a group's answers all say the subscriber is down, the groups not yet begun are not POSTed: they
+    keep their attempts for when it is back."""
+    depth, timeout = settings.webhook_pipeline, settings.webhook_timeout_seconds
+    down = threading.Event()
+
+    def post(group: list[Claimed]) -> list[Answer]:
+        if down.is_set():
+            return []
+        answers = post_group(url, signer, group, timeout)
+        if deliveries.subscriber_down(answers):
+            down.set()
+        return answers
+
+    groups = [batch[start:start + depth] for start in range(0, len(batch), depth)]
+    return [answer for answers in pool().map(post, groups) for answer in answers]
 
 
 def take_turn(subscription_id: int, rate: float, count: int) -> None:

@@ -38,7 +38,8 @@ def add(
 
 @commands.command("list")
 def list_subscriptions(as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False) -> None:
-    """Every subscription with its events and the last answer it gave (never its secret)."""
+    """Every subscription with its events and the last answer it gave (never its secret), and, while its
+    subscriber is down, since when and when the next try goes."""
     from campaigns.webhooks import subscriptions
 
     rows = subscriptions.listing(_engine())
@@ -49,6 +50,8 @@ def list_subscriptions(as_json: Annotated[bool, typer.Option("--json", help="pri
     for row in rows:
         answer = "" if row["last_attempt_at"] is None else (
             f"{row['last_status_code'] or 'no answer'} {row['last_answer'] or ''}".strip()[:60])
+        if row["down_since"] is not None:
+            answer += f" (down since {str(row['down_since'])[:19]}; next try {str(row['next_try_at'] or 'now')[:19]})"
         table.add_row(str(row["id"]), row["url"], row["events"], str(row["created_at"])[:19],
                       str(row["last_attempt_at"] or "")[:19], answer)
     console.print(table)

@@ -8,6 +8,13 @@ FOR UPDATE SKIP LOCKED by a transaction that stays open through the POSTs and re
 claimers take different rows and each delivery is written once, with its answer (a written lease cost a second
 update of every row, which was most of Postgres's work per event). SQLite: a lease written by one conditional
 UPDATE (SQLite writes one transaction at a time).
+
+A subscriber that is down is probed, not flooded. A batch whose every POST found it down (`subscriber_down`: no
+answer, 408, 429 or 5xx) stops POSTing the rest of the batch, and the subscription waits until `next_try_at` (the
+retry schedule's step for its tries in a row, at most PROBE_EVERY_SECONDS); then one event goes, and full batches
+resume once an answer says the subscriber is back. Events that were not POSTed keep every attempt they have left,
+so a backlog survives an outage of any length, and a hanging subscriber holds a claim for one timeout, not a batch's
+worth of them.
 """
 
 from __future__ import annotations
@@ -37,6 +44,9 @@ PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
 LEASE_SECONDS = 300.0
 ANSWER_KEPT = 300  # characters of a subscriber's answer (or of the error) kept on the delivery
 CHUNK = 5000  # ids per statement: below SQLite's bound-parameter limit
+# The longest wait between tries at a subscriber that is down (seconds): a try is one event, so it costs the
+# subscriber nothing, and one that is back hears of its backlog within this long.
+PROBE_EVERY_SECONDS = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,24 @@ class Answer:
     @property
     def delivered(self) -> bool:
         return self.status_code is not None and 200 <= self.status_code < 300
+
+    @property
+    def down(self) -> bool:
+        """The subscriber could not take any event now (no answer, 408 Request Timeout, 429 Too Many Requests,
+        a 5xx), as opposed to refusing this one (another 4xx, a redirect) or taking it."""
+        return self.status_code is None or self.status_code in (408, 429) or self.status_code >= 500
+
+
+def subscriber_down(answers: list[Answer]) -> bool:
+    """Whether these answers, all of them, say the subscriber is down."""
+    return bool(answers) and all(answer.down for answer in answers)
+
+
+def next_try_delay(tries: int, delays: tuple[float, ...]) -> float:
+    """Seconds until the next try at a subscriber found down `tries` times in a row: the retry schedule's step
+    for that many failures, at most PROBE_EVERY_SECONDS."""
+    step = delays[min(tries, len(delays)) - 1] if delays and tries > 0 else 0.0
+    return min(step, PROBE_EVERY_SECONDS)
 
 
 def retry_delays(text: str | None = None) -> tuple[float, ...]:
@@ -138,6 +166,12 @@ def _lock(engine: Engine, subscription_id: int, now: datetime, *, limit: int, on
     return Claim(subscription_id, [Claimed(*row) for row in rows], connection=connection)
 
 
+def _unlease(connection, claim: Claim) -> None:
+    """SQLite: the claim's deliveries that got no answer are free again at once."""
+    connection.execute(update(D).where(D.lease_token == claim.token)
+                       .values(lease_token=None, lease_until=None).execution_options(synchronize_session=False))
+
+
 def release(claim: Claim) -> None:
     """End a claim without recording anything: its deliveries are due again at once (Postgres) or when the
     lease expires (SQLite). Harmless after `record`."""
@@ -150,13 +184,17 @@ def record(engine: Engine, claim: Claim, answers: list[Answer],
            delays: tuple[float, ...] | None = None) -> dict[str, int]:
     """Each answer on its delivery (still held by `claim`), and the claim ended: a 2xx delivers it; anything
     else schedules the next attempt by `delays`, or gives it up after the last. The latest answer goes on the
-    subscription. Returns how many were recorded, by state. A claim lost meanwhile (its lease expired, its
+    subscription, and with it whether the subscriber is down (`subscriber_down`: when the next try may go) or
+    not. Returns how many were recorded, by state. A claim lost meanwhile (its lease expired, its
     transaction ended by the database) records nothing: the deliveries are made again, and the receiver drops a
     repeat by its `webhook-id`.
 
     Answers that record alike (same outcome, attempt, status and text: in a healthy batch, all of them) are
     written by one UPDATE, stamped with the latest of their times."""
     if not answers:
+        if claim.token is not None:
+            with engine.begin() as connection:
+                _unlease(connection, claim)
         release(claim)
         return {}
     delays = retry_delays() if delays is None else delays
@@ -187,9 +225,23 @@ def record(engine: Engine, claim: Claim, answers: list[Answer],
                             next_attempt_at=at + timedelta(seconds=delay or 0),
                             delivered_at=at if state == DELIVERED else None)
                     .execution_options(synchronize_session=False)).rowcount
-        connection.execute(update(WebhookSubscription).where(WebhookSubscription.id == claim.subscription_id)
-                           .values(last_attempt_at=last.at, last_status_code=last.status_code,
-                                   last_answer=last.text[:ANSWER_KEPT]))
+        if claim.token is not None:
+            _unlease(connection, claim)  # deliveries of the claim that were not POSTed (the subscriber is down)
+        subscription = WebhookSubscription.__table__.c
+        answered = {"last_attempt_at": last.at, "last_status_code": last.status_code,
+                    "last_answer": last.text[:ANSWER_KEPT]}
+        if not subscriber_down(answers):
+            connection.execute(update(WebhookSubscription).where(subscription.id == claim.subscription_id)
+                               .values(**answered, down_since=None, down_tries=0, next_try_at=None))
+            return
+        tries = connection.execute(
+            update(WebhookSubscription).where(subscription.id == claim.subscription_id)
+            .values(**answered, down_since=func.coalesce(subscription.down_since, last.at),
+                    down_tries=subscription.down_tries + 1)
+            .returning(subscription.down_tries)).scalar()
+        if tries is not None:  # None: removed meanwhile
+            connection.execute(update(WebhookSubscription).where(subscription.id == claim.subscription_id)
+                               .values(next_try_at=last.at + timedelta(seconds=next_try_delay(tries, delays))))
 
     if claim.connection is None:
         with engine.begin() as connection:
@@ -226,11 +278,13 @@ def prune(engine: Engine, *, keep_days: float | None = None, chunk: int = 20_000
 
 
 def due_subscriptions(engine: Engine) -> list[int]:
-    """The subscriptions with a delivery due and not held: what beat's sweep hands to the workers."""
+    """The subscriptions with a delivery due and not held, and not waiting for the next try at a subscriber that
+    is down: what beat's sweep hands to the workers."""
     now = utcnow()
     due = select(D.id).where(D.subscription_id == WebhookSubscription.id, *_due(now)).exists()
+    tried = or_(WebhookSubscription.next_try_at.is_(None), WebhookSubscription.next_try_at <= now)
     with engine.connect() as connection:
-        return list(connection.execute(select(WebhookSubscription.id).where(due)
+        return list(connection.execute(select(WebhookSubscription.id).where(due, tried)
                                        .order_by(WebhookSubscription.id)).scalars())
 
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
@@ -20,7 +22,7 @@ from sqlalchemy.engine import Engine
 
 from campaigns import audit
 from campaigns.errors import BlastError, NotFound
-from campaigns.models import WebhookDelivery, WebhookSubscription, utcnow
+from campaigns.models import WebhookDelivery, WebhookSubscription, aware, utcnow
 from campaigns.webhooks.signing import new_secret
 
 MESSAGE_STATUS = "message.status"
@@ -76,7 +78,7 @@ def add(engine: Engine, url: str, events: str | list[str]) -> tuple[int, str]:
 # What may be shown of a subscription: every column but the secret.
 SHOWN = (WebhookSubscription.id, WebhookSubscription.url, WebhookSubscription.events,
          WebhookSubscription.created_at, WebhookSubscription.last_attempt_at, WebhookSubscription.last_status_code,
-         WebhookSubscription.last_answer)
+         WebhookSubscription.last_answer, WebhookSubscription.down_since, WebhookSubscription.next_try_at)
 
 
 def shown_url(url: str) -> str:
@@ -112,12 +114,23 @@ def remove(engine: Engine, subscription_id: int) -> None:
         raise NotFound(f"no webhook subscription with id {subscription_id}")
 
 
-def target(engine: Engine, subscription_id: int) -> tuple[str, str] | None:
-    """(url, secret) to POST to: for the delivering worker only. None once the subscription is removed."""
+class Target(NamedTuple):
+    """Where and how to POST, for the delivering worker only; `down_since` and `next_try_at` while the subscriber
+    is down (campaigns.webhooks.deliveries)."""
+
+    url: str
+    secret: str
+    down_since: datetime | None
+    next_try_at: datetime | None
+
+
+def target(engine: Engine, subscription_id: int) -> Target | None:
+    """The subscription's Target; None once it is removed."""
     with engine.connect() as connection:
-        row = connection.execute(select(WebhookSubscription.url, WebhookSubscription.secret)
+        row = connection.execute(select(WebhookSubscription.url, WebhookSubscription.secret,
+                                        WebhookSubscription.down_since, WebhookSubscription.next_try_at)
                                  .where(WebhookSubscription.id == subscription_id)).first()
-    return (row.url, row.secret) if row else None
+    return Target(row.url, row.secret, aware(row.down_since), aware(row.next_try_at)) if row else None
 
 
 def engine_of(connection) -> Engine:

@@ -11,10 +11,11 @@ import sys
 import pytest
 
 from campaigns.errors import BlastError, NotFound
-from campaigns.webhooks import subscriptions
+from campaigns.webhooks import deliveries, subscriptions
 from tests.support.engine import ROOT
 from tests.support.subscribers import signed_by
 from tests.support.web import csrf_of, log_in, web_app
+from workers.webhooks import deliver
 
 
 def blast(*args, env, check=True):
@@ -43,12 +44,16 @@ def test_add_shows_the_secret_once_list_never_and_test_delivers_signed(database_
     receiver.statuses = [503]
     refused = blast("test", str(row["id"]), env=env, check=False)
     assert refused.returncode == 1 and "503" in refused.stderr
+    # and list tells since when the subscriber is down and when the next try goes
+    [down] = json.loads(blast("list", "--json", env=env).stdout)
+    assert down["down_since"] is not None and down["next_try_at"] is not None
     # when tested again, then a signed webhook.test event reaches it now, and its answer is kept
     tested = blast("test", str(row["id"]), env=env)
     assert "delivered" in tested.stdout
     assert [post["answered"] for post in receiver.posts] == [503, 200]
     assert all(post["body"]["type"] == "webhook.test" and signed_by(post, secret) for post in receiver.posts)
     assert subscriptions.listing(engine)[0]["last_status_code"] == 200
+    assert subscriptions.listing(engine)[0]["down_since"] is None
     # and no command printed the secret but add
     outputs = refused.stdout + refused.stderr + tested.stdout + tested.stderr + added.stderr
     assert secret.removeprefix("whsec_") not in outputs
@@ -108,6 +113,19 @@ def test_the_page_adds_shows_the_secret_once_tests_logs_and_removes(engine, tmp_
         removed = client.post(f"/webhooks/{row['id']}/remove", data={"csrf_token": csrf_of(tested.text)})
         assert removed.status_code == 200 and "No subscriptions yet" in removed.text
         assert client.get(f"/webhooks/{row['id']}").status_code == 404
+
+
+def test_the_page_tells_since_when_a_subscriber_is_down(engine, tmp_path, monkeypatch, receiver):
+    # given a subscription whose subscriber answered 503 to its event
+    receiver.statuses = [503]
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    deliveries.add_test_event(engine, subscription_id, kick=False)
+    deliver(subscription_id, engine=engine)
+    with web_app(tmp_path, monkeypatch) as client:
+        log_in(client)
+        # when the page is read, then it says so, with the next try
+        listing = client.get("/webhooks").text
+        assert "down since" in listing and "next try" in listing
 
 
 def test_the_page_needs_a_login_and_refuses_bad_input(engine, tmp_path, monkeypatch):

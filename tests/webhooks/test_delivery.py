@@ -11,8 +11,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, update
 
-from campaigns.models import WebhookDelivery, aware, utcnow
-from campaigns.settings import reset_settings
+from campaigns.models import WebhookDelivery, WebhookSubscription, aware, utcnow
+from campaigns.settings import get_settings, reset_settings
 from campaigns.webhooks import deliveries, outbox, subscriptions
 from tests.support.subscribers import event_id, signed_by
 from workers.webhooks import deliver, deliver_webhooks
@@ -176,8 +176,11 @@ def test_a_frozen_workers_claim_is_taken_over_and_its_late_answer_changes_nothin
 
 
 def _make_due(engine) -> None:
+    """The time of every delivery's next attempt, and of every subscription's next try, has come."""
     with engine.begin() as connection:
         connection.execute(update(WebhookDelivery).values(next_attempt_at=utcnow() - timedelta(seconds=1)))
+        connection.execute(update(WebhookSubscription).where(WebhookSubscription.next_try_at.is_not(None))
+                           .values(next_try_at=utcnow() - timedelta(seconds=1)))
 
 
 def test_bodies_are_the_contract_shape(engine, receiver):
@@ -396,3 +399,89 @@ def test_a_second_delivery_task_for_a_subscription_being_delivered_returns_at_on
     assert results == [{"delivered": 5, "pending": 0, "failed": 0}]
     assert len({event_id(post) for post in receiver.posts}) == len(receiver.posts) == 5
     assert set(ids) <= {event_id(post) for post in receiver.posts}
+
+
+@pytest.mark.parametrize(("status_code", "down"), [
+    (None, True), (500, True), (502, True), (503, True), (408, True), (429, True),  # it cannot take any event now
+    (200, False), (204, False), (400, False), (404, False), (410, False), (302, False),  # it answered about this one
+])
+def test_what_says_a_subscriber_is_down(status_code, down):
+    assert deliveries.Answer(1, 0, utcnow(), status_code, "").down is down
+
+
+def test_a_subscriber_that_is_down_is_tried_with_one_event_until_it_is_back(engine, receiver):
+    # given 100 events for a subscriber that answers 503 to everything
+    receiver.statuses = [503] * 10_000
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    ids = write_events(engine, subscription_id, 100)
+    # when they are delivered
+    before = utcnow()
+    result = deliver(subscription_id, engine=engine)
+    # then the groups begun before the first answers came back were POSTed, and no more
+    posted = len(receiver.posts)
+    assert result["pending"] == posted <= get_settings().webhook_concurrency < 100
+    # and the subscription is down, tried again at the schedule's first step (5 s)
+    shown = subscriptions.shown(engine, subscription_id)
+    assert shown["down_since"] is not None and shown["last_status_code"] == 503
+    assert timedelta(seconds=4) < aware(shown["next_try_at"]) - before < timedelta(seconds=7)
+    # and the events not POSTed kept every attempt
+    assert sorted(row.attempts for row in rows(engine)) == [0] * (100 - posted) + [1] * posted
+    # when it is delivered again (a kick, the sweep) before that time, then nothing is POSTed, nor handed out
+    assert deliver(subscription_id, engine=engine)["pending"] == 0 and len(receiver.posts) == posted
+    assert deliveries.due_subscriptions(engine) == []
+    # when the time comes and it is still down, then one event tries it, and the next try is 300 s on
+    _make_due(engine)
+    assert subscription_id in deliveries.due_subscriptions(engine)
+    before = utcnow()
+    assert deliver(subscription_id, engine=engine)["pending"] == 1 and len(receiver.posts) == posted + 1
+    shown = subscriptions.shown(engine, subscription_id)
+    assert timedelta(seconds=299) < aware(shown["next_try_at"]) - before < timedelta(seconds=302)
+    # when it is back and the time comes, then every event is delivered, none given up
+    receiver.statuses = []
+    _make_due(engine)
+    assert deliver(subscription_id, engine=engine)["delivered"] == 100
+    assert {row.state for row in rows(engine)} == {"delivered"}
+    assert {event_id(post) for post in receiver.posts} == set(ids)
+    shown = subscriptions.shown(engine, subscription_id)
+    assert (shown["down_since"], shown["next_try_at"]) == (None, None)
+
+
+def test_a_hanging_subscriber_holds_a_batch_for_one_round_of_timeouts(engine, receiver, monkeypatch):
+    # given a subscriber that takes POSTs and never answers, a half-second timeout, and 200 events
+    monkeypatch.setenv("BLAST_WEBHOOK_TIMEOUT_SECONDS", "0.5")
+    reset_settings()
+    receiver.hold = threading.Event()
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    write_events(engine, subscription_id, 200)
+    try:
+        # when they are delivered
+        result = deliver(subscription_id, engine=engine)
+    finally:
+        receiver.hold.set()
+    # then only the groups begun at once were POSTed (one connection each, so at most their first POSTs were
+    # read): the other 25 groups of 8 did not each wait out a timeout, and kept their attempts
+    settings = get_settings()
+    threads = -(-settings.webhook_concurrency // settings.webhook_pipeline)
+    assert result["pending"] <= settings.webhook_concurrency
+    assert len(receiver.posts) <= threads
+    assert sum(row.attempts == 0 for row in rows(engine)) >= 200 - settings.webhook_concurrency
+    assert subscriptions.shown(engine, subscription_id)["last_answer"] == "TimeoutError"
+
+
+def test_an_operators_test_event_goes_to_a_subscriber_that_is_down_and_its_2xx_ends_the_wait(engine, receiver):
+    # given a subscription found down, with its next try an hour away and an event waiting
+    receiver.statuses = [503]
+    subscription_id, _ = subscriptions.add(engine, receiver.url, "optout.added")
+    write_events(engine, subscription_id, 1)
+    deliver(subscription_id, engine=engine)
+    with engine.begin() as connection:
+        connection.execute(update(WebhookSubscription).values(next_try_at=utcnow() + timedelta(hours=1)))
+    # when the operator sends a test event (blast webhooks test, the page's button)
+    test_id = deliveries.add_test_event(engine, subscription_id, kick=False)
+    result = deliver(subscription_id, engine=engine, only=[test_id])
+    # then it is POSTed at once and taken, and the subscription is no longer down: the waiting event goes next
+    assert result["delivered"] == 1
+    assert subscriptions.shown(engine, subscription_id)["next_try_at"] is None
+    assert deliveries.due_subscriptions(engine) == []  # the event's own retry (5 s) has not come yet
+    _make_due(engine)
+    assert deliver(subscription_id, engine=engine)["delivered"] == 1
