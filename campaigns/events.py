@@ -29,6 +29,9 @@ class StatusUpdate:
     # wrong type or with control characters, an error code that cannot be one): it is stored raw for a
     # human (statusevent, kind "rejected") and changes no message. None for an update that may apply.
     problem: str | None = None
+    # The gateway's id of the business number the update is about, where one callback address serves several
+    # numbers (Meta: `metadata.phone_number_id`); None where the address names the account.
+    number_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +43,7 @@ class Inbound:
     received_at: datetime | None
     provider_message_id: str | None
     raw: Mapping
+    number_id: str | None = None  # as StatusUpdate.number_id: the business number it was sent to
 
 
 class BadPayload(ValueError):

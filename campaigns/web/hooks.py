@@ -114,6 +114,23 @@ def store(account_name: str, events: list[StatusUpdate | Inbound]) -> dict[str, 
     return counts
 
 
+def store_routed(gateway, account: AccountConfig, events: list[StatusUpdate | Inbound]) -> dict[str, int]:
+    """Each event stored as the account it is about (the gateway's `route_webhook`: Meta calls one address for
+    every number of an app); the counts summed, with `unrouted` for events about a number no account here has
+    (answered 200 all the same: the gateway would only send them again)."""
+    counts: dict[str, int] = {}
+    for name, routed in gateway.route_webhook(account, load_accounts(), events).items():
+        if name is None:
+            counts["unrouted"] = len(routed)
+            logger.warning("%d %s webhook event(s) that came to account %s are about a business number no account "
+                           "here has (%s): not stored", len(routed), account.provider, account.name,
+                           ", ".join(sorted({str(event.number_id) for event in routed})[:5]))
+            continue
+        for key, value in store(name, routed).items():
+            counts[key] = counts.get(key, 0) + value
+    return counts
+
+
 @router.post("/hooks/{provider}/{account_name}")
 async def gateway_hook(provider: str, account_name: str, request: Request):
     """Status callbacks and inbound messages, in the gateway's own shape."""
@@ -137,7 +154,7 @@ async def gateway_hook(provider: str, account_name: str, request: Request):
     except BadPayload as problem:
         raise HTTPException(400, str(problem)) from None
     try:
-        counts = await run_in_threadpool(store, account_name, events)
+        counts = await run_in_threadpool(store_routed, gateway, account, events)
     except OperationalError:  # the database is away: not the callback's fault, so the gateway tries again
         logger.warning("a %s webhook for account %s could not be stored: the database is unreachable",
                        provider, account_name, exc_info=True)

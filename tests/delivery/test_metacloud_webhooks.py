@@ -20,6 +20,7 @@ from tests.support.factories import make_campaign, make_messages
 
 APP_SECRET = "meta-app-secret"
 VERIFY_TOKEN = "meta-verify-token"
+FIRST_NUMBER, SECOND_NUMBER, OTHER_APP_NUMBER = "106540352242922", "106540352242923", "106540352242924"
 CONFIG = f"""
 [accounts.meta]
 provider = "metacloud"
@@ -28,6 +29,22 @@ phone_number_id = "106540352242922"
 waba_id = "102290129340398"
 app_secret = "{APP_SECRET}"
 verify_token = "{VERIFY_TOKEN}"
+
+[accounts.meta_second]
+provider = "metacloud"
+access_token = "EAAG-token-2"
+phone_number_id = "{SECOND_NUMBER}"
+waba_id = "102290129340398"
+app_secret = "{APP_SECRET}"
+verify_token = "{VERIFY_TOKEN}"
+
+[accounts.meta_other_app]
+provider = "metacloud"
+access_token = "EAAG-token-3"
+phone_number_id = "{OTHER_APP_NUMBER}"
+waba_id = "102290129340399"
+app_secret = "another-apps-secret"
+verify_token = "another-verify-token"
 """
 
 
@@ -44,11 +61,11 @@ def client(engine, tmp_path, monkeypatch):
         yield test_client
 
 
-def notification(value: dict) -> bytes:
+def notification(value: dict, number_id: str = FIRST_NUMBER) -> bytes:
     """Meta's envelope, serialised as Meta does: non-ASCII escaped."""
     return json.dumps({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [
         {"field": "messages", "value": {"messaging_product": "whatsapp", "metadata": {
-            "display_phone_number": "15550783881", "phone_number_id": "106540352242922"}, **value}}]}]}).encode()
+            "display_phone_number": "15550783881", "phone_number_id": number_id}, **value}}]}]}).encode()
 
 
 def post(client, body: bytes, secret: str = APP_SECRET):
@@ -57,8 +74,8 @@ def post(client, body: bytes, secret: str = APP_SECRET):
         "Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"})
 
 
-def submitted(engine, count: int) -> list[int]:
-    campaign = make_campaign(engine, account="meta", provider="metacloud", status="running")
+def submitted(engine, count: int, account: str = "meta") -> list[int]:
+    campaign = make_campaign(engine, account=account, provider="metacloud", status="running")
     ids = make_messages(engine, campaign.id, count, state="submitted")
     with engine.begin() as connection:
         for message_id in ids:
@@ -150,3 +167,35 @@ def test_inbound_messages_open_the_window_and_stop_opts_out(engine, client):
     with engine.begin() as connection:
         service_window.record(connection, "meta", [(phone, None)])
     assert service_window.open_numbers(engine, "meta", 24) == {phone}
+
+
+def test_one_callback_address_serves_every_number_of_the_app(engine, client, caplog):
+    # given a message sent through each of two numbers of one Meta app (accounts meta and meta_second), and a
+    # third account of another app
+    [first] = submitted(engine, 1)
+    [second] = submitted(engine, 1, account="meta_second")
+    [other] = submitted(engine, 1, account="meta_other_app")
+    # when Meta posts to the one callback address the app has (the first account's), in one notification, the
+    # second number's status and a STOP it received, and the first number's status
+    body = json.loads(notification({"statuses": [
+        {"id": f"wamid.{second}", "status": "delivered", "timestamp": "1733140000", "recipient_id": "2567"}],
+        "messages": [{"from": "256701112222", "id": "wamid.in9", "timestamp": "1733140001", "type": "text",
+                      "text": {"body": "STOP"}}]}, number_id=SECOND_NUMBER))
+    body["entry"] += json.loads(notification({"statuses": [
+        {"id": f"wamid.{first}", "status": "read", "timestamp": "1733140002", "recipient_id": "2567"}]}))["entry"]
+    answer = post(client, json.dumps(body).encode())
+    # then each number's events are its own account's: both messages move, the window opened is the second's
+    assert answer.status_code == 200 and answer.json()["opted_out"] == 1
+    assert states(engine, [first, second]) == ["read", "delivered"]
+    with engine.connect() as connection:
+        assert set(connection.execute(select(ServiceWindow.account_name, ServiceWindow.phone)).all()) == {
+            ("meta_second", "+256701112222")}
+    # when a status about the other app's number comes signed with this app's secret
+    forged = notification({"statuses": [{"id": f"wamid.{other}", "status": "read", "timestamp": "1733140003"}]},
+                          number_id=OTHER_APP_NUMBER)
+    with caplog.at_level("WARNING", logger="campaigns.web.hooks"):
+        answer = post(client, forged)
+    # then it is answered (Meta would only send it again) and changes nothing, and a warning names the number
+    assert answer.status_code == 200 and answer.json()["unrouted"] == 1
+    assert states(engine, [other]) == ["submitted"]
+    assert OTHER_APP_NUMBER in caplog.text

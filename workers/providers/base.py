@@ -470,6 +470,13 @@ class ProviderClient:
         raise NotOffered(f"{cls.provider} posts no webhooks")
 
     @classmethod
+    def route_webhook(cls, account: AccountConfig, accounts: Mapping[str, AccountConfig],
+                      events: list[StatusUpdate | Inbound]) -> dict[str | None, list[StatusUpdate | Inbound]]:
+        """The events of a webhook that came to `account`'s address, by the name of the account each is about
+        (None: no account here). Most gateways call one address per account: all of them are `account`'s."""
+        return {account.name: events}
+
+    @classmethod
     def webhook_signed(cls, account: AccountConfig, headers: Mapping[str, str], body: bytes) -> bool | None:
         """Whether the gateway's own signature on a webhook request is good (checked in constant time on the
         raw body); None for gateways that sign nothing, whose webhooks carry the account's webhook_secret."""

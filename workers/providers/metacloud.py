@@ -31,6 +31,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from campaigns.events import BadPayload, Inbound, StatusUpdate, id_text
@@ -433,6 +434,11 @@ class MetaCloudClient(ProviderClient):
     def parse_webhook(cls, body: bytes, content_type: str) -> list[StatusUpdate | Inbound]:
         return parse_notification(body)
 
+    @classmethod
+    def route_webhook(cls, account: AccountConfig, accounts: Mapping[str, AccountConfig],
+                      events: list[StatusUpdate | Inbound]) -> dict[str | None, list[StatusUpdate | Inbound]]:
+        return route(account, accounts, events)
+
 
 # ---------------------------------------------------------------------- message parts
 
@@ -651,11 +657,32 @@ def parse_notification(body: bytes) -> list[StatusUpdate | Inbound]:
             value = change.get("value") if isinstance(change, dict) else None
             if not isinstance(value, dict):
                 continue
-            events += [status_update(item) for item in value.get("statuses") or [] if isinstance(item, dict)]
+            metadata = value.get("metadata")
+            number_id = text_or_none(metadata.get("phone_number_id")) if isinstance(metadata, dict) else None
+            events += [replace(status_update(item), number_id=number_id)
+                       for item in value.get("statuses") or [] if isinstance(item, dict)]
             for item in value.get("messages") or []:
                 if isinstance(item, dict):
-                    events += inbound_messages(item)
+                    events += [replace(inbound, number_id=number_id) for inbound in inbound_messages(item)]
     return events
+
+
+def route(account: AccountConfig, accounts: Mapping[str, AccountConfig],
+          events: list[StatusUpdate | Inbound]) -> dict[str | None, list[StatusUpdate | Inbound]]:
+    """s5: one callback address serves every number of the app, so each event goes to the account whose
+    `phone_number_id` its `metadata` names, among the accounts this app's secret signs for (the one the address
+    names, and those sharing its app secret); None for a number no such account has. An event without the
+    metadata is the addressed account's."""
+    app_secret = account.secret("app_secret")
+    numbers = {str(getattr(other, "phone_number_id", "")): other.name for other in accounts.values()
+               if other.provider == account.provider and getattr(other, "app_secret", None) is not None
+               and hmac.compare_digest(other.secret("app_secret").encode(), app_secret.encode())}
+    numbers[str(account.phone_number_id)] = account.name
+    routed: dict[str | None, list[StatusUpdate | Inbound]] = {account.name: []}
+    for event in events:
+        name = account.name if event.number_id is None else numbers.get(event.number_id)
+        routed.setdefault(name, []).append(event)
+    return routed
 
 
 def status_update(item: Mapping[str, Any]) -> StatusUpdate:
