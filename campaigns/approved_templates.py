@@ -14,6 +14,7 @@ parameter (the per-recipient parameter count, checked before sending).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 
@@ -25,6 +26,8 @@ from campaigns.errors import BlastError
 from campaigns.ingest.sources import identifiers_for
 from campaigns.models import GatewayTemplate, utcnow
 from campaigns.settings import AccountConfig
+
+log = logging.getLogger(__name__)
 
 SENDABLE = "APPROVED"
 KIND = "template"  # the message kind of a template campaign
@@ -117,6 +120,51 @@ def find(engine: Engine, account: AccountConfig, name: str, language: str | None
         raise BlastError(f"template {name!r} ({template.language}) is {template.status}, not {SENDABLE}: "
                          f"only an approved template may be sent")
     return template
+
+
+# How a campaign paused because its gateway holds the template says so (PauseReason.CONTENT): resume_held looks
+# for it.
+HELD = "template held by the gateway"
+
+
+def held_detail(code: str) -> str:
+    return (f"{HELD} (code {code}: paused for low quality); the campaign resumes by itself once the template is "
+            f"{SENDABLE} again")
+
+
+def resume_held(engine: Engine) -> list[int]:
+    """Resume the campaigns paused because their gateway held their template (a send answered
+    SendResult.template_held) whose template the gateway now lists as APPROVED; returns their ids. Each account
+    with such a campaign has its list synced once; one whose gateway cannot be asked now is asked next time."""
+    from campaigns import lifecycle
+    from campaigns.errors import Conflict
+    from campaigns.models import Campaign
+    from campaigns.settings import ConfigError, get_account
+    from campaigns.states import CampaignStatus, PauseReason
+
+    with engine.connect() as connection:
+        held = connection.execute(select(Campaign.id, Campaign.account_name, Campaign.options).where(
+            Campaign.status == CampaignStatus.PAUSED, Campaign.pause_reason == PauseReason.CONTENT,
+            Campaign.pause_detail.startswith(HELD))).all()
+    resumed = []
+    for account_name in sorted({row.account_name for row in held}):
+        try:
+            listed = {(t.name, t.language): t for t in sync(engine, get_account(account_name))}
+        except (BlastError, ConfigError) as problem:
+            log.warning("templates of account %s could not be synced (%s): held campaigns wait", account_name,
+                        problem)
+            continue
+        for row in (row for row in held if row.account_name == account_name):
+            options = json.loads(row.options or "{}")
+            template = listed.get((options.get("template"), options.get("language")))
+            if template is None or not template.approved:
+                continue
+            try:
+                lifecycle.resume(row.id)
+            except Conflict:  # resumed, or cancelled, meanwhile
+                continue
+            resumed.append(row.id)
+    return resumed
 
 
 def campaign_parts(template: Template, columns: list[str]) -> tuple[str, dict]:

@@ -32,6 +32,8 @@ BEAT_SCHEDULE = {
     "sweep-webhooks": {"task": "blast.sweep_webhooks", "schedule": 2.0, "options": {"expires": 2}},
     "prune-webhooks": {"task": "blast.prune_webhooks", "schedule": 3600.0, "options": {"expires": 600}},
     "check-balances": {"task": "blast.check_balances", "schedule": 3600.0, "options": {"expires": 600}},
+    # Campaigns paused because the gateway held their template (Meta 132015) resume once it is approved again.
+    "resume-held-templates": {"task": "blast.resume_held_templates", "schedule": 300.0, "options": {"expires": 60}},
 }
 
 LEASE_NAME = "beat"  # one lease per installation (its database): see lease_name()

@@ -54,6 +54,15 @@ def check_balances() -> dict:
     return locked("check_balances", lambda: each_account(polling.check_balance))
 
 
+@app.task(name="blast.resume_held_templates", ignore_result=True)
+def resume_held_templates() -> dict:
+    """Campaigns paused because their gateway held their template, resumed once it is approved again."""
+    from campaigns import approved_templates
+
+    return locked("resume_held_templates",
+                  lambda: {"resumed": approved_templates.resume_held(get_engine())})
+
+
 @app.task(name="blast.apply_waiting_events", ignore_result=True)
 def apply_waiting_events() -> dict:
     """Callbacks that arrived before the worker recorded the provider id."""

@@ -19,7 +19,7 @@ from cachetools import TTLCache
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from campaigns import failover, spikes
+from campaigns import approved_templates, failover, spikes
 from campaigns.db import get_engine
 from campaigns.models import Attempt, Campaign, Message, utcnow
 from campaigns.settings import AccountConfig, get_account, get_settings
@@ -419,13 +419,16 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
     content_codes: dict[str, object] = {}
     undocumented = False
     accepted_at = None  # the latest accepted answer: the account carries messages (a stop of it is over)
+    held_codes: dict[str, object] = {}  # the gateway holds the campaign's template (SendResult.template_held)
     for row, answer, answered_at in results:
         outcome = Outcome(answer.outcome)
         undocumented = undocumented or answer.undocumented
         counts[outcome.value] += 1
-        used = outcome in retry_policy.USES_ATTEMPT
+        held = outcome == Outcome.CONTENT and answer.template_held
+        used = outcome in retry_policy.USES_ATTEMPT and not held
         attempts_after = row.attempts + (1 if used else 0)
-        state = retry_policy.next_state(outcome, attempts_after=attempts_after, account=account, code=answer.code)
+        state = M.PENDING if held else retry_policy.next_state(outcome, attempts_after=attempts_after,
+                                                                account=account, code=answer.code)
         values = {"id": row.id, "attempts": attempts_after, "error_code": answer.code,
                   "error_reason": _reason(answer)}
         if state == M.SUBMITTED:
@@ -442,7 +445,10 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
             paused_by_answer_at = max(paused_by_answer_at or answered_at, answered_at)
         if outcome == Outcome.ACCEPTED:
             accepted_at = max(accepted_at or answered_at, answered_at)
-        if outcome == Outcome.CONTENT and answer.code:
+        if held:
+            key = answer.code or "content"
+            held_codes[key] = max(held_codes.get(key) or answered_at, answered_at)
+        elif outcome == Outcome.CONTENT and answer.code:
             content_codes[answer.code] = max(content_codes.get(answer.code) or answered_at, answered_at)
     later = now + timedelta(seconds=HAND_BACK_DELAY_SECONDS)
     for row in unsent:
@@ -471,10 +477,12 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
                                     answered_at=paused_by_answer_at)
         for code, answered_at in content_codes.items():
             _pause_if_content_repeats(connection, campaign_id, code, answered_at)
+        for code, answered_at in held_codes.items():
+            _pause_while_the_template_is_held(connection, campaign_id, code, answered_at)
         changed = undocumented and _pause_if_gateway_changed(connection, account, results)
         outage = _stop_on_an_outage(connection, account, results)
         spiked = (counts.keys() & SPIKE_OUTCOMES) and _pause_on_a_spike(connection, campaign_id, account)
-    if pause_reason or content_codes or changed or spiked or outage:
+    if pause_reason or content_codes or held_codes or changed or spiked or outage:
         forget_campaign(campaign_id)
     if (pause_reason or changed or outage) and account.fallback:
         failover.kick([account.fallback])
@@ -562,6 +570,12 @@ SPIKE_OUTCOMES = {Outcome.RECIPIENT.value, Outcome.CONTENT.value, Outcome.THROTT
 def _pause_on_a_spike(connection, campaign_id: int, account: AccountConfig) -> bool:
     spike = spikes.answers_spike(connection, campaign_id, account)
     return spike is not None and spikes.pause(connection, campaign_id, spike)
+
+
+def _pause_while_the_template_is_held(connection, campaign_id: int, code: str, answered_at) -> None:
+    move_campaigns(connection, where=[Campaign.id == campaign_id, failover.answered_since_resume(answered_at)],
+                   expected=CampaignStatus.RUNNING, to=CampaignStatus.PAUSED, reason=PauseReason.CONTENT,
+                   detail=approved_templates.held_detail(code))
 
 
 def _pause_if_content_repeats(connection, campaign_id: int, code: str, answered_at) -> None:

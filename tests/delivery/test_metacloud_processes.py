@@ -4,7 +4,8 @@ sandbox in its own process posting status and inbound webhooks to the web app, s
 A template campaign reaches `read` through signed webhooks only; a forged notification is refused and changes
 nothing; an inbound message opens its number's 24-hour window, so a free-form campaign reaches that number and
 skips the others; a pair-rate answer (131056) delays only its recipient, and the account's rate stays; an HTTP
-500 (outcome unknown) is settled by the webhook that echoes our id, never by a second send.
+500 (outcome unknown) is settled by the webhook that echoes our id, never by a second send; a template Meta paused
+(132015) holds its campaign, every message waiting, until it is approved again.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import requests
 from sqlalchemy import select
 
 from campaigns import approved_templates, dispatch, lifecycle, service_window
-from campaigns.models import Attempt, Message, StatusEvent
+from campaigns.models import Attempt, Campaign, Message, StatusEvent
 from campaigns.settings import get_account
 from tests.support import services
 from tests.support.engine import engine_processes, fresh_env, write_config, write_contacts
@@ -193,3 +194,37 @@ def test_an_unknown_outcome_is_settled_by_the_webhook_carrying_our_id_never_a_se
     wait_for_states(stack, campaign_id, {"read"}, "every unknown message settled by its webhooks")
     assert accepted(meta, numbers) == dict.fromkeys(numbers, 1)
     assert all(row.provider_message_id.startswith("wamid.") for row in rows(stack, campaign_id).values())
+
+
+def test_a_template_meta_paused_holds_its_campaign_until_it_is_approved_again(stack, meta):
+    # given a campaign of the approved template, launched just as Meta pauses it for low quality
+    account = get_account("meta")
+    approved_templates.sync(stack.engine, account)
+    template = approved_templates.find(stack.engine, account, "appointment_reminder", "en_US")
+    text, options = approved_templates.campaign_parts(template, ["name", "name"])
+    contacts = stack.folder / "held.csv"
+    numbers = write_contacts(contacts, 6, start=6000)
+    meta.knobs("metacloud", template_status={"appointment_reminder": "PAUSED"})
+    try:
+        campaign_id, _ = lifecycle.launch(contacts, account_name="meta", template=text, name="held", options=options)
+        # when it sends, then it pauses at once, saying why
+        def paused():
+            with stack.engine.connect() as connection:
+                found = connection.execute(select(Campaign).where(Campaign.id == campaign_id)).first()
+            return found if found.status == "paused" else None
+
+        campaign = wait_until(paused, timeout=WAIT_SECONDS, interval=0.2, message="the campaign paused")
+        assert campaign.pause_reason == "content" and approved_templates.HELD in campaign.pause_detail
+        # and every message waits, none failed, none with an attempt used; Meta took none
+        wait_for_states(stack, campaign_id, {"pending"}, "every message pending")
+        assert {row.attempts for row in rows(stack, campaign_id).values()} == {0}
+        assert accepted(meta, numbers) == {}
+        # when beat's check finds it still paused, then nothing changes
+        assert approved_templates.resume_held(stack.engine) == []
+        # when Meta approves it again, then beat's check resumes the campaign and every recipient gets it once
+        meta.knobs("metacloud", template_status={})
+        assert approved_templates.resume_held(stack.engine) == [campaign_id]
+        wait_for_states(stack, campaign_id, {"read"}, "every message read")
+        assert accepted(meta, numbers) == dict.fromkeys(numbers, 1)
+    finally:
+        meta.knobs("metacloud", template_status={})

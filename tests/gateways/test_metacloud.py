@@ -145,6 +145,15 @@ def test_pair_rate_delays_that_recipient_only_and_throughput_backs_the_account_o
     assert metacloud.send(KINDS[2]).outcome == Outcome.ACCEPTED  # the codes were answered once each
 
 
+def test_a_paused_template_is_content_held_and_a_disabled_one_plain_content(sandbox, metacloud):
+    # given Meta paused one template for low quality and disabled another (KINDS[2] is a template message)
+    sandbox.knobs("metacloud", error_codes={TO: [132015, 132016]})
+    paused, disabled = metacloud.send(KINDS[2]), metacloud.send(KINDS[2])
+    # then the paused one holds the message for the template to come back; the disabled one fails it
+    assert (paused.outcome, paused.code, paused.template_held) == (Outcome.CONTENT, "132015", True)
+    assert (disabled.outcome, disabled.code, disabled.template_held) == (Outcome.CONTENT, "132016", False)
+
+
 def test_wrong_token_is_auth(sandbox):
     result = MetaCloudClient(sandbox.account("metacloud", access_token="revoked")).send(KINDS[2])
     assert (result.outcome, result.code) == (Outcome.AUTH, "190")

@@ -155,6 +155,10 @@ class SendResult:
     # THROTTLED for this recipient only (WhatsApp's pair rate, Meta 131056): the message waits `retry_after`,
     # and the account's rate stays as it is.
     recipient_only: bool = False
+    # CONTENT about the template as the gateway holds it now, not about this message (Meta 132015: the template
+    # is paused for low quality): the message waits, unattempted, and the campaign pauses at once (reason
+    # content) until the template is approved again (campaigns.approved_templates.resume_held).
+    template_held: bool = False
 
 
 class SlotMissed(Exception):

@@ -98,8 +98,9 @@ UNCERTAIN: dict[str, Any] = {
     "country_barred": Outcome.RECIPIENT,
     # s3 368/131031/131037/131045 [ours]: Blast has no "account restricted" pause reason: auth.
     "restricted_account": Outcome.AUTH,
-    # s3 132015 [M*]: a paused template should keep messages pending and resume; Blast fails the recipient
-    # (content) and the campaign pauses on repeats, like the other template codes.
+    # s3 132015 [M*]: "keep messages pending and resume when the template is APPROVED again": content, held
+    # (SendResult.template_held): the message waits unattempted, the campaign pauses at once, and beat resumes it
+    # once the template list shows the template APPROVED. Meta's pause lasts 3 h, then 6 h [F].
     "paused_template": Outcome.CONTENT,
     # s3 131050 [3P]: the user stopped marketing messages: the recipient fails; no opt-out is recorded
     # (it stops marketing only, not every message).
@@ -208,6 +209,7 @@ WAITS: dict[str, float] = {
 }
 # s3 131056 [M*]: "throttled for this recipient only ... Keep the account rate."
 RECIPIENT_ONLY = frozenset({"131056"})
+TEMPLATE_HELD = frozenset({"132015"})
 
 # s5 status words [M*]; `played` (voice messages) is read as read; other words by their family.
 STATUSES: dict[str, EventKind] = {
@@ -375,6 +377,7 @@ class MetaCloudClient(ProviderClient):
         result = self.result(rule, code=str(error.get("code")), answer=answer, retry_after=WAITS.get(key),
                              detail=f"{rule.reason}: {details}" if details else rule.reason)
         result.recipient_only = key in RECIPIENT_ONLY
+        result.template_held = key in TEMPLATE_HELD
         return result
 
     @classmethod
