@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import socket
 import subprocess
@@ -204,10 +205,15 @@ def main() -> None:
     parser.add_argument("--webhook-rate", type=float, default=Settings().webhook_rate_per_subscription,
                         help="the during run's cap, events a second per subscription (default: Blast's)")
     parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
+    parser.add_argument("--write-cost", action="store_true",
+                        help="only the send path's CPU per event written to the outbox, by write size")
     parser.add_argument("--receive", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.receive:
         receive(args.receive)
+        return
+    if args.write_cost:
+        print_write_cost()
         return
     if args.quick:
         args.count, args.backlog = 2000, 4000
@@ -238,6 +244,97 @@ def main() -> None:
               "is the campaign's pace, a lower bound (raise --backlog)")
     print(f"  the send path's extra work per state change without a subscriber: {lookup_cost() * 1e6:.2f} µs "
           "(the outbox's look-up of who wants the event)")
+    print_write_cost()
+
+
+def print_write_cost() -> None:
+    print("  the send path's CPU per event written to the outbox on Postgres (µs; in a transaction it has anyway):")
+    print(f"    {'events a write':<32}" + "".join(f"{size:>10}" for size in WRITE_SIZES))
+    costs = write_cost()
+    for name in ("Blast", "VALUES always"):
+        print(f"    {name:<32}" + "".join(f"{costs[name][size]:>10.1f}" for size in WRITE_SIZES))
+
+
+WRITE_SIZES = (1, 5, 20, 50, 200)
+
+
+ROUNDS = 5
+
+
+def write_cost(*, repeats: int = 200) -> dict[str, dict[int, float]]:
+    """CPU seconds (µs) per message.status event that outbox.messages_status adds to a transaction, for writes of
+    WRITE_SIZES events, against a multi-row VALUES for every size (what Blast did before, still what a hand-written
+    INSERT would be)."""
+    import uuid as uuid_module
+
+    from sqlalchemy import create_engine, text
+
+    from bench.dispatch import POSTGRES_ADMIN
+    from campaigns.db import engine_for, migrate
+    from campaigns.models import utcnow
+
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    database = f"blast_bench_{uuid_module.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{database}"'))
+    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + database
+    try:
+        migrate(url)
+        engine = engine_for(url)
+        subscriptions.add(engine, "http://127.0.0.1:9/bench", "message.status")
+        Row = type("Row", (), {})
+
+        def rows_of(size: int) -> list:
+            made = []
+            for i in range(size):
+                row = Row()
+                row.campaign_id, row.phone, row.state = 1, f"+2567{i:08d}", "submitted"
+                row.provider_message_id, row.error_code = f"gw-{i}", None
+                made.append(row)
+            return made
+
+        def values_always(connection, rows: list[dict]) -> None:
+            cursor_owner = connection.connection.driver_connection
+            with cursor_owner.cursor() as cursor:
+                cursor.execute(outbox._INSERT + "VALUES " + ", ".join([outbox._ROW] * len(rows)),
+                               [row[name] for row in rows for name in outbox._COLUMNS])
+
+        def cpu(size: int, write) -> float:
+            rows = rows_of(size)
+            with engine.connect() as connection:
+                def once(with_write: bool) -> None:
+                    with connection.begin():
+                        connection.exec_driver_sql("SELECT 1")
+                        if with_write:
+                            write(connection, rows)
+                for with_write in (False, True):
+                    for _ in range(50):
+                        once(with_write)
+                # the least of several rounds, alternating, each way: what the work costs, not what else ran
+                spent = {False: math.inf, True: math.inf}
+                for _round in range(ROUNDS):
+                    for with_write in (False, True):
+                        started = time.process_time()
+                        for _ in range(repeats):
+                            once(with_write)
+                        spent[with_write] = min(spent[with_write], time.process_time() - started)
+            return (spent[True] - spent[False]) / repeats / size * 1e6
+
+        original = outbox._insert
+        results: dict[str, dict[int, float]] = {"Blast": {}, "VALUES always": {}}
+        for size in WRITE_SIZES:
+            results["Blast"][size] = cpu(size, lambda c, rows: outbox.messages_status(c, rows, utcnow()))
+            outbox._insert = values_always
+            try:
+                results["VALUES always"][size] = cpu(size, lambda c, rows: outbox.messages_status(c, rows, utcnow()))
+            finally:
+                outbox._insert = original
+        return results
+    finally:
+        engine_for(url).dispose()
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def lookup_cost() -> float:

@@ -91,28 +91,38 @@ def write(connection, event_type: str, datas: Sequence[dict], *, subscription_id
 
 
 _COLUMNS = ("subscription_id", "event_id", "event_type", "body", "state", "attempts", "created_at", "next_attempt_at")
-_INSERT = f"INSERT INTO webhookdelivery ({', '.join(_COLUMNS)}) VALUES "
+_INSERT = f"INSERT INTO webhookdelivery ({', '.join(_COLUMNS)}) "
 _ROW = "(" + ", ".join(["%s"] * len(_COLUMNS)) + ")"
-ROWS_PER_INSERT = 1000  # 8,000 parameters a statement: well below Postgres's 65,535
+# The rows of a larger write go as one array per column, in binary: one statement text whatever their number.
+_UNNEST = (_INSERT + "SELECT s, e, t, b, 'pending', 0, a, a FROM unnest(%b::int[], %b::text[], %b::text[], "
+           "%b::text[], %b::timestamptz[]) AS incoming(s, e, t, b, a)")
+# Up to this many rows go as a multi-row VALUES: psycopg keeps its parse of a statement text of at most 50
+# parameters (psycopg._queries.MAX_CACHED_STATEMENT_PARAMS) and parses a longer one anew on every call.
+VALUES_ROWS = 50 // len(_COLUMNS)
+ROWS_PER_INSERT = 5000  # a statement's arrays
 
 
 def _insert(connection, rows: list[dict]) -> None:
-    """Postgres: one multi-row INSERT through the driver, in the caller's transaction: one round trip, and
-    psycopg prepares the statement once it has seen its text a few times (the number of rows per send task
-    varies little). Measured on the send path, each alternative cost more CPU than the events are worth: an
-    executemany sends a statement per row, SQLAlchemy compiles a multi-row INSERT anew each time, unnest has
-    psycopg escape every JSON body into an array, COPY takes two round trips. SQLite: an executemany (no
-    round trips)."""
+    """Postgres: one INSERT through the driver, in the caller's transaction, one round trip; SQLite: an
+    executemany (no round trips). Measured on the send path (bench/webhooks.py prints it), in CPU per row
+    written: a few rows go fastest as a multi-row VALUES, whose text psycopg has parsed and Postgres prepared
+    before; more go as binary arrays unnested (a VALUES of more rows is parsed by psycopg on every call, which
+    cost 3-4 times as much at 20 rows). An executemany sends a statement per row, SQLAlchemy compiles a multi-row
+    INSERT anew each time, COPY takes two round trips."""
     if not is_postgres(engine_of(connection)):
         connection.execute(insert(WebhookDelivery.__table__), rows)
         return
     if not hasattr(connection, "engine"):  # a Session: its connection, in the same transaction
         connection = connection.connection()
     with connection.connection.driver_connection.cursor() as cursor:
+        if len(rows) <= VALUES_ROWS:
+            cursor.execute(_INSERT + "VALUES " + ", ".join([_ROW] * len(rows)),
+                           [row[name] for row in rows for name in _COLUMNS])
+            return
         for start in range(0, len(rows), ROWS_PER_INSERT):
             chunk = rows[start:start + ROWS_PER_INSERT]
-            cursor.execute(_INSERT + ", ".join([_ROW] * len(chunk)),
-                           [row[name] for row in chunk for name in _COLUMNS])
+            cursor.execute(_UNNEST, [[row[name] for row in chunk]
+                                     for name in ("subscription_id", "event_id", "event_type", "body", "created_at")])
 
 
 # What a message.status event says of a message, as the transition's RETURNING or a SELECT gives it.

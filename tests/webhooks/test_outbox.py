@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import select
 
 from campaigns import lifecycle, optouts
-from campaigns.models import Campaign, WebhookDelivery
+from campaigns.models import Campaign, WebhookDelivery, aware, utcnow
 from campaigns.states import CampaignStatus, MessageState, PauseReason
 from campaigns.transitions import move_campaigns, transition, transition_each
-from campaigns.webhooks import subscriptions
+from campaigns.webhooks import outbox, subscriptions
 from tests.support.factories import make_campaign, make_messages
 
 M = MessageState
@@ -151,6 +151,25 @@ def test_a_large_move_is_written_whole(engine):
         written = connection.execute(select(WebhookDelivery.subscription_id, WebhookDelivery.body)).all()
     assert len(written) == 9000
     assert {json.loads(body)["data"]["phone"] for _s, body in written} == {f"+2567{i:08d}" for i in range(4500)}
+
+
+@pytest.mark.parametrize("count", [1, outbox.VALUES_ROWS, outbox.VALUES_ROWS + 1, 40])
+def test_a_write_of_any_size_makes_the_same_rows(engine, count):
+    # given a subscription (a few events go as one VALUES, more as arrays)
+    subscription_id, _ = subscriptions.add(engine, "http://127.0.0.1:9/a", "optout.added")
+    at = utcnow()
+    # when `count` events are written at once
+    with engine.begin() as connection:
+        assert outbox.write(connection, "optout.added", [{"phone": f"+2567{i:08d}"} for i in range(count)],
+                            at=at) == count
+    # then each row is the event, pending, never tried, due when it was made, with a webhook-id of its own
+    with engine.connect() as connection:
+        written = connection.execute(select(WebhookDelivery).order_by(WebhookDelivery.id)).all()
+    assert [json.loads(row.body)["data"]["phone"] for row in written] == [f"+2567{i:08d}" for i in range(count)]
+    assert {(row.subscription_id, row.event_type, row.state, row.attempts, aware(row.created_at),
+             aware(row.next_attempt_at)) for row in written} == {
+        (subscription_id, "optout.added", "pending", 0, at, at)}
+    assert len({row.event_id for row in written}) == count
 
 
 def test_a_transaction_lost_with_its_connection_fails_with_the_databases_own_error(engine, monkeypatch):
