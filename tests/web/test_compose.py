@@ -412,6 +412,32 @@ def test_launch_with_quiet_hours_stores_the_window_on_the_campaign(client, compo
     assert bad.status_code == 400 and "quiet hours &#39;9pm-8am&#39;: write them as HH:MM-HH:MM" in bad.text
 
 
+def test_launch_with_a_canary_holds_the_campaign_to_its_slice(client, composing, engine):
+    token, url = composing
+    common = {"csrf_token": token, "account": "uganda", "template": "Hi {{ name }}", "phone_column": "Mobile No",
+              "region": "UG"}
+    # given the launch form, which asks for a canary
+    html = client.get(url).text
+    assert 'name="canary"' in html and 'name="canary_auto"' in html
+    # when a canary that is no count or share, and a release by itself without a canary, are asked for
+    bad = client.post(url + "/launch", follow_redirects=False, data={**common, "canary": "many"})
+    alone = client.post(url + "/launch", follow_redirects=False, data={**common, "canary_auto": "1"})
+    # then each is refused, saying why, and nothing is made
+    assert bad.status_code == 400 and "percentage under 100" in bad.text
+    assert alone.status_code == 400 and "release by itself goes with canary" in alone.text
+    with engine.connect() as connection:
+        assert connection.execute(select(func.count()).select_from(Campaign)).scalar_one() == 0
+    # when it is launched with a canary of one recipient, released by itself
+    launched = client.post(url + "/launch", follow_redirects=False,
+                           data={**common, "name": "canary", "canary": " 1 ", "canary_auto": "1"})
+    # then its slice ends at its first valid message, as `blast launch --canary 1 --canary-auto` sets it
+    assert launched.status_code == 303
+    with engine.connect() as connection:
+        held = connection.execute(select(Campaign.canary_until_id, Campaign.canary_auto)).one()
+        first = connection.execute(select(func.min(Message.id)).where(Message.state != "skipped")).scalar_one()
+    assert tuple(held) == (first, True)
+
+
 @pytest.fixture
 def visits(client):
     """A logged-in operator with a list of two appointments 24h 5 min and 24h 10 min ahead uploaded:

@@ -130,10 +130,14 @@ def upload_launch(request: Request, token: str, user: Operator, account: Annotat
                   list_header: Annotated[str, Form()] = "", list_button: Annotated[str, Form()] = "",
                   list_rows: Annotated[str, Form()] = "", quiet_hours: Annotated[str, Form()] = "",
                   confirm_cost: Annotated[str, Form()] = "", wa_template: Annotated[str, Form()] = "",
-                  wa_params: Annotated[str, Form()] = ""):
+                  wa_params: Annotated[str, Form()] = "", canary: Annotated[str, Form()] = "",
+                  canary_auto: Annotated[str, Form()] = ""):
     """Create the campaign from the upload (lifecycle.launch) and start it now or at `at`, with the media,
     buttons or list the account's gateway offers, and quiet hours ("21:00-08:00" in each recipient's local
-    time; empty: none). When the gateway's balance does not cover the cost, only with `confirm_cost`."""
+    time; empty: none). When the gateway's balance does not cover the cost, only with `confirm_cost`. A `canary`
+    ("50" or "5%") sends that slice first, then pauses until released, or by itself with `canary_auto`, as
+    `blast launch --canary` does (campaigns.canary)."""
+    from campaigns import canary as canaries
     from campaigns import quiet_hours as quiet
 
     auth.check_csrf(request, csrf_token)
@@ -151,13 +155,16 @@ def upload_launch(request: Request, token: str, user: Operator, account: Annotat
             raise BlastError("write the message's template, or pick an approved template")
         when = lifecycle.parse_when(at or None)
         window = quiet.normalise(quiet_hours)
+        slice_spec = canaries.check_spec(canary.strip() or None, auto=bool(canary_auto),
+                                         names=("canary", "release by itself"))
         forecasts.check_covered(upload, chosen, confirmed=bool(confirm_cost), template=template, region=region,
                                 phone_column=phone_column or None, kind=extras.kind, media_url=extras.media_url,
                                 quiet_hours=window, at=when)
         campaign_id, background = launches.launch_upload(
             upload, account_name=account, template=template, name=name or Path(upload.original_name).stem,
             media_url=extras.media_url, at=when, region=region, phone_column=phone_column or None,
-            options=compose.launch_options(extras), quiet_hours=window)
+            options=compose.launch_options(extras), quiet_hours=window, canary=slice_spec,
+            canary_auto=bool(canary_auto))
         if background:
             return RedirectResponse(f"/launches/{campaign_id}", status_code=303)
     except uploads.UploadRejected as error:
