@@ -17,10 +17,16 @@ it), beat; Postgres and Redis. The receiver runs at idle priority too: it stands
 For each run: the send rate (submitted messages per second), the send workers' CPU per message (workers + beat,
 from /proc); with the subscriber, the webhook events delivered per second at the receiver (distinct webhook-ids
 over the time from the first to the last), the webhooks worker's CPU per POST, and how long after the campaign
-finished its last event arrived. Last, what a state change costs the send path with no subscription.
+finished its last event arrived. Last, what a state change costs the send path with no subscription, and with one,
+the CPU per event written to the outbox (--write-cost prints only that).
+
+With --repeat N the runs are made N times, each round in the other order, and each run's send rate is compared with
+the no-subscriber run of its own round: on a small host the send rate at the cap varies from run to run by as much
+as delivery changes it (the limiter's margin follows the senders' timing, workers/rate_limits/jitter.py).
 
 Needs the local Postgres (BLAST_BENCH_POSTGRES) and redis-server (a Redis of its own: bench/private_redis.py).
-Usage: python bench/webhooks.py [--count 20000] [--rate 500] [--backlog 100000] [--quick]
+Usage: python bench/webhooks.py [--count 20000] [--rate 500] [--backlog 100000] [--runs none,during] [--repeat N]
+       [--quick] [--write-cost]
 """
 
 from __future__ import annotations
@@ -204,6 +210,9 @@ def main() -> None:
     parser.add_argument("--runs", default="none,after,during,uncapped", help="which of the runs, comma-separated")
     parser.add_argument("--webhook-rate", type=float, default=Settings().webhook_rate_per_subscription,
                         help="the during run's cap, events a second per subscription (default: Blast's)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="rounds of the runs, each in the other order; with several, each run's send rate "
+                             "against no subscriber's, round by round")
     parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
     parser.add_argument("--write-cost", action="store_true",
                         help="only the send path's CPU per event written to the outbox, by write size")
@@ -219,11 +228,19 @@ def main() -> None:
         args.count, args.backlog = 2000, 4000
     print(f"== a {args.count:,}-recipient campaign, Socnet capped at {args.rate}/s; 2 send workers, 1 webhooks "
           f"worker, beat; with a subscriber, {args.backlog:,} events wait before the launch")
-    runs = {}
+    rounds = []
     with SandboxProcess() as sandbox:
-        for subscriber in args.runs.split(","):
-            runs[subscriber] = run(sandbox, count=args.count, rate=args.rate, subscriber=subscriber,
-                                   backlog=args.backlog, webhook_rate=args.webhook_rate)
+        for number in range(args.repeat):
+            # each round in the other order: a run does not always follow the same other run
+            order = args.runs.split(",")[::-1 if number % 2 else 1]
+            runs = {subscriber: run(sandbox, count=args.count, rate=args.rate, subscriber=subscriber,
+                                    backlog=args.backlog, webhook_rate=args.webhook_rate) for subscriber in order}
+            rounds.append({subscriber: runs[subscriber] for subscriber in args.runs.split(",")})
+            if args.repeat > 1:
+                print(f"  round {number + 1} ({', '.join(order)}): send rate " + ", ".join(
+                    f"{name} {result['send_rate']:.1f}" for name, result in rounds[-1].items()), flush=True)
+    print_rounds(rounds)
+    runs = rounds[-1]
     titles = {"none": "no subscriber", "after": "delivered after", "during": f"during, cap {args.webhook_rate:g}",
               "uncapped": "during, no cap"}
     print(f"  {'':<34}" + "".join(f"{titles[name]:>18}" for name in runs))
@@ -245,6 +262,20 @@ def main() -> None:
     print(f"  the send path's extra work per state change without a subscriber: {lookup_cost() * 1e6:.2f} µs "
           "(the outbox's look-up of who wants the event)")
     print_write_cost()
+
+
+def print_rounds(rounds: list[dict]) -> None:
+    """With several rounds: each run's send rate against the no-subscriber run of the same round (the machine's
+    own variation between runs is as large as the effect measured: only rounds tell them apart)."""
+    if len(rounds) < 2 or "none" not in rounds[0]:
+        return
+    print(f"  {len(rounds)} rounds, the send rate against no subscriber in the same round:")
+    for name in [name for name in rounds[0] if name != "none"]:
+        changes = [100 * (r[name]["send_rate"] / r["none"]["send_rate"] - 1) for r in rounds]
+        lower = sum(change < 0 for change in changes)
+        print(f"    {name:<14} {', '.join(f'{change:+.1f}%' for change in changes)}; mean "
+              f"{sum(changes) / len(changes):+.1f}%, lower in {lower} of {len(changes)}")
+    print("  the last round in full:")
 
 
 def print_write_cost() -> None:
