@@ -50,10 +50,10 @@ def blind_policy():
 
     original = retry_policy.next_state
 
-    def next_state(outcome, *, attempts_after, account, code=None):
+    def next_state(outcome, **given):
         if outcome == Outcome.AMBIGUOUS:
             outcome = Outcome.TRANSIENT
-        return original(outcome, attempts_after=attempts_after, account=account, code=code)
+        return original(outcome, **given)
 
     retry_policy.next_state = next_state
     return lambda: setattr(retry_policy, "next_state", original)

@@ -51,22 +51,38 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
 
 
+def create_database() -> str:
+    """A new, empty Postgres database of the benchmark's own; its URL (drop_database removes it)."""
+    name = f"blast_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_database(url: str) -> None:
+    """The database of `url` gone, with Blast's pool of connections to it."""
+    from campaigns.db import engine_for
+
+    engine_for(url).dispose()
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
+    admin.dispose()
+
+
 class Environment:
     """A fresh Postgres database, a Redis db, a Blast home; worker and beat subprocesses."""
 
     def __init__(self, sandbox: SandboxProcess, redis_db: int = 9):
         self.sandbox = sandbox
         self.home = Path(tempfile.mkdtemp(prefix="blast-bench-"))
-        self.database = f"blast_bench_{uuid.uuid4().hex[:8]}"
         self.redis_url = f"{private_redis.base_url()}/{redis_db}"
         self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> Environment:
-        admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{self.database}"'))
-        admin.dispose()
-        self.database_url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + self.database
+        self.database_url = create_database()
         redis.Redis.from_url(self.redis_url).flushdb()
         self.env = {
             "BLAST_DATABASE_URL": self.database_url, "BLAST_BROKER_URL": self.redis_url,
@@ -112,13 +128,7 @@ class Environment:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-        admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-        from campaigns.db import engine_for
-
-        engine_for(self.database_url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(self.database_url)
         shutil.rmtree(self.home, ignore_errors=True)
 
 

@@ -296,33 +296,21 @@ def write_cost(*, repeats: int = 200) -> dict[str, dict[int, float]]:
     """CPU seconds (µs) per message.status event that outbox.messages_status adds to a transaction, for writes of
     WRITE_SIZES events, against a multi-row VALUES for every size (what Blast did before, still what a hand-written
     INSERT would be)."""
-    import uuid as uuid_module
+    from types import SimpleNamespace
 
-    from sqlalchemy import create_engine, text
-
-    from bench.dispatch import POSTGRES_ADMIN
+    from bench.dispatch import create_database, drop_database
     from campaigns.db import engine_for, migrate
     from campaigns.models import utcnow
 
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    database = f"blast_bench_{uuid_module.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    url = POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + database
+    url = create_database()
     try:
         migrate(url)
         engine = engine_for(url)
         subscriptions.add(engine, "http://127.0.0.1:9/bench", "message.status")
-        Row = type("Row", (), {})
 
         def rows_of(size: int) -> list:
-            made = []
-            for i in range(size):
-                row = Row()
-                row.campaign_id, row.phone, row.state = 1, f"+2567{i:08d}", "submitted"
-                row.provider_message_id, row.error_code = f"gw-{i}", None
-                made.append(row)
-            return made
+            return [SimpleNamespace(campaign_id=1, phone=f"+2567{i:08d}", state="submitted",
+                                    provider_message_id=f"gw-{i}", error_code=None) for i in range(size)]
 
         def values_always(connection, rows: list[dict]) -> None:
             cursor_owner = connection.connection.driver_connection
@@ -362,10 +350,7 @@ def write_cost(*, repeats: int = 200) -> dict[str, dict[int, float]]:
                 outbox._insert = original
         return results
     finally:
-        engine_for(url).dispose()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+        drop_database(url)
 
 
 def lookup_cost() -> float:

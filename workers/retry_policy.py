@@ -43,9 +43,18 @@ def backoff_seconds(account: AccountConfig, attempts: int, *, rng: random.Random
     return ceiling * rng.uniform(0.5, 1.0)
 
 
-def next_state(outcome: Outcome, *, attempts_after: int, account: AccountConfig, code: str | None = None
-               ) -> MessageState:
-    """The state a message in `sending` moves to; `attempts_after` counts this attempt if it used one."""
+def uses_attempt(outcome: Outcome, *, held: bool = False) -> bool:
+    """Whether an answer counts as one of the message's attempts: not one refusing the campaign's template, which
+    the gateway holds for now (`held`, SendResult.template_held)."""
+    return outcome in USES_ATTEMPT and not held
+
+
+def next_state(outcome: Outcome, *, attempts_after: int, account: AccountConfig, code: str | None = None,
+               held: bool = False) -> MessageState:
+    """The state a message in `sending` moves to; `attempts_after` counts this attempt if it used one. A message
+    whose template the gateway holds (`held`: Meta 132015) waits for it, pending."""
+    if held:
+        return MessageState.PENDING
     if outcome == Outcome.AMBIGUOUS:
         # Sending it again blindly could deliver it twice: the reconciler asks the gateway first.
         return MessageState.UNKNOWN

@@ -424,11 +424,10 @@ def record(engine, campaign_id: int, account: AccountConfig, results: list, unse
         outcome = Outcome(answer.outcome)
         undocumented = undocumented or answer.undocumented
         counts[outcome.value] += 1
-        held = outcome == Outcome.CONTENT and answer.template_held
-        used = outcome in retry_policy.USES_ATTEMPT and not held
-        attempts_after = row.attempts + (1 if used else 0)
-        state = M.PENDING if held else retry_policy.next_state(outcome, attempts_after=attempts_after,
-                                                                account=account, code=answer.code)
+        held = answer.template_held
+        attempts_after = row.attempts + (1 if retry_policy.uses_attempt(outcome, held=held) else 0)
+        state = retry_policy.next_state(outcome, attempts_after=attempts_after, account=account, code=answer.code,
+                                        held=held)
         values = {"id": row.id, "attempts": attempts_after, "error_code": answer.code,
                   "error_reason": _reason(answer)}
         if state == M.SUBMITTED:

@@ -119,7 +119,7 @@ def store_routed(gateway, account: AccountConfig, events: list[StatusUpdate | In
     every number of an app); the counts summed, with `unrouted` for events about a number no account here has
     (answered 200 all the same: the gateway would only send them again)."""
     counts: dict[str, int] = {}
-    for name, routed in gateway.route_webhook(account, load_accounts(), events).items():
+    for name, routed in gateway.route_webhook(account, events).items():
         if name is None:
             counts["unrouted"] = len(routed)
             logger.warning("%d %s webhook event(s) that came to account %s are about a business number no account "

@@ -166,10 +166,14 @@ def _lock(engine: Engine, subscription_id: int, now: datetime, *, limit: int, on
     return Claim(subscription_id, [Claimed(*row) for row in rows], connection=connection)
 
 
-def _unlease(connection, claim: Claim) -> None:
-    """SQLite: the claim's deliveries that got no answer are free again at once."""
-    connection.execute(update(D).where(D.lease_token == claim.token)
-                       .values(lease_token=None, lease_until=None).execution_options(synchronize_session=False))
+def _unlease(connection, claim: Claim, answers: list[Answer]) -> None:
+    """SQLite: the claim's deliveries that got no answer (not POSTed: the subscriber is down) are free again at
+    once; nothing to do when every one was answered (the answers' updates freed them)."""
+    answered = {answer.delivery_id for answer in answers}
+    left = [held.id for held in claim.deliveries if held.id not in answered]
+    for start in range(0, len(left), CHUNK):
+        connection.execute(update(D).where(D.id.in_(left[start:start + CHUNK]), D.lease_token == claim.token)
+                           .values(lease_token=None, lease_until=None).execution_options(synchronize_session=False))
 
 
 def release(claim: Claim) -> None:
@@ -194,7 +198,7 @@ def record(engine: Engine, claim: Claim, answers: list[Answer],
     if not answers:
         if claim.token is not None:
             with engine.begin() as connection:
-                _unlease(connection, claim)
+                _unlease(connection, claim, answers)
         release(claim)
         return {}
     delays = retry_delays() if delays is None else delays
@@ -226,7 +230,7 @@ def record(engine: Engine, claim: Claim, answers: list[Answer],
                             delivered_at=at if state == DELIVERED else None)
                     .execution_options(synchronize_session=False)).rowcount
         if claim.token is not None:
-            _unlease(connection, claim)  # deliveries of the claim that were not POSTed (the subscriber is down)
+            _unlease(connection, claim, answers)
         subscription = WebhookSubscription.__table__.c
         answered = {"last_attempt_at": last.at, "last_status_code": last.status_code,
                     "last_answer": last.text[:ANSWER_KEPT]}

@@ -474,7 +474,7 @@ class ProviderClient:
         raise NotOffered(f"{cls.provider} posts no webhooks")
 
     @classmethod
-    def route_webhook(cls, account: AccountConfig, accounts: Mapping[str, AccountConfig],
+    def route_webhook(cls, account: AccountConfig,
                       events: list[StatusUpdate | Inbound]) -> dict[str | None, list[StatusUpdate | Inbound]]:
         """The events of a webhook that came to `account`'s address, by the name of the account each is about
         (None: no account here). Most gateways call one address per account: all of them are `account`'s."""

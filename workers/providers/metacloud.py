@@ -35,7 +35,7 @@ from dataclasses import replace
 from typing import Any, ClassVar
 
 from campaigns.events import BadPayload, Inbound, StatusUpdate, id_text
-from campaigns.settings import AccountConfig
+from campaigns.settings import AccountConfig, load_accounts
 from campaigns.states import EventKind, Outcome
 from workers.providers.base import (
     GatewayError,
@@ -438,9 +438,12 @@ class MetaCloudClient(ProviderClient):
         return parse_notification(body)
 
     @classmethod
-    def route_webhook(cls, account: AccountConfig, accounts: Mapping[str, AccountConfig],
+    def route_webhook(cls, account: AccountConfig,
                       events: list[StatusUpdate | Inbound]) -> dict[str | None, list[StatusUpdate | Inbound]]:
-        return route(account, accounts, events)
+        # only events naming another number need the other accounts (blast.toml read again)
+        others = load_accounts() if any(event.number_id not in (None, str(account.phone_number_id))
+                                        for event in events) else {}
+        return route(account, others, events)
 
 
 # ---------------------------------------------------------------------- message parts
