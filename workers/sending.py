@@ -26,7 +26,7 @@ from campaigns.settings import AccountConfig, get_account, get_settings
 from campaigns.states import CampaignStatus, MessageState, Outcome, PauseReason
 from campaigns.transitions import move_campaigns, transition, transition_each
 from workers import fanout, retry_policy
-from workers.providers.base import UNDOCUMENTED_CODE, SlotMissed, departed_at
+from workers.providers.base import UNDOCUMENTED_CODE, SlotMissed, answer_came_at, departed_at
 
 log = logging.getLogger("blast.send")
 
@@ -309,7 +309,7 @@ class AnswerTimes:
 answer_times = AnswerTimes()
 
 
-def _send_by(slot, deadline: float | None, row, outbound, account: AccountConfig, campaign_id: int, engine,
+def _send_by(slot, deadline, row, outbound, account: AccountConfig, campaign_id: int, engine,
              limiter):
     """(answer, answered at) for a call that left by `deadline` (time.monotonic()); None when there is no
     deadline (no slot in time), the campaign is no longer running, or the call would leave later."""
@@ -332,12 +332,12 @@ def _send_by(slot, deadline: float | None, row, outbound, account: AccountConfig
 def _note_departure(limiter, account: AccountConfig, slot, *, answered: bool) -> None:
     """Tell the limiter how late after its slot this thread's last call left (or would have, when it was not
     written) and, when it was answered, how long the answer took: what sizes the next bookings' margins."""
-    left = departed_at()
+    left, came = departed_at(), answer_came_at()
     if left is None:
         return
     limiter.left(slot, left)
     if answered:
-        limiter.answered(account.name, time.monotonic() - left)
+        limiter.answered(account.name, (time.monotonic() if came is None else came) - left)
 
 
 def _running(campaign_id: int, engine) -> bool:

@@ -122,6 +122,32 @@ def test_a_request_past_its_slot_is_not_sent():
         assert dropping.requests_read == 0
 
 
+def test_a_request_past_its_slot_goes_when_the_limiter_extends_the_slot_and_only_then():
+    from dataclasses import replace
+
+    from workers.providers.base import SlotMissed
+    from workers.rate_limits import LocalBackend, RateLimiter
+    from workers.rate_limits.limiter import Deadline
+
+    # given a slot of an account at 10/s whose request is about to be written 1 ms past its deadline
+    limiter = RateLimiter(LocalBackend())
+    with limiter.slots("acct", rate=10, max_wait=1.0, count=1) as slots:
+        pass
+    with DroppingServer() as dropping:
+        client = client_for(account("socnet", base_url=dropping.url))
+        # when it is still within Policy.extend_within of its slot: the slot is extended and the request goes
+        passed = time.monotonic() - 0.001
+        late = Deadline(limiter, slots[0], passed)
+        client.send(Outbound(message_id=1, to="+256701234567", text="hi"), deadline=late)
+        assert dropping.requests_read == 1 and late.at > passed
+        # when it is later than that: nothing is written
+        too_late = replace(slots[0], earliest=time.monotonic() - 0.06)
+        with pytest.raises(SlotMissed):
+            client.send(Outbound(message_id=2, to="+256701234567", text="hi"),
+                        deadline=Deadline(limiter, too_late, time.monotonic() - 0.001))
+        assert dropping.requests_read == 1
+
+
 def test_an_invalid_message_is_a_content_result_not_an_exception():
     result = client_for(account("socnet")).send(Outbound(message_id=1, to="+254701234567", text="hi"))
     assert (result.outcome, result.code) == (Outcome.CONTENT, "invalid")

@@ -7,6 +7,7 @@ sizes its margins from the lateness and answer times it measured (jitter.py), ne
 from __future__ import annotations
 
 import bisect
+import heapq
 import itertools
 import math
 import random
@@ -33,25 +34,52 @@ def test_every_second_at_the_gateway_holds_the_rate_whatever_each_process_margin
     rng = random.Random(rate)
     policy = Policy(safety=0.05)
     margins = [0.007, 0.02, 0.05]
-    now, arrivals = T0, []
+    now, arrivals, late, refused, booked_at = T0, [], [], 0, {}
+    slots, span = (math.floor(rate), 1.0) if rate >= 1 else (1, 1 / rate)
+    within = 0.007  # what an extended slot allows from the moment it is asked for: the way there, and writing
     seconds = 6 if rate >= 1 else 40
+
+    def extend_until(moment: float) -> None:
+        # a late request asks to extend its slot when it is about to leave, then arrives within what it asked
+        nonlocal refused
+        while late and late[0][0] <= moment:
+            asked, seq = heapq.heappop(late)
+            relied_on = booked_at.get(seq + slots, math.inf) < asked  # the slot a window later was booked
+            if backend.extend(key, seq=seq, within=within, policy=policy, now=asked):
+                assert not relied_on
+                arrivals.append(asked + rng.choice([0.0, within, rng.uniform(0, within)]))
+            else:
+                assert relied_on
+                refused += 1  # handed back unsent
+
     while now < T0 + seconds:
+        extend_until(now)
         margin = rng.choice(margins)
         count = min(rng.randint(1, 5), math.floor(rate) or 1)
         grant = backend.book(key, rate=rate, policy=policy, count=count, spaced=True, horizon=10.0,
                              margin=margin, now=now)
         assert grant.taken
         # when each message reaches the gateway as late as its own margin lets it, or on time: the worst
-        # case is an early slot's message arriving at the end of its margin and a later one at its slot
-        for due in grant.due:
-            arrivals.append(now + due + rng.choice([0.0, margin, rng.uniform(0, margin)]))
+        # case is an early slot's message arriving at the end of its margin and a later one at its slot; and
+        # one in ten leaves later than its margin allows, extending its slot first (a few so late that the
+        # slot a window after theirs was booked already)
+        for number, due in enumerate(grant.due):
+            booked_at[grant.seq + number] = now
+            if (draw := rng.random()) < 0.1:
+                lateness = span + rng.uniform(0.2, 0.5) if draw < 0.02 else margin + rng.expovariate(200)
+                heapq.heappush(late, (now + due + lateness, grant.seq + number))
+            else:
+                arrivals.append(now + due + rng.choice([0.0, margin, rng.uniform(0, margin)]))
         now += grant.due[0] + rng.uniform(0, 0.01)
+    end = now
+    extend_until(math.inf)
     # then no second at the gateway held more than the rate's whole messages (below 1/s: no 1/rate seconds
     # more than one)
-    slots, span = (math.floor(rate), 1.0) if rate >= 1 else (1, 1 / rate)
     assert most_in_any(arrivals, span) <= slots
-    # and the account was kept busy: at least 90% of the rate with the largest margin
-    assert len(arrivals) / (max(arrivals) - T0) >= 0.9 * slots / (span + max(margins))
+    # and the account was kept busy: at least 90% of the rate with the largest margin, the late ones included
+    assert sum(arrival <= end for arrival in arrivals) / (end - T0) >= 0.9 * slots / (span + max(margins))
+    # and every late request went but those whose slot a window later was booked already (checked above)
+    assert refused > 0
 
 
 def test_a_booking_never_adds_more_than_the_policys_safety(backend, key):
@@ -88,8 +116,13 @@ def test_a_punctual_process_books_a_small_margin_and_a_late_one_a_larger():
     quick = jitter.allowance("acct")
     assert quick == Allowance(send_within=pytest.approx(policy.min_send_within),
                               margin=pytest.approx(policy.min_send_within + policy.transit))
-    # when one request leaves 12 ms late and the answers spread over 20 ms
+    # when one request in a hundred leaves 12 ms late
     jitter.left("acct", 0.012)
+    # then the next bookings allow no more for it: a request that late extends its own slot (schedule.py)
+    assert jitter.allowance("acct").send_within == pytest.approx(policy.min_send_within)
+    # when a tenth of the requests leave 12 ms late and the answers spread over 20 ms
+    for _ in range(MIN_SAMPLES // 10 + 1):
+        jitter.left("acct", 0.012)
     jitter.answered("acct", 0.021)
     # then the next bookings allow what was measured, with headroom, and add it all
     late = jitter.allowance("acct")
@@ -116,17 +149,21 @@ def test_slots_come_at_the_measured_margin_apart(backend, key):
     assert margin < 0.05 and [slot.send_within for slot in slots] == pytest.approx([0.002] * 5)
 
 
-def test_a_slot_woken_past_its_allowance_is_given_up_and_its_lateness_noted(backend, key, monkeypatch):
+def test_a_slot_woken_past_its_allowance_is_extended_and_the_next_second_waits_for_it(backend, key, monkeypatch):
     from workers.rate_limits import limiter as limiter_module
 
     # given a process that measured punctual calls (its slots allow 2 ms) and a thread that wakes 30 ms late
-    limiter = RateLimiter(backend, safety=0.05)
+    limiter = RateLimiter(backend, safety=0.05, burst=1)
     punctual(limiter.jitter, key, lateness=0.0001, answers=(0.001, 0.002))
     oversleep = limiter_module.sleep_until
     monkeypatch.setattr(limiter_module, "sleep_until", lambda moment: oversleep(moment + 0.03))
-    # when it waits for its slot
+    # when it waits for its slot of an account at 10/s
     with limiter.slots(key, rate=10, max_wait=1.0, count=1) as slots:
         deadline = limiter.wait(slots[0])
-    # then it sends nothing, and the next bookings allow at least the 30 ms it was late
-    assert deadline is None
-    assert limiter.jitter.allowance(key).send_within >= 0.03
+    # then it may still send, by its own allowance after it asked to extend the slot
+    assert deadline is not None and deadline.at >= slots[0].due_at + 0.03 + slots[0].send_within
+    # and the slot a window after it waits for that arrival: one second after the extended slot's margin
+    monkeypatch.setattr(limiter_module, "sleep_until", oversleep)
+    with limiter.slots(key, rate=10, max_wait=3.0, count=10) as later:
+        assert len(later) == 10
+    assert later[-1].due_at - slots[0].due_at >= 1.0 + 0.03 + slots[0].margin

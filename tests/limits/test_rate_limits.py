@@ -19,7 +19,7 @@ import pytest
 from campaigns.settings import reset_settings
 from tests.support.rate_hammer import Arrivals, CountingBackend, achieved, peak, send_from_processes, send_from_threads
 from tests.support.waiting import wait_until
-from workers.rate_limits import LocalBackend, RateLimiter, RedisBackend, get_limiter
+from workers.rate_limits import LocalBackend, Policy, RateLimiter, RedisBackend, get_limiter
 
 T0 = 1_000_000.0  # a scripted clock starts here (seconds)
 SAFETY = 0.02  # the default: at most `rate` grants in any 1.02 s
@@ -242,19 +242,53 @@ def test_acquire_gives_up_without_asking_when_this_process_booked_further_ahead(
     assert counting.bookings == asked
 
 
-def test_a_thread_that_wakes_up_too_late_gives_its_slot_up(backend, key, monkeypatch):
+def test_a_thread_that_wakes_up_after_its_slot_was_relied_on_gives_it_up(backend, key, monkeypatch):
     from workers.rate_limits import limiter as limiter_module
 
-    limiter = RateLimiter(backend, burst=1)
-    limiter.reserve(key, rate=10)
-    # given a starved process: its thread wakes 50 ms after its slot (more than Policy.late)
-    oversleep = limiter_module.sleep_until
-    monkeypatch.setattr(limiter_module, "sleep_until", lambda moment: oversleep(moment + 0.05))
-    # when it acquires the next slot
-    sent = limiter.acquire(key, rate=10, max_wait=1.0)
-    # then it does not send, and the slot it booked is gone all the same
-    assert not sent
-    assert limiter.reserve(key, rate=10) > 0
+    # given a thread that booked a slot of an account at 10/s
+    limiter, other = RateLimiter(backend, burst=1), RateLimiter(backend, burst=1)
+    with limiter.slots(key, rate=10, max_wait=1.0, count=1) as mine:
+        # and another process that has since booked the next ten slots, the last one checked against it
+        with other.slots(key, rate=10, max_wait=3.0, count=10) as theirs:
+            assert len(theirs) == 10
+        # when the thread wakes 50 ms after its slot (a starved process)
+        oversleep = limiter_module.sleep_until
+        monkeypatch.setattr(limiter_module, "sleep_until", lambda moment: oversleep(moment + 0.05))
+        deadline = limiter.wait(mine[0])
+    # then it does not send: sent now, it could share a second at the gateway with the ten after it
+    assert deadline is None
+
+
+def test_a_late_slot_is_extended_until_a_slot_is_checked_against_it(backend, key):
+    # given an account at 4/s (one slot every 0.25 s plus margins) and the grant of slot n
+    policy = Policy(safety=0.02)
+    first = backend.book(key, rate=4, policy=policy, horizon=10.0, margin=0.01, now=T0)
+    for step in range(1, 4):
+        backend.book(key, rate=4, policy=policy, horizon=10.0, margin=0.01, now=T0 + step * 0.26)
+    # when its request leaves 80 ms late, with 10 ms more for its way, and asks to extend its slot
+    assert backend.extend(key, seq=first.seq, within=0.01, policy=policy, now=T0 + 0.08)
+    # then the slot a window after it (n + 4) waits for one second after that arrival, not after its margin
+    fifth = backend.book(key, rate=4, policy=policy, horizon=10.0, margin=0.01, now=T0 + 1.0)
+    assert fifth.taken and T0 + 1.0 + fifth.due[0] == pytest.approx(T0 + 0.09 + 1.0, abs=1e-6)
+    # and once that slot was checked against it, neither it nor an older slot can be extended again
+    assert not backend.extend(key, seq=first.seq, within=0.01, policy=policy, now=T0 + 0.1)
+    assert not backend.extend(key, seq=first.seq - 1, within=0.01, policy=policy, now=T0 + 0.1)
+    # while the slot after it still can, and an unknown one never
+    assert backend.extend(key, seq=first.seq + 1, within=0.01, policy=policy, now=T0 + 0.3)
+    assert not backend.extend(key, seq=first.seq + 99, within=0.01, policy=policy, now=T0 + 0.3)
+
+
+def test_an_extended_slot_holds_back_whatever_is_checked_against_a_newer_one(backend, key):
+    # given an account at 4/s with four slots granted back to back (burst 4), the first extended by 50 ms
+    policy = Policy(safety=0.02, burst=4)
+    first = backend.book(key, rate=4, policy=policy, count=4, spaced=True, horizon=10.0, margin=0.01, now=T0)
+    assert first.due == (0.0, 0.0, 0.0, 0.0)
+    assert backend.extend(key, seq=first.seq, within=0.01, policy=policy, now=T0 + 0.05)
+    # when the rate is lowered to 2/s, whose next slot is checked against the third of them, not the first
+    later = backend.book(key, rate=2, policy=policy, horizon=10.0, margin=0.01, now=T0 + 0.9)
+    # then it waits for one second after the first one's arrival all the same: a log entry is never below
+    # an older one, so a check against one covers every older slot
+    assert T0 + 0.9 + later.due[0] == pytest.approx(T0 + 0.06 + 1.0, abs=1e-6)
 
 
 def test_threads_hammering_stay_within_the_rate_at_the_gateway(limiter, key):

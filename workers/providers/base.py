@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from email.utils import parsedate_to_datetime
 from pathlib import PurePosixPath
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 from urllib.parse import urlencode, urlsplit
 from urllib.request import getproxies, proxy_bypass
 
@@ -161,6 +161,19 @@ class SendResult:
     template_held: bool = False
 
 
+class Deadline(Protocol):
+    """By when a request must be written, as the rate limiter gives it (workers.rate_limits.limiter): a late
+    request asks it, just before it is written, whether it may still go (the limiter may extend its slot)."""
+
+    def allows(self, now: float) -> bool: ...
+
+
+def in_time(deadline: float | Deadline, now: float) -> bool:
+    """Whether a request written at `now` (time.monotonic()) keeps to `deadline` (a time.monotonic() or the
+    limiter's `Deadline`)."""
+    return now <= deadline if isinstance(deadline, int | float) else deadline.allows(now)
+
+
 class SlotMissed(Exception):
     """The request would leave after its rate slot's deadline (a starved thread): it is not sent, and the
     engine hands the message back. Sent that late it could share a second at the gateway with the rate's
@@ -270,7 +283,7 @@ class ProviderClient:
     def parse_result(self, answer: HttpAnswer, message: Outbound) -> SendResult:
         raise NotImplementedError
 
-    def send(self, message: Outbound, *, deadline: float | None = None) -> SendResult:
+    def send(self, message: Outbound, *, deadline: float | Deadline | None = None) -> SendResult:
         """validate -> build_payload -> post -> parse_result. Never raises for gateway or network trouble;
         SlotMissed when the request would leave after `deadline` (time.monotonic())."""
         try:
@@ -289,7 +302,7 @@ class ProviderClient:
             log.warning("%s: unreadable answer (%s)", self.provider, type(error).__name__)
             return self.undocumented(answer)
 
-    def send_batch(self, messages: Sequence[Outbound], *, deadline: float | None = None) -> list[SendResult]:
+    def send_batch(self, messages: Sequence[Outbound], *, deadline: float | Deadline | None = None) -> list[SendResult]:
         """One result per message, in order. Gateways without batch sending post one call each; only the
         first is held to `deadline` (a later SlotMissed would lose the answers before it)."""
         return [self.send(message, deadline=deadline if index == 0 else None)
@@ -304,7 +317,7 @@ class ProviderClient:
     def url(self, path: str) -> str:
         return self.base_url + path
 
-    def post(self, request: GatewayRequest, *, deadline: float | None = None) -> HttpAnswer | SendResult:
+    def post(self, request: GatewayRequest, *, deadline: float | Deadline | None = None) -> HttpAnswer | SendResult:
         """Make the call; a network failure comes back as a SendResult: TRANSIENT when nothing reached the
         gateway, AMBIGUOUS when the request may have been read. SlotMissed, sending nothing, when it is
         later than `deadline` (time.monotonic()) once the request is built, just before it is written."""
@@ -316,7 +329,7 @@ class ProviderClient:
     def sign(self, method: str, url: str, headers: dict[str, str]) -> None:
         """Add the headers that authenticate this request (gateways that sign each request override it)."""
 
-    def call(self, request: GatewayRequest, *, deadline: float | None = None) -> HttpAnswer:
+    def call(self, request: GatewayRequest, *, deadline: float | Deadline | None = None) -> HttpAnswer:
         """Make the call (urllib3 directly: about two thirds of the CPU requests takes, bench/http_clients.py); a
         network failure raises GatewayError without the URL (which may carry a token): TRANSIENT when no
         connection was made (nothing was written), AMBIGUOUS when the request went out and no answer came
@@ -338,8 +351,8 @@ class ProviderClient:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
         self.sign(request.method, url, headers)
         _departure.at = checked = time.monotonic()  # replaced by the moment it was written, once it is
-        if deadline is not None and checked > deadline:
-            raise SlotMissed(f"{checked - deadline:.4f} s past the slot's deadline")
+        if deadline is not None and not in_time(deadline, checked):
+            raise SlotMissed("the request would leave past its rate slot's deadline")
         try:
             response = self.http.request(request.method, url, body=body, headers=headers, timeout=self.timeouts,
                                          retries=False, redirect=request.method == "GET", preload_content=True)
@@ -509,12 +522,28 @@ def departed_at() -> float | None:
     return at
 
 
+def answer_came_at() -> float | None:
+    """When (time.monotonic()) the answer to this thread's last gateway call came in (its status line and
+    headers read), before anything of it was parsed; None when there was none since the last question. How
+    long a gateway takes to answer is measured there, so that the parsing's own variation is not taken for
+    the way's (rate_limits/jitter.py)."""
+    at, _departure.answered = getattr(_departure, "answered", None), None
+    return at
+
+
 class _NotesDeparture:
-    """Mixed into urllib3's connections: note when the request's bytes were handed to the kernel."""
+    """Mixed into urllib3's connections: note when the request's bytes were handed to the kernel, and when
+    the answer's head was read."""
 
     def request(self, *args, **kwargs) -> None:
+        _departure.answered = None
         super().request(*args, **kwargs)
         _departure.at = time.monotonic()
+
+    def getresponse(self, *args, **kwargs):
+        response = super().getresponse(*args, **kwargs)
+        _departure.answered = time.monotonic()
+        return response
 
 
 class _TimedConnection(_NotesDeparture, urllib3.connection.HTTPConnection):

@@ -25,6 +25,7 @@ from campaigns.events import BadPayload, Inbound, StatusUpdate, id_text
 from campaigns.settings import AccountConfig
 from campaigns.states import EventKind, Outcome
 from workers.providers.base import (
+    Deadline,
     GatewayRequest,
     GatewaySpec,
     HttpAnswer,
@@ -382,7 +383,7 @@ class DevinoClient(ProviderClient):
         result.raw = self.redact(item)
         return result
 
-    def send_batch(self, messages: Sequence[Outbound], *, deadline: float | None = None) -> list[SendResult]:
+    def send_batch(self, messages: Sequence[Outbound], *, deadline: float | Deadline | None = None) -> list[SendResult]:
         """Up to max_batch messages per call; a message that breaks a limit gets its CONTENT result and
         is left out of the call."""
         results: list[SendResult | None] = [None] * len(messages)

@@ -34,6 +34,9 @@ class Policy:
     # headroom, but never less than `min_send_within`.
     send_within: float = 0.015
     min_send_within: float = 0.002
+    # How late after its slot a request may still go by extending its slot (schedule.py), seconds; later, it
+    # is handed back: an extension holds back the slot a second after it (and the ones after that) as long.
+    extend_within: float = 0.05
     # Slots the GCRA may grant back to back: 2 lets a caller that asks a little late (polling `reserve`)
     # lose nothing; the log still holds every window to the rate.
     burst: int = 2
@@ -55,6 +58,7 @@ class Policy:
 
     def __post_init__(self) -> None:
         if not (self.transit >= 0 and 0 <= self.min_send_within <= self.send_within and self.safety < 1
+                and self.extend_within >= 0
                 and self.burst >= 1 and self.lookahead >= 0 and self.late >= 0):
             raise ValueError("invalid rate limit policy")
         if not (0 < self.min_factor <= 1 and self.recovery_step > 0 and self.recovery_period > 0):
@@ -112,6 +116,8 @@ class Grant:
     due: tuple[float, ...]
     factor: float
     uncertainty: float = 0.0
+    # The number of the first slot taken (the others follow it, one each): what `Backend.extend` names.
+    seq: int = 0
 
     @property
     def wait(self) -> float:
@@ -132,6 +138,14 @@ class Backend(ABC):
         `spaced`: the slots are due one interval apart (sent one by one); otherwise all at the same
         time (one request carrying `count` messages). `now` (seconds, the backend's clock) is for tests.
         """
+
+    @abstractmethod
+    def extend(self, key: str, *, seq: int, within: float, policy: Policy, now: float | None = None) -> bool:
+        """The request of slot number `seq` (a `Grant.seq`, or a number after it for a later slot of the
+        grant) leaves later than its margin allowed: count it, and every slot granted after it, against the
+        rate until `within` seconds from now instead. True when no slot was checked against it yet
+        (schedule.py); False, changing nothing, when one was (or it is no longer known): then it must not be
+        sent. `now` (seconds, the backend's clock) is for tests."""
 
     @abstractmethod
     def throttle(self, key: str, *, policy: Policy, now: float | None = None) -> float:

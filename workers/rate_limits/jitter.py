@@ -8,11 +8,15 @@ Two measurements, both in seconds, each kept for the last `kept` calls of a key:
 - answer times: the spread between the slowest and the quickest is an upper bound for how much the one-way
   trip to the gateway varies (it also holds the gateway's own variation: too much, never too little).
 
-A booking then allows `send_within`, the largest lateness seen with headroom, and adds to its window a
-`margin` of that plus the transit allowance (the answer times' spread with headroom, at least
-`Policy.transit`, which also covers the moment between the last check and the write). Until `MIN_SAMPLES`
-of both are in, a booking allows `Policy.send_within` and adds `Policy.safety`, the most it ever adds; when the
-measurements ask for more than that, it adds `Policy.safety` and allows what the transit leaves of it.
+A booking then allows `send_within`, the lateness of all but the latest tenth of the requests (`COVERED`)
+with headroom, and adds to its window a `margin` of that plus the transit allowance (the answer times'
+spread with headroom, at least `Policy.transit`, which also covers the moment between the last check and the
+write). Until `MIN_SAMPLES` of both are in, a booking allows `Policy.send_within` and adds `Policy.safety`,
+the most it ever adds; when the measurements ask for more than that, it adds `Policy.safety` and allows what
+the transit leaves of it.
+A request later than its `send_within` extends its slot before it is written (schedule.py), so a margin
+sized to most requests, not the latest, costs one question to the backend for the few later ones instead of
+the margin of the latest for every slot.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from dataclasses import dataclass
 from workers.rate_limits.base import Policy
 
 MIN_SAMPLES = 32
-HEADROOM = 1.25  # times the largest lateness, and the spread, seen lately
+COVERED = 0.9  # the share of the lateness samples a margin covers; later requests extend their slots
+HEADROOM = 1.25  # times that lateness, and the answer times' spread, seen lately
 EXTRA = 0.0005  # seconds on top, for what the next call adds to the largest seen so far
 
 
@@ -65,8 +70,8 @@ class Jitter:
             lateness, answers = self._lateness.get(key), self._answers.get(key)
             if not lateness or not answers or len(lateness) < MIN_SAMPLES or len(answers) < MIN_SAMPLES:
                 return Allowance(policy.send_within, policy.safety)
-            latest, spread = max(lateness), max(answers) - min(answers)
-        send_within = max(policy.min_send_within, latest * HEADROOM + EXTRA)
+            covered, spread = sorted(lateness)[int(COVERED * (len(lateness) - 1))], max(answers) - min(answers)
+        send_within = max(policy.min_send_within, covered * HEADROOM + EXTRA)
         transit = max(policy.transit, spread * HEADROOM + EXTRA)
         if send_within + transit > policy.safety:  # no room for both: the most margin, shared
             return Allowance(max(policy.min_send_within, policy.safety - transit), policy.safety)

@@ -10,6 +10,10 @@ polls: a grant or a refusal costs one question, however many threads wait. So th
 ahead at an old rate when the rate drops (a throttling answer, a new blast.toml), a process holds at most
 `Policy.lookahead` seconds of the rate in bookings not yet due per key (at least two bookings); its other
 threads queue in the process, and give up when their `max_wait` runs out there.
+
+`wait` gives a `Deadline`: by when the slot's request must be written. A request later than that asks, just
+before it is written, to extend its slot (`extend`, one more question), so a booking's margin need only cover
+most requests' lateness, not the latest one's.
 """
 
 from __future__ import annotations
@@ -36,21 +40,48 @@ def sleep_until(moment: float) -> None:
 class Slot:
     """One booked slot: when it is due, and how early it may really have been due (a remote backend's
     answer takes time to arrive). Both time.monotonic() seconds. `send_within`: seconds after `earliest` by
-    which its request must have left (its booking's margin was sized to it); `key`: whose slot it is.
-    `on_due`: called by `wait` once the slot is due (the first slot of a booking lets this process's next
-    booking go then)."""
+    which its request must have left (its booking's margin was sized to it), `margin`: the seconds its
+    booking added to the window (`send_within` and the way to the gateway); `key`: whose slot it is, `seq`:
+    its number (what a late request extends, `RateLimiter.extend`). `on_due`: called by `wait` once the slot
+    is due (the first slot of a booking lets this process's next booking go then)."""
 
     due_at: float
     earliest: float
     send_within: float = 0.0
     key: str = ""
+    seq: int = 0
+    margin: float = 0.0
     on_due: Callable[[], None] | None = field(default=None, compare=False, repr=False)
+
+
+class Deadline:
+    """By when (time.monotonic(), `at`) the request of `slot` must be written. Later, it may still go once
+    the limiter has extended the slot (one question to the backend, `RateLimiter.extend`); `at` then moves."""
+
+    __slots__ = ("at", "limiter", "slot")
+
+    def __init__(self, limiter: RateLimiter, slot: Slot, at: float) -> None:
+        self.limiter, self.slot, self.at = limiter, slot, at
+
+    def allows(self, now: float) -> bool:
+        """Whether a request written at `now` (time.monotonic()) keeps to its slot: at once when by `at`;
+        otherwise whether the slot could be extended (False: hand the message back unsent)."""
+        while now > self.at:
+            extended = self.limiter.extend(self.slot)
+            if extended is None:
+                return False
+            self.at, now = extended, time.monotonic()
+        return True
+
+    def __repr__(self) -> str:
+        return f"Deadline(at={self.at!r})"
 
 
 class RateLimiter:
     """At most `rate` messages per second per key, in any sliding second, across every process, counted
-    where they arrive, for every message that leaves within its slot's `send_within` and whose way to the
-    gateway varies by no more than the rest of its booking's margin (jitter.py measures both).
+    where they arrive, for every message that leaves within its slot's `send_within` (or, later, within what
+    extending its slot allowed) and whose way to the gateway varies by no more than the rest of its booking's
+    margin (jitter.py measures both).
 
     `safety`: the most seconds a booking adds to the one-second window (schedule.py); other keyword options
     are the fields of `Policy`.
@@ -77,10 +108,10 @@ class RateLimiter:
         `acquire_slot`, which also says by when the request must leave)."""
         return self.acquire_slot(key, rate=rate, max_wait=max_wait, count=count) is not None
 
-    def acquire_slot(self, key: str, *, rate: float, max_wait: float, count: int = 1) -> float | None:
+    def acquire_slot(self, key: str, *, rate: float, max_wait: float, count: int = 1) -> Deadline | None:
         """Wait up to `max_wait` seconds for a slot (`count` slots together, for one request carrying
-        `count` messages). Returns the time (time.monotonic()) by which the request must have left
-        (see `wait`), or None having taken nothing (or having given the slot up, too late)."""
+        `count` messages). Returns by when the request must be written (see `wait`), or None having taken
+        nothing (or having given the slot up, too late)."""
         with self.slots(key, rate=rate, max_wait=max_wait, count=count, together=True) as booked:
             return self.wait(booked[0]) if booked else None
 
@@ -135,27 +166,43 @@ class RateLimiter:
                 piece = max(1, piece // 2)
                 continue
             dues = grant.due[:1] if together else grant.due
-            booked.extend(Slot(answered + due, answered + due - grant.uncertainty, allowance.send_within, key)
-                          for due in dues)
+            booked.extend(Slot(answered + due, answered + due - grant.uncertainty, allowance.send_within, key,
+                               grant.seq + number, allowance.margin)
+                          for number, due in enumerate(dues))
             self._booked_until[key] = max(booked[-1].due_at, self._booked_until.get(key, -math.inf))
             if together:
                 break
             deadline = booked[-1].due_at + max_wait
         return booked
 
-    def wait(self, slot: Slot) -> float | None:
-        """Sleep until `slot` is due. Returns the time (time.monotonic()) by which the request must have
-        left, `slot.send_within` after the slot, or None: this thread woke up later than that (a starved
-        process), and sent that late its message could share a second at the gateway with the rate's worth
-        of messages after it, so the slot is given up (and its lateness noted)."""
+    def wait(self, slot: Slot) -> Deadline | None:
+        """Sleep until `slot` is due. Returns by when its request must be written: `slot.send_within` after
+        the slot, or later once the slot is extended (`extend`). None: this thread woke up so late that the
+        slot could no longer be extended (a starved process; sent that late its message could share a second
+        at the gateway with the rate's worth of messages after it), so the slot is given up (and its
+        lateness noted)."""
         sleep_until(slot.due_at)
         if slot.on_due is not None:
             slot.on_due()
-        deadline, now = slot.earliest + slot.send_within, time.monotonic()
-        if now > deadline:
+        deadline, now = Deadline(self, slot, slot.earliest + slot.send_within), time.monotonic()
+        if not deadline.allows(now):
             self.left(slot, now)
             return None
         return deadline
+
+    def extend(self, slot: Slot) -> float | None:
+        """`slot`'s request is later than its booking allowed: ask the backend to count it against the rate
+        from now until it is written (`Policy.min_send_within`) and on its way (the rest of its margin after
+        `send_within`). Returns the new time (time.monotonic()) by which it must be written, or None: it is
+        later than `Policy.extend_within` after its slot, or a slot a window later was already checked against
+        it (schedule.py). Then it must not be sent."""
+        asked, policy = time.monotonic(), self.policy
+        if asked - slot.earliest > policy.extend_within:
+            return None
+        way = max(policy.transit, slot.margin - slot.send_within)
+        if not self.backend.extend(slot.key, seq=slot.seq, within=policy.min_send_within + way, policy=policy):
+            return None
+        return asked + policy.min_send_within
 
     def left(self, slot: Slot, at: float) -> None:
         """The request of `slot` was written at `at` (time.monotonic()), or would have been when it was

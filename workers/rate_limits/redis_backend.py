@@ -56,11 +56,16 @@ class RedisBackend(Backend):
                 _number(policy.safety if margin is None else margin)]
         script = self._script(policy, "book")
         sent = time.time()
-        taken, factor, server_now, *due = script(keys=self.keys(key), args=args)
+        taken, factor, server_now, seq, *due = script(keys=self.keys(key), args=args)
         received = time.time()
         # due offsets from the server's now -> from the end of this call, on this host
         lag, uncertain = self.clock.lag(sent, received, float(server_now)) if now is None else (0.0, 0.0)
-        return Grant(taken == b"1", tuple(float(value) - lag for value in due), float(factor), uncertain)
+        return Grant(taken == b"1", tuple(float(value) - lag for value in due), float(factor), uncertain,
+                     int(float(seq)))
+
+    def extend(self, key, *, seq, within, policy, now=None) -> bool:
+        args = [_clock(now), str(int(seq)), _number(within)]
+        return self._script(policy, "extend")(keys=self.keys(key), args=args) == 1
 
     def throttle(self, key, *, policy, now=None) -> float:
         return float(self._script(policy, "throttle")(keys=self.keys(key), args=[_clock(now)]))

@@ -1,8 +1,11 @@
 """The Lua scripts of the Redis backend: the rules of schedule.py and adaptive.py, each call atomic.
 
-KEYS[1] is the account's hash (`tat`, `last`, the newest due time granted, `margin`, the last booking's, and
-the adaptive `f0`, `t0`, `halved`); KEYS[2] the log of the last grants' due times plus their margins, oldest
-first. Times are seconds of the Redis server's clock (TIME), so workers on hosts with skewed clocks agree;
+KEYS[1] is the account's hash (`tat`, `last`, the newest due time granted, `margin` and `span`, the last
+booking's, `seq`, the number of the next grant, `checked`, the newest grant number a slot was checked
+against, and the adaptive `f0`, `t0`, `halved`); KEYS[2] the log of the last grants' due times plus their
+margins, each at least the one before it, oldest first. A new state's grant numbers start at the server's
+time in microseconds: past every number of an earlier state of the key (at most 100,000 grants a second).
+Times are seconds of the Redis server's clock (TIME), so workers on hosts with skewed clocks agree;
 ARGV[1] overrides it when not empty (tests only). Numbers travel and are stored as strings of 17 significant
 digits (exact doubles): a Lua number returned to Redis would be truncated to an integer.
 
@@ -46,7 +49,7 @@ local function ttl_ms(until_at) return math.max(1, math.ceil((until_at - now + G
 """
 
 # ARGV[2..6]: rate, count, spaced (1/0), horizon (s), margin (s; at most SAFETY).
-# Returns {taken 1/0, factor, now, due offset of each slot from now...}.
+# Returns {taken 1/0, factor, now, number of the first slot, due offset of each slot from now...}.
 BOOK = PRELUDE + """
 local factor = recovered()
 local rate = tonumber(ARGV[2]) * factor
@@ -61,9 +64,12 @@ local window = span + margin
 local interval = window / slots
 local count = tonumber(ARGV[3])
 local horizon = tonumber(ARGV[5])
-local reply = {'0', fmt(factor), fmt(now)}
+local numbers = redis.call('HMGET', KEYS[1], 'last', 'seq', 'checked')
+local seq = tonumber(numbers[2]) or math.floor(now * 1000000)
+local checked = tonumber(numbers[3]) or -1
+local reply = {'0', fmt(factor), fmt(now), fmt(seq)}
 if count > slots then
-  for j = 1, count do reply[3 + j] = 'inf' end
+  for j = 1, count do reply[4 + j] = 'inf' end
   return reply
 end
 local logged = redis.call('LLEN', KEYS[2])
@@ -74,7 +80,7 @@ if base + count - 1 >= 0 then
   local entries = redis.call('LRANGE', KEYS[2], first, base + count - 1)
   for i = 1, #entries do older[first + i - base] = tonumber(entries[i]) end
 end
-local previous = tonumber(redis.call('HGET', KEYS[1], 'last')) or now
+local previous = tonumber(numbers[1]) or now
 tat = tat or now
 local dues = {}
 if ARGV[4] == '1' then
@@ -91,20 +97,47 @@ else
   tat = math.max(tat, due) + count * interval
   for j = 1, count do dues[j] = due end
 end
-for j = 1, count do reply[3 + j] = fmt(dues[j] - now) end
+for j = 1, count do reply[4 + j] = fmt(dues[j] - now) end
 if dues[1] - now > horizon then return reply end
 reply[1] = '1'
+if base + count - 1 >= 0 then checked = math.max(checked, seq - logged + base + count - 1) end
+local top = tonumber(redis.call('LINDEX', KEYS[2], -1) or '') or -math.huge
 for first = 1, count, 1000 do  -- unpack() of a long list would overflow Lua's stack
   local stamps = {}
-  for j = first, math.min(count, first + 999) do stamps[#stamps + 1] = fmt(dues[j] + margin) end
+  for j = first, math.min(count, first + 999) do
+    top = math.max(top, dues[j] + margin)
+    stamps[#stamps + 1] = fmt(top)
+  end
   redis.call('RPUSH', KEYS[2], unpack(stamps))
 end
 redis.call('LTRIM', KEYS[2], -slots, -1)
-redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'last', fmt(dues[count]), 'margin', fmt(margin))
-local ttl = ttl_ms(math.max(tat, dues[count] + window, quiet_at()))
+redis.call('HSET', KEYS[1], 'tat', fmt(tat), 'last', fmt(dues[count]), 'margin', fmt(margin), 'span', fmt(span),
+           'seq', fmt(seq + count), 'checked', fmt(checked))
+local ttl = ttl_ms(math.max(tat, top + span, quiet_at()))
 redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[2], ttl)
 return reply
+"""
+
+# ARGV[2..3]: the slot's number, within (s). Returns 1 when its entry, and every newer one below it, now
+# reaches `within` from now; 0, changing nothing, when a slot was checked against it or a newer one already.
+EXTEND = PRELUDE + """
+local seq, within = tonumber(ARGV[2]), tonumber(ARGV[3])
+local numbers = redis.call('HMGET', KEYS[1], 'seq', 'checked', 'span')
+local next_seq, checked, span = tonumber(numbers[1]), tonumber(numbers[2]) or -1, tonumber(numbers[3]) or 1
+if not next_seq then return 0 end
+local logged = redis.call('LLEN', KEYS[2])
+local index = seq - (next_seq - logged)
+if seq <= checked or index < 0 or index >= logged then return 0 end
+local reach = now + within
+local entries = redis.call('LRANGE', KEYS[2], index, -1)
+for i = 1, #entries do  -- entries never fall below an older one
+  if tonumber(entries[i]) >= reach then break end
+  redis.call('LSET', KEYS[2], index + i - 1, fmt(reach))
+end
+local ttl = ttl_ms(reach + span)
+for _, key in ipairs(KEYS) do redis.call('PEXPIRE', key, math.max(redis.call('PTTL', key), ttl)) end
+return 1
 """
 
 # Returns the new effective fraction of the configured rate.
@@ -128,8 +161,9 @@ return fmt(recovered())
 
 
 def scripts(policy: Policy, idle_grace: float) -> dict[str, str]:
-    """The Lua text of each script ("book", "throttle", "factor") for this policy."""
+    """The Lua text of each script ("book", "extend", "throttle", "factor") for this policy."""
     values = {name: repr(float(value)) for name, value in asdict(policy).items()}
     values["idle_grace"] = repr(float(idle_grace))
     return {name: Template(text).substitute(values)
-            for name, text in (("book", BOOK), ("throttle", THROTTLE), ("factor", FACTOR))}
+            for name, text in (("book", BOOK), ("extend", EXTEND), ("throttle", THROTTLE),
+                                       ("factor", FACTOR))}

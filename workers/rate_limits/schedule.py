@@ -5,14 +5,21 @@
    plain GCRA of burst 1 and interval 1/rate, the grants n and n + rate are exactly one second apart, so
    if message n arrives 1 ms late and message n + rate on time, the gateway sees rate + 1 messages in
    one second. So each grant carries a `margin`, how late after its slot its message may arrive, and the
-   log keeps, for the last `slots` grants, the due time plus that margin; a new slot must be one second
-   (`span`) after that for the grant `slots` places before it. Any message that arrives within its own
-   grant's margin of its slot then keeps every one-second window at the gateway within `rate`, whatever
-   the margins of the other grants. The margin comes from the process that books (jitter.py: how late its
-   requests really leave, and how much their way to the gateway varies), at most `Policy.safety`; the price
-   is margin / (1 + margin) of the rate. The log is an exact guard however the rate moves: an entry leaves
-   it only when the grant that pushed it out was at least its window later, so a lowered or halved rate
-   holds at once, with no burst.
+   log keeps, for the last `slots` grants, the due time plus that margin, never less than the entry before
+   it (so a check against one entry covers every older one); a new slot must be one second (`span`) after
+   the entry of the grant `slots` places before it. Any message that arrives within its own grant's entry
+   then keeps every one-second window at the gateway within `rate`, whatever the margins of the other
+   grants. The margin comes from the process that books (jitter.py: how late most of its requests leave,
+   and how much their way to the gateway varies), at most `Policy.safety`; the price is margin / (1 +
+   margin) of the rate. The log is an exact guard however the rate moves: an entry leaves it only when the
+   grant that pushed it out was at least its window later, so a lowered or halved rate holds at once,
+   with no burst.
+   A request later than its margin allows is not lost: before it is written, its sender asks to `extend`
+   its grant's entry (and every newer one below it) to when it will now arrive. That holds as long as no
+   grant has been checked against that entry or a newer one yet (`checked`, the newest entry checked
+   against), which is the case for about a second after the slot; otherwise nothing changes and the
+   request is handed back. So a margin need only cover most requests, not the latest one lately: a late
+   one delays the slot a second after it, once, instead of every slot paying for the worst.
 2. A GCRA (the spacing). On its own the log would let `slots` messages go at once and then pause; the
    GCRA's theoretical arrival time `tat` spaces grants one `interval = window / slots` apart (`burst`
    may be granted back to back). Both rules allow the same long-run rate, slots / window.
@@ -46,6 +53,14 @@ def compared_range(logged: int, slots: int, count: int) -> tuple[int, int] | Non
     if last < 0:
         return None
     return max(first, 0), last
+
+
+def extendable(*, seq: int, logged: int, next_seq: int, checked: int) -> int | None:
+    """The log index (0-based, oldest first) of grant number `seq` when its entry may still be extended: it
+    is in a log of `logged` entries ending before grant `next_seq`, and no grant was checked against it or
+    a newer entry (`checked`, the newest grant number checked against). None otherwise."""
+    index = seq - (next_seq - logged)
+    return index if seq > checked and 0 <= index < logged else None
 
 
 def plan(*, tat: float | None, last: float | None, older: Sequence[float | None], now: float, count: int,
