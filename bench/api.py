@@ -19,18 +19,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
-from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench import private_redis  # noqa: E402
-
-POSTGRES_URL = os.environ.get("BLAST_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from bench import private_redis, scratch_database  # noqa: E402
 
 
 def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60) -> None:
@@ -52,11 +48,7 @@ def main() -> None:
     parser.add_argument("--recipients", type=int, default=100_000)
     args = parser.parse_args()
     count = args.recipients
-    database = f"blast_bench_api_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
+    url = scratch_database.create(prefix="blast_bench_api")
     processes: list[subprocess.Popen] = []
     redis_url = f"{private_redis.base_url()}/0"
     try:
@@ -127,8 +119,7 @@ def main() -> None:
             process.terminate()
         for process in processes:
             process.wait(timeout=30)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
+        scratch_database.drop(url)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Usage: python bench/dispatch.py [--only ceiling|rate|launch] [--caps 20,80,250] 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import os
 import shutil
@@ -32,16 +33,16 @@ sys.path.insert(0, str(ROOT))
 import redis  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
 
-from bench import private_redis  # noqa: E402
+from bench import private_redis, scratch_database  # noqa: E402
 from campaigns import lifecycle, tallies  # noqa: E402
 from campaigns.db import migrate  # noqa: E402
+from campaigns.errors import Conflict  # noqa: E402
 from campaigns.settings import reset_settings  # noqa: E402
 from tests.support.engine import write_config, write_contacts  # noqa: E402
 from workers.app import app, configure  # noqa: E402
 from workers.providers import registry  # noqa: E402
 from workers.sandbox.harness import DEFAULT_CREDENTIALS, SandboxProcess  # noqa: E402
 
-POSTGRES_ADMIN = os.environ.get("BLAST_BENCH_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -49,27 +50,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and its reaped children, from /proc (seconds)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return sum(int(value) for value in fields[11:15]) / CLOCK_TICKS
-
-
-def create_database() -> str:
-    """A new, empty Postgres database of the benchmark's own; its URL (drop_database removes it)."""
-    name = f"blast_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    admin.dispose()
-    return POSTGRES_ADMIN.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_database(url: str) -> None:
-    """The database of `url` gone, with Blast's pool of connections to it."""
-    from campaigns.db import engine_for
-
-    engine_for(url).dispose()
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)'))
-    admin.dispose()
 
 
 class Environment:
@@ -82,7 +62,7 @@ class Environment:
         self.processes: list[subprocess.Popen] = []
 
     def __enter__(self) -> Environment:
-        self.database_url = create_database()
+        self.database_url = scratch_database.create()
         redis.Redis.from_url(self.redis_url).flushdb()
         self.env = {
             "BLAST_DATABASE_URL": self.database_url, "BLAST_BROKER_URL": self.redis_url,
@@ -128,7 +108,7 @@ class Environment:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
-        drop_database(self.database_url)
+        scratch_database.drop(self.database_url)
         shutil.rmtree(self.home, ignore_errors=True)
 
 
@@ -304,7 +284,8 @@ def launch_latency(sandbox, *, contacts: int, big: int) -> None:
             samples.append(broker.info("memory")["used_memory"] / 1e6)
             time.sleep(1)
         sent = account_stats(sandbox, "socnet").get("accepted", 0)
-        lifecycle.cancel(campaign_id)
+        with contextlib.suppress(Conflict):  # a --quick campaign may have finished within the 20 s
+            lifecycle.cancel(campaign_id)
         print(f"  broker Redis memory over 20 s of sending ({sent:,} accepted): min {min(samples):.1f} MB, "
               f"max {max(samples):.1f} MB")
 

@@ -25,20 +25,17 @@ import resource
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
+from bench import scratch_database
 from campaigns import db
 from tests.support.samples import write_contacts_csv
 
 TEMPLATE = "Hello {{ name }}, your appointment is on {{ appointment }}. Reply STOP to opt out."
-POSTGRES_URL = os.environ.get("BLAST_BENCH_POSTGRES_URL",
-                              os.environ.get("BLAST_TEST_POSTGRES_URL",
-                                             "postgresql+psycopg://postgres@127.0.0.1:5432/test"))
 
 
 def _new_campaign(engine) -> int:
@@ -163,19 +160,13 @@ def _sqlite(folder: Path, csv_path: Path, chunk_rows: int | None) -> dict:
 
 
 def _postgres(csv_path: Path, chunk_rows: int | None, *, name: str = "postgres", ceiling: bool = True) -> dict:
-    database = f"blast_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{database}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + database
+    url = scratch_database.create()
     try:
         db.migrate(url)
         db.engine_for(url).dispose()
         return _run(name, url, csv_path, chunk_rows, ceiling=ceiling)
     finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
+        scratch_database.drop(url)
 
 
 def main() -> None:

@@ -21,7 +21,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,8 +28,9 @@ from zoneinfo import ZoneInfo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text, update  # noqa: E402
+from sqlalchemy import text, update  # noqa: E402
 
+from bench import scratch_database  # noqa: E402
 from campaigns import lifecycle  # noqa: E402
 from campaigns.db import engine_for, migrate  # noqa: E402
 from campaigns.models import Campaign  # noqa: E402
@@ -84,11 +84,8 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="blast-bench-"))
     url = f"sqlite:///{home / 'blast.db'}"
-    scratch = f"blast_bench_quiet_{uuid.uuid4().hex[:8]}"
     if args.postgres:
-        with create_engine(args.postgres, isolation_level="AUTOCOMMIT").connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{scratch}"'))
-        url = args.postgres.rsplit("/", 1)[0] + "/" + scratch
+        url = scratch_database.create(args.postgres, prefix="blast_bench_quiet")
     os.environ.update(BLAST_HOME=str(home), BLAST_DATABASE_URL=url, BLAST_CONFIG=str(home / "blast.toml"))
     (home / "blast.toml").write_text(f'[accounts.acct]\nprovider = "httpapi"\nbase_url = "http://127.0.0.1:9"\n'
                                      f'token = "t"\nrate = {RATE}\n')
@@ -105,8 +102,7 @@ def main() -> None:
     finally:
         engine.dispose()
         if args.postgres:
-            with create_engine(args.postgres, isolation_level="AUTOCOMMIT").connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{scratch}" WITH (FORCE)'))
+            scratch_database.drop(url, args.postgres)
 
 
 if __name__ == "__main__":

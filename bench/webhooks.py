@@ -24,7 +24,8 @@ With --repeat N the runs are made N times, each round in the other order, and ea
 the no-subscriber run of its own round: on a small host the send rate at the cap varies from run to run by as much
 as delivery changes it (the limiter's margin follows the senders' timing, workers/rate_limits/jitter.py).
 
-Needs the local Postgres (BLAST_BENCH_POSTGRES) and redis-server (a Redis of its own: bench/private_redis.py).
+Needs the local Postgres (a database of its own: bench/scratch_database.py) and redis-server (a Redis of its
+own: bench/private_redis.py).
 Usage: python bench/webhooks.py [--count 20000] [--rate 500] [--backlog 100000] [--runs none,during] [--repeat N]
        [--quick] [--write-cost]
 """
@@ -298,11 +299,11 @@ def write_cost(*, repeats: int = 200) -> dict[str, dict[int, float]]:
     INSERT would be)."""
     from types import SimpleNamespace
 
-    from bench.dispatch import create_database, drop_database
+    from bench import scratch_database
     from campaigns.db import engine_for, migrate
     from campaigns.models import utcnow
 
-    url = create_database()
+    url = scratch_database.create()
     try:
         migrate(url)
         engine = engine_for(url)
@@ -350,7 +351,7 @@ def write_cost(*, repeats: int = 200) -> dict[str, dict[int, float]]:
                 outbox._insert = original
         return results
     finally:
-        drop_database(url)
+        scratch_database.drop(url)
 
 
 def lookup_cost() -> float:
