@@ -9,7 +9,7 @@
                    memory while a large campaign runs
 
 Needs the local Postgres and Redis.
-Usage: python bench/dispatch.py [--only ceiling|rate|launch] [--caps 20,80,250] [--quick]
+Usage: python bench/dispatch.py [--only ceiling|rate|launch] [--caps 20,80,250] [--seconds 10] [--quick]
 """
 
 from __future__ import annotations
@@ -295,13 +295,16 @@ def main() -> None:
     parser.add_argument("--only", choices=["ceiling", "rate", "launch"])
     parser.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
     parser.add_argument("--caps", default="20,80,250", help="the caps of the rate runs (msg/s, comma-separated)")
+    parser.add_argument("--seconds", type=float, default=10.0,
+                        help="how long each rate run sends (s; a worker books the whole safety margin until it has "
+                             "measured 32 of its own calls, 6 s of a 10 s run at cap 20)")
     args = parser.parse_args()
     with SandboxProcess() as sandbox:
         if args.only in (None, "ceiling"):
             ceiling(sandbox, count=3000 if args.quick else 20000)
         if args.only in (None, "rate"):
             caps = (20, 80) if args.quick else tuple(int(cap) for cap in args.caps.split(","))
-            rate_accuracy(sandbox, caps=caps, seconds=5 if args.quick else 10)
+            rate_accuracy(sandbox, caps=caps, seconds=5 if args.quick else args.seconds)
         if args.only in (None, "launch"):
             launch_latency(sandbox, contacts=1000, big=20_000 if args.quick else 1_000_000)
 
