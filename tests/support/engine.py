@@ -183,8 +183,9 @@ class BlastProcesses:
 
         wait_until(answers, timeout=timeout, interval=0.2, message=f"{url} to answer")
 
-    def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.log_dir.glob("*.log"))
+    def logs(self, *, tail: int = 3000) -> str:
+        """The last `tail` characters of each process's log, for a failure's message."""
+        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-tail:]}" for p in self.log_dir.glob("*.log"))
 
     def __enter__(self) -> BlastProcesses:
         return self
