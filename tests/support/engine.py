@@ -140,14 +140,27 @@ class BlastProcesses:
         self.env = {**os.environ, **env}
         self.log_dir = log_dir
         self.processes: list[subprocess.Popen] = []
+        self.started: dict[subprocess.Popen, tuple[tuple[str, ...], str]] = {}  # each process's arguments, name
 
     def start(self, *args: str, name: str) -> subprocess.Popen:
-        log = (self.log_dir / f"{name}.log").open("wb")
+        log = (self.log_dir / f"{name}.log").open("ab")  # a process started again writes on after the first
         process = subprocess.Popen([sys.executable, "-m", "campaigns.cli", *args], env=self.env, cwd=ROOT,
                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                    preexec_fn=die_with_parent)  # a killed test run leaves no process behind
         self.processes.append(process)
+        self.started[process] = (args, name)
         return process
+
+    def restart_exited(self) -> list[str]:
+        """Start again, with the same arguments, each process that exited by itself (not one `kill` stopped),
+        as the deployed shape's `restart: unless-stopped` does (docker-compose.yml); their names."""
+        names = []
+        for process in [process for process in self.processes if process.poll() is not None]:
+            self.processes.remove(process)
+            args, name = self.started.pop(process)
+            self.start(*args, name=name)
+            names.append(name)
+        return names
 
     def worker(self, name: str, *, concurrency: int = 4) -> subprocess.Popen:
         return self.start("worker", "-c", str(concurrency), "-l", "WARNING", "-n", f"{name}@%h", name=name)
