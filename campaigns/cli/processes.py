@@ -56,8 +56,12 @@ def worker(
     check_configuration()
     if idle_priority:
         lowest_priority()
-    from workers.app import app as celery_app
+    from celery.signals import worker_ready
 
+    from workers.app import app as celery_app
+    from workers.heap import freeze_startup_objects
+
+    worker_ready.connect(lambda **_: freeze_startup_objects(), weak=False)
     celery_app.worker_main(["worker", "--pool", "threads", "--concurrency", str(concurrency), "--queues", queues,
                             "--loglevel", loglevel, "--without-mingle", "--without-gossip", *ctx.args])
 

@@ -14,6 +14,7 @@ import sys
 import time
 
 from campaigns.errors import BlastError
+from workers.heap import freeze_startup_objects
 from workers.sandbox.control import Control
 from workers.sandbox.gateways import gateway_classes
 from workers.sandbox.gateways.base import SandboxGateway
@@ -117,5 +118,7 @@ def serve(host: str, port: int, *, latency_ms: float = 0.0, rate_cap: float | No
     )
     print(f"sandbox gateways on http://{host}:{port}/{{{','.join(gateway_classes())}}} "
           f"(control: /_sandbox/)", file=sys.stderr, flush=True)
-    uvicorn.Server(config).run()
+    server = uvicorn.Server(config)
+    freeze_startup_objects()  # a full collection's pause would stamp the arrivals it held up together, late
+    server.run()
 
