@@ -31,9 +31,18 @@ from workers.sandbox.harness import die_with_parent
 ROOT = Path(__file__).resolve().parents[2]
 
 
+# Ugandan mobile ranges, 10,000,000 numbers each: the `start`-th number onwards stays valid past the first range
+# (a benchmark that runs many campaigns gives each its own numbers)
+MOBILE_PREFIXES = ("77", "78", "76", "70", "75", "74", "71", "79")
+
+
 def write_contacts(path: Path, count: int, *, start: int = 0) -> list[str]:
-    """A CSV of `count` valid Ugandan mobiles; returns their E.164 forms."""
-    numbers = [f"+25677{start + i:07d}" for i in range(count)]
+    """A CSV of `count` valid Ugandan mobiles, the `start`-th onwards (up to 80,000,000, MOBILE_PREFIXES);
+    returns their E.164 forms."""
+    if start + count > 10_000_000 * len(MOBILE_PREFIXES):
+        raise ValueError(f"only {10_000_000 * len(MOBILE_PREFIXES):,} numbers: {start:,} + {count:,} is past them")
+    numbers = [f"+256{MOBILE_PREFIXES[index // 10_000_000]}{index % 10_000_000:07d}"
+               for index in range(start, start + count)]
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         writer.writerow(["name", "phone"])
