@@ -245,7 +245,7 @@ def main() -> None:
     titles = {"none": "no subscriber", "after": "delivered after", "during": f"during, cap {args.webhook_rate:g}",
               "uncapped": "during, no cap"}
     print(f"  {'':<34}" + "".join(f"{titles[name]:>18}" for name in runs))
-    print(f"  {'send rate (msg/s)':<34}" + "".join(f"{r['send_rate']:>18.0f}" for r in runs.values()))
+    print(f"  {'send rate (msg/s)':<34}" + "".join(f"{r['send_rate']:>18.1f}" for r in runs.values()))
     print(f"  {'send CPU (ms/message, workers+beat)':<34}"
           + "".join(f"{r['send_cpu_ms']:>18.2f}" for r in runs.values()))
     hooked = [r for r in runs.values() if "events" in r]
