@@ -127,9 +127,8 @@ def content(provider: str, account: str) -> tuple[str, dict | None]:
     from campaigns.db import get_engine
     from campaigns.settings import get_account
 
-    approved_templates.sync(get_engine(), get_account(account))
-    template = approved_templates.find(get_engine(), get_account(account), "appointment_reminder", "en_US")
-    return approved_templates.campaign_parts(template, ["name", "name"])
+    return approved_templates.for_launch(get_engine(), get_account(account), "appointment_reminder", "en_US",
+                                         ["name", "name"])
 
 
 def run_campaign(env: Environment, account: str, count: int, *, timeout: float = 600,

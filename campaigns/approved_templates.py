@@ -167,6 +167,14 @@ def resume_held(engine: Engine) -> list[int]:
     return resumed
 
 
+def for_launch(engine: Engine, account: AccountConfig, name: str, language: str | None,
+               columns: list[str]) -> tuple[str, dict]:
+    """`campaign_parts` of the approved template `name`, with the account's list refreshed from the gateway first
+    (metacloud.md s6: before each launch)."""
+    sync(engine, account)
+    return campaign_parts(find(engine, account, name, language), columns)
+
+
 def campaign_parts(template: Template, columns: list[str]) -> tuple[str, dict]:
     """(the text each recipient's message renders, the campaign's options) for sending `template` with its
     parameters from `columns` (header names or identifiers), one per slot in order; BlastError when the count

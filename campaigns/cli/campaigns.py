@@ -113,11 +113,7 @@ def launch_content(account_name: str, template: str | None, wa_template: str | N
     from campaigns.settings import get_account
 
     migrate()
-    account = get_account(account_name)
-    engine = get_engine()
-    approved_templates.sync(engine, account)  # metacloud.md s6: refreshed before each launch
-    found = approved_templates.find(engine, account, wa_template, language)
-    return approved_templates.campaign_parts(found, columns)
+    return approved_templates.for_launch(get_engine(), get_account(account_name), wa_template, language, columns)
 
 
 def forecast_launch(file: Path, account_name: str, template: str, *, media_url: str | None, at, region: str,

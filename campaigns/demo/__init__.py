@@ -70,10 +70,7 @@ def demo_content(gateway: str) -> tuple[str, dict | None, str]:
     from campaigns.settings import get_account
 
     name, language, columns = DEMO_TEMPLATE
-    account = get_account("demo")
-    approved_templates.sync(get_engine(), account)
-    template = approved_templates.find(get_engine(), account, name, language)
-    text, options = approved_templates.campaign_parts(template, columns)
+    text, options = approved_templates.for_launch(get_engine(), get_account("demo"), name, language, columns)
     return text, options, f"approved template {name} ({language})"
 
 
